@@ -1,0 +1,59 @@
+"""The `swergio-al` command: serve | demo | run | export | bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from swergio_al.config import Config
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="HTTP/WebSocket port (default 8080)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ... (default INFO)")
+    parser.add_argument("--max-frame-size", type=int, help="bytes per frame (default 1 MiB)")
+    parser.add_argument("--swergio-port", type=int,
+                        help="also listen for swergio 0.0.2 TCP clients on this port")
+    parser.add_argument("--broker", help="memory:// (default) or redis://host:port/db")
+    parser.add_argument("--store", help="sqlite:///path (default ./swergio_al.db) or "
+                                        "postgresql://...")
+    parser.add_argument("--lease-seconds", type=float, help="feedback task lease (default 120)")
+
+
+def _config_from(args: argparse.Namespace) -> Config:
+    names = ("host", "port", "log_level", "max_frame_size", "swergio_port", "broker", "store",
+             "lease_seconds")
+    return Config.from_env(**{name: getattr(args, name, None) for name in names})
+
+
+def serve(config: Config) -> None:
+    from aiohttp import web
+
+    from swergio_al.server import create_app
+
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
+    url = f"http://{config.host}:{config.port}"
+    web.run_app(app, host=config.host, port=config.port,
+                shutdown_timeout=config.shutdown_timeout_seconds,
+                print=lambda _: print(f"swergio-al serving on {url}  (WebSocket: "
+                                      f"{url.replace('http', 'ws', 1)}/ws)", flush=True))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="swergio-al", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the relay, feedback service and pages")
+    _add_serve_arguments(serve_parser)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(_config_from(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

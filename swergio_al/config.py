@@ -1,0 +1,73 @@
+"""Server configuration: one dataclass, filled from CLI flags and SWERGIO_AL_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ENV_PREFIX = "SWERGIO_AL_"
+
+
+@dataclass
+class Config:
+    """Everything `create_app` needs. Defaults are the embedded, single-process setup."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+
+    # Relay
+    max_frame_size: int = 1024 * 1024
+    # Frames waiting for one slow receiver; past this the receiver is disconnected (1013).
+    outbound_queue_size: int = 1024
+    heartbeat_seconds: float = 30.0
+    swergio_port: int | None = None  # TCP listener for swergio 0.0.2 clients
+
+    # Backends
+    broker: str = "memory://"
+    store: str = "sqlite:///swergio_al.db"
+
+    # Feedback
+    feedback_prefix: str = "feedback"
+    lease_seconds: float = 120.0
+    prefetch: int = 2
+    stats_interval_seconds: float = 0.5
+    max_pending_per_model: int = 100_000
+
+    # Access control (empty = open; see README "Security")
+    component_token: str = ""
+    labeler_token: str = ""
+    allowed_origins: list[str] = field(default_factory=list)
+
+    # Abuse limits
+    rate_per_second: float = 2000.0
+    rate_burst: int = 4000
+    max_rooms_per_connection: int = 256
+    max_connections_per_ip: int = 4096
+
+    shutdown_timeout_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
+        """Defaults, then `SWERGIO_AL_<FIELD>` variables, then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(f: dataclasses.Field[object], raw: str) -> object:
+    kind = str(f.type)
+    if kind.startswith("list"):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if kind.startswith("int"):
+        return int(raw)
+    if kind.startswith("float"):
+        return float(raw)
+    return raw

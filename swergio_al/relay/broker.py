@@ -1,0 +1,89 @@
+"""Brokers carry room traffic between server processes. In-memory (one process) by default."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One delivery, as another node needs it: the encoded frame and its addressing."""
+
+    text: str
+    room: str | None
+    to: str | None
+    exclude: str | None
+
+
+OnEnvelope = Callable[[Envelope], None]
+
+
+class Broker(ABC):
+    """Fan-out between nodes plus a registry of which names are online anywhere."""
+
+    #: True when other nodes may have members this node does not know about.
+    distributed = False
+
+    @abstractmethod
+    async def start(self, on_envelope: OnEnvelope) -> None:
+        """Begin delivering other nodes' envelopes to `on_envelope`."""
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def publish(self, envelope: Envelope) -> None:
+        """Send an envelope (already delivered locally) to every other node."""
+
+    @abstractmethod
+    def publish_nowait(self, envelope: Envelope) -> None:
+        """Like `publish`, for callers that cannot await; must not block."""
+
+    @abstractmethod
+    async def claim(self, name: str) -> None:
+        """Record that `name` is connected to this node."""
+
+    @abstractmethod
+    async def release(self, name: str) -> None: ...
+
+    @abstractmethod
+    async def is_online(self, name: str) -> bool:
+        """Whether `name` is connected to some *other* node."""
+
+
+class MemoryBroker(Broker):
+    """A single process: every member is local, so there is nothing to carry."""
+
+    async def start(self, on_envelope: OnEnvelope) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def publish(self, envelope: Envelope) -> None:
+        return None
+
+    def publish_nowait(self, envelope: Envelope) -> None:
+        return None
+
+    async def claim(self, name: str) -> None:
+        return None
+
+    async def release(self, name: str) -> None:
+        return None
+
+    async def is_online(self, name: str) -> bool:
+        return False
+
+
+def create_broker(url: str) -> Broker:
+    """`memory://` or `redis://host:port/db`."""
+    if url.startswith("memory:"):
+        return MemoryBroker()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from swergio_al.relay.redis_broker import RedisBroker  # optional dependency
+
+        return RedisBroker(url)
+    raise ValueError(f"unknown broker {url!r}: use memory:// or redis://host:port/db")

@@ -1,0 +1,233 @@
+"""The Hub: names, rooms and fan-out. Transport-agnostic; endpoints feed it messages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from swergio_al.protocol import (
+    COMMAND_ROOM,
+    ID,
+    LOGGING_ROOM,
+    MIRRORED_TYPES,
+    NAME,
+    RESERVED_ROOMS,
+    ROLE,
+    ROOM,
+    SENT_BY,
+    TO,
+    TO_ROOM,
+    TYPE,
+    CloseCode,
+    ErrorCode,
+    Message,
+    MessageType,
+    ProtocolError,
+    Role,
+    encode,
+    new_id,
+)
+from swergio_al.relay.broker import Broker, MemoryBroker, Envelope
+from swergio_al.relay.connection import Connection
+
+log = logging.getLogger(__name__)
+
+
+class RoomService(Protocol):
+    """Something that owns some rooms instead of plain fan-out (the FeedbackService)."""
+
+    def owns(self, room: str) -> bool: ...
+
+    async def handle(self, conn: Connection, message: Message) -> None:
+        """A message sent TO_ROOM an owned room (SENT_BY already stamped)."""
+
+    async def joined(self, conn: Connection, room: str) -> None: ...
+
+    async def left(self, conn: Connection, room: str) -> None:
+        """Also called for every owned room when a member disconnects."""
+
+    async def registered(self, conn: Connection) -> None: ...
+
+
+class Hub:
+    """Who is connected, who is in which room, and delivering messages to them.
+
+    Delivery is local first; then, when a broker links several server
+    processes, the message is published once for the other nodes, which
+    deliver to their own members (python-socketio's shape).
+    """
+
+    def __init__(self, *, broker: Broker | None = None, max_rooms: int = 256) -> None:
+        self.broker: Broker = broker or MemoryBroker()
+        self.max_rooms = max_rooms
+        self.names: dict[str, Connection] = {}
+        self.rooms: dict[str, set[Connection]] = {}
+        self.services: list[RoomService] = []
+        self.delivered = 0
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.start(self._from_broker)
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    def service_for(self, room: str) -> RoomService | None:
+        for service in self.services:
+            if service.owns(room):
+                return service
+        return None
+
+    # -- commands ----------------------------------------------------------
+
+    async def register(self, conn: Connection, message: Message) -> None:
+        name = message[NAME]
+        if conn.name == name:
+            return
+        if conn.name is not None:
+            await self._forget_name(conn)
+        previous = self.names.get(name)
+        if previous is not None and previous is not conn:
+            log.info("%s registered again from %s; closing the older connection %s",
+                     name, conn.remote, previous.remote)
+            previous.close_soon(CloseCode.TAKEN_OVER, "name taken over by a newer connection")
+            await self.disconnect(previous)
+        conn.name = name
+        conn.role = Role(message.get(ROLE, Role.COMPONENT.value))
+        self.names[name] = conn
+        await self.broker.claim(name)
+        for service in self.services:
+            await service.registered(conn)
+
+    async def join(self, conn: Connection, room: str, *, ref: str | None = None) -> None:
+        if room in RESERVED_ROOMS and room != LOGGING_ROOM:
+            raise ProtocolError(ErrorCode.RESERVED_ROOM, f"{room} cannot be joined", ref)
+        if room in conn.rooms:
+            return
+        if len(conn.rooms) >= self.max_rooms:
+            raise ProtocolError(ErrorCode.TOO_MANY_ROOMS,
+                                f"at most {self.max_rooms} rooms per connection", ref)
+        conn.rooms.add(room)
+        self.rooms.setdefault(room, set()).add(conn)
+        service = self.service_for(room)
+        if service is not None:
+            await service.joined(conn, room)
+
+    async def leave(self, conn: Connection, room: str) -> None:
+        if room not in conn.rooms:
+            return
+        conn.rooms.discard(room)
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self.rooms[room]
+        service = self.service_for(room)
+        if service is not None:
+            await service.left(conn, room)
+
+    async def disconnect(self, conn: Connection) -> None:
+        """Forget a connection entirely; idempotent, called on every kind of close."""
+        for room in list(conn.rooms):
+            await self.leave(conn, room)
+        await self._forget_name(conn)
+
+    async def _forget_name(self, conn: Connection) -> None:
+        if conn.name is not None and self.names.get(conn.name) is conn:
+            del self.names[conn.name]
+            await self.broker.release(conn.name)
+
+    # -- messages ----------------------------------------------------------
+
+    async def handle(self, conn: Connection, message: Message) -> None:
+        """Act on one validated message from `conn`; raise ProtocolError to refuse it."""
+        kind = message[TYPE]
+        ref = message[ID]
+        if kind == MessageType.REGISTER:
+            await self.register(conn, message)
+            return
+        if conn.name is None:
+            raise ProtocolError(ErrorCode.NOT_REGISTERED, "send COMMAND/REGISTER first", ref)
+        if kind == MessageType.JOINROOM:
+            if message[ROOM] != COMMAND_ROOM:  # swergio 0.0.2 clients join it; nothing to do
+                await self.join(conn, message[ROOM], ref=ref)
+        elif kind == MessageType.LEAVEROOM:
+            await self.leave(conn, message[ROOM])
+        elif kind == MessageType.DISCONNECT:
+            await self.disconnect(conn)
+            conn.close_soon(CloseCode.NORMAL, "disconnected")
+        else:
+            await self.route(conn, message)
+
+    async def route(self, conn: Connection, message: Message) -> None:
+        """Deliver a data/log/feedback message to its room and/or named recipient."""
+        ref = message[ID]
+        room = message.get(TO_ROOM)
+        to = message.get(TO)
+        if room == COMMAND_ROOM:
+            raise ProtocolError(ErrorCode.RESERVED_ROOM, "only commands go to _command", ref)
+        if room is not None and room not in conn.rooms:
+            raise ProtocolError(ErrorCode.NOT_IN_ROOM, f"join {room} before sending to it", ref)
+        if to is not None and to not in self.names and not await self.broker.is_online(to):
+            raise ProtocolError(ErrorCode.UNKNOWN_RECIPIENT, f"nobody named {to} is online", ref)
+        message[SENT_BY] = conn.name
+        service = self.service_for(room) if room is not None else None
+        if service is not None:
+            await service.handle(conn, message)
+            return
+        await self.publish(message, exclude=conn.name)
+
+    async def publish(self, message: Message, *, exclude: str | None = None) -> None:
+        """Deliver `message` by its TO_ROOM and TO, here and on every other node."""
+        text = encode(message)
+        room, to = message.get(TO_ROOM), message.get(TO)
+        self.deliver_local(text, room=room, to=to, exclude=exclude)
+        if message[TYPE] in MIRRORED_TYPES:
+            self.mirror(message)
+        await self.broker.publish(Envelope(text=text, room=room, to=to, exclude=exclude))
+
+    def deliver_local(self, text: str, *, room: str | None, to: str | None,
+                      exclude: str | None) -> int:
+        """Write one frame to local room members and the named recipient, each once."""
+        count = 0
+        target = self.names.get(to) if to is not None else None
+        if room is not None:
+            for member in self.rooms.get(room, ()):
+                if member.name != exclude:
+                    member.deliver(text)
+                    count += 1
+            if target is not None and room in target.rooms:
+                target = None  # already served by the room
+        if target is not None:
+            target.deliver(text)
+            count += 1
+        self.delivered += count
+        return count
+
+    def mirror(self, message: Message) -> None:
+        """Copy a DATA/FORWARD or DATA/GRADIENT into _logging, as swergio 0.0.2 did.
+
+        Produced once, by the node the message entered on; brokers carry it as
+        an ordinary room message.
+        """
+        if LOGGING_ROOM not in self.rooms and not self.broker.distributed:
+            return
+        log_message = {ID: new_id(), TYPE: MessageType.MESSAGES.value, TO_ROOM: LOGGING_ROOM,
+                       "MESSAGE": message}
+        text = encode(log_message)
+        self.deliver_local(text, room=LOGGING_ROOM, to=None, exclude=None)
+        self.broker.publish_nowait(Envelope(text=text, room=LOGGING_ROOM, to=None, exclude=None))
+
+    def send_to(self, conn: Connection, message: Message) -> None:
+        """Server → one local connection (ERROR, FEEDBACK/TASK, ...)."""
+        message.setdefault(ID, new_id())
+        conn.deliver(encode(message))
+
+    def members(self, room: str) -> Iterable[Connection]:
+        return tuple(self.rooms.get(room, ()))
+
+    def _from_broker(self, envelope: Envelope) -> None:
+        self.deliver_local(envelope.text, room=envelope.room, to=envelope.to,
+                           exclude=envelope.exclude)

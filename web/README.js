@@ -1,0 +1,1 @@
+// swergio_al browser side
