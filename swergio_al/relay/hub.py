@@ -28,7 +28,7 @@ from swergio_al.protocol import (
     encode,
     new_id,
 )
-from swergio_al.relay.broker import Broker, MemoryBroker, Envelope
+from swergio_al.relay.broker import Broker, Envelope, MemoryBroker
 from swergio_al.relay.connection import Connection
 
 log = logging.getLogger(__name__)
