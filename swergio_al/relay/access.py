@@ -1,0 +1,103 @@
+"""Who may do what: role tokens, the labeler's allow-list, and the browser origin check."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+from swergio_al.protocol import (
+    ID,
+    ROLE,
+    ROOM,
+    TO,
+    TOKEN,
+    TYPE,
+    ErrorCode,
+    Message,
+    MessageType,
+    ProtocolError,
+    Role,
+)
+
+# What a labeler may send: membership of feedback rooms and its answers, nothing else.
+LABELER_TYPES = frozenset({
+    MessageType.REGISTER, MessageType.JOINROOM, MessageType.LEAVEROOM, MessageType.DISCONNECT,
+    MessageType.FEEDBACK_LABEL, MessageType.FEEDBACK_SKIP,
+})
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+class AccessPolicy:
+    """Checks each REGISTER against the role tokens and each later message against the role.
+
+    With no token configured, the server is open (the loopback default): any
+    client may register in any role. With a component token, registering as a
+    component needs it; with a labeler token, registering as a labeler needs
+    either token. The component token is the stronger one.
+    """
+
+    def __init__(self, *, component_token: str = "", labeler_token: str = "",
+                 is_feedback_room: Callable[[str], bool] = lambda room: False) -> None:
+        self.component_token = component_token
+        self.labeler_token = labeler_token
+        self.is_feedback_room = is_feedback_room
+
+    @property
+    def open(self) -> bool:
+        return not (self.component_token or self.labeler_token)
+
+    def role_for(self, register: Message) -> Role:
+        """The role a REGISTER may have, or ProtocolError(UNAUTHORIZED). Tokens are never logged."""
+        wanted = Role(register.get(ROLE, Role.COMPONENT.value))
+        if self.open:
+            return wanted
+        token = register.get(TOKEN)
+        given = token if isinstance(token, str) else ""
+        if self.component_token and _same(given, self.component_token):
+            return wanted
+        if wanted is Role.LABELER and self.labeler_token and _same(given, self.labeler_token):
+            return Role.LABELER
+        if not self.component_token and wanted is Role.COMPONENT:
+            return wanted  # only labelers are gated on this server
+        raise ProtocolError(ErrorCode.UNAUTHORIZED,
+                            f"a valid TOKEN is required to register as {wanted.value}",
+                            register.get(ID) if isinstance(register.get(ID), str) else None)
+
+    def check(self, role: Role, message: Message) -> None:
+        """Refuse what `role` may not do (ProtocolError FORBIDDEN)."""
+        if role is not Role.LABELER:
+            return
+        kind, ref = message[TYPE], message.get(ID)
+        if kind not in LABELER_TYPES:
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"a labeler may not send {kind}", ref)
+        if kind == MessageType.JOINROOM and not self.is_feedback_room(message[ROOM]):
+            raise ProtocolError(ErrorCode.FORBIDDEN,
+                                f"a labeler may only join feedback rooms, not {message[ROOM]}",
+                                ref)
+        if TO in message:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a labeler may not address components", ref)
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Iterable[str]) -> bool:
+    """Browsers send Origin; a page from another site must not open /ws (CSWSH).
+
+    No Origin header means a non-browser client (Python, swergio), which tokens
+    govern instead. Same-origin is always allowed; others only when listed
+    (`*` allows any).
+    """
+    if origin is None:
+        return True
+    allowed = list(allowed)
+    if "*" in allowed or origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return bool(host) and parts.netloc == host
