@@ -6,6 +6,9 @@ from aiohttp import web
 
 from swergio_al.config import Config
 from swergio_al.relay.hub import Hub
+from swergio_al.relay.tcp import SwergioListener
 
 CONFIG = web.AppKey("config", Config)
 HUB = web.AppKey("hub", Hub)
+# Only present when config.swergio_port is set; `.port` is the bound port once started.
+SWERGIO_LISTENER = web.AppKey("swergio_listener", SwergioListener)

@@ -1,0 +1,165 @@
+"""A TCP listener speaking the framing of the original swergio 0.0.2 package.
+
+Every message is a 10-byte ASCII header holding the UTF-8 byte length of the
+body (left-justified, padded with spaces), then the body: one JSON object.
+Connections feed the same Hub as /ws, so 0.0.2 clients share rooms with
+WebSocket clients. They receive only what the 0.0.2 server would have sent:
+never ERROR frames (a refused message is logged and dropped), no acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from swergio_al.protocol import (
+    TYPE,
+    CloseCode,
+    MessageType,
+    ProtocolError,
+    decode,
+    validate,
+)
+from swergio_al.relay.connection import Connection
+from swergio_al.relay.hub import Hub
+
+log = logging.getLogger(__name__)
+
+HEADER_LENGTH = 10
+_DIGITS = frozenset(b"0123456789")
+
+
+class FramingError(Exception):
+    """The byte stream cannot be read as 0.0.2 frames; the connection is closed."""
+
+
+def encode_frame(text: str) -> bytes:
+    body = text.encode("utf-8")
+    return f"{len(body):<{HEADER_LENGTH}}".encode("ascii") + body
+
+
+def parse_header(header: bytes, *, max_size: int) -> int:
+    """The body length announced by a header, or FramingError."""
+    digits = header.strip(b" ")
+    if not digits or not _DIGITS.issuperset(digits):
+        raise FramingError(f"header {header!r} is not a length")
+    length = int(digits)
+    if length > max_size:
+        raise FramingError(f"body of {length} bytes exceeds the limit of {max_size}")
+    return length
+
+
+def _is_error_frame(text: str) -> bool:
+    # Cheap test first: only frames mentioning "ERROR" are parsed again.
+    return '"ERROR"' in text and decode(text).get(TYPE) == MessageType.ERROR
+
+
+class TcpConnection(Connection):
+    """One swergio 0.0.2 client on a plain TCP stream."""
+
+    transport = "tcp"
+
+    def __init__(self, writer: asyncio.StreamWriter, *, remote: str, outbox_limit: int) -> None:
+        super().__init__(remote=remote, outbox_limit=outbox_limit)
+        self.writer = writer
+
+    def deliver(self, text: str) -> None:
+        # 0.0.2 clients do not know ERROR; whoever sends one (Hub, services) is not answered.
+        if _is_error_frame(text):
+            log.info("not sending ERROR to swergio 0.0.2 client %s (%s): %s", self.name,
+                     self.remote, text[:200])
+            return
+        super().deliver(text)
+
+    async def write(self, text: str) -> None:
+        self.writer.write(encode_frame(text))
+        await self.writer.drain()
+
+    async def close(self, code: CloseCode, reason: str) -> None:
+        # TCP has no close codes: the reason only goes to the log.
+        log.debug("closing %s (%s): %s %s", self.name, self.remote, code.name, reason)
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+class SwergioListener:
+    """Accepts swergio 0.0.2 clients on a TCP port; `port` is the bound one once started."""
+
+    def __init__(self, hub: Hub, *, host: str, port: int, max_frame_size: int,
+                 outbox_limit: int) -> None:
+        self.hub = hub
+        self.host = host
+        self.requested_port = port
+        self.max_frame_size = max_frame_size
+        self.outbox_limit = outbox_limit
+        self.port: int | None = None
+        self.connections: set[TcpConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("swergio listener already started")
+        self._server = await asyncio.start_server(self._accept, self.host, self.requested_port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("swergio 0.0.2 clients: tcp://%s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
+        for session in list(self._sessions):
+            session.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = asyncio.get_running_loop().create_task(self._session(reader, writer))
+        self._sessions.add(session)
+        session.add_done_callback(self._sessions.discard)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+        conn = TcpConnection(writer, remote=remote, outbox_limit=self.outbox_limit)
+        self.connections.add(conn)
+        try:
+            await self._read_frames(reader, conn)
+        except FramingError as exc:
+            log.warning("closing swergio 0.0.2 client %s (%s): %s", conn.name, remote, exc)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the peer went away, mid-frame or between frames
+        except Exception:
+            # The boundary of one client's session: a bug must cost this client, not the server.
+            log.exception("swergio 0.0.2 session of %s (%s) failed", conn.name, remote)
+        finally:
+            self.connections.discard(conn)
+            await self.hub.disconnect(conn)
+            if conn.is_open:
+                conn.close_soon(CloseCode.NORMAL, "")
+            await conn.wait_closed()
+
+    async def _read_frames(self, reader: asyncio.StreamReader, conn: TcpConnection) -> None:
+        while conn.is_open:
+            try:
+                header = await reader.readexactly(HEADER_LENGTH)
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    raise FramingError(f"stream ended inside a header {exc.partial!r}") from None
+                return  # clean end between frames
+            length = parse_header(header, max_size=self.max_frame_size)
+            body = await reader.readexactly(length)
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise FramingError(f"body is not UTF-8: {exc}") from None
+            try:
+                message = decode(text)
+            except ProtocolError as exc:
+                raise FramingError(exc.message) from None
+            try:
+                await self.hub.handle(conn, validate(message))
+            except ProtocolError as error:
+                log.info("refused from swergio 0.0.2 client %s (%s): %s %s", conn.name,
+                         conn.remote, error.code.value, error.message)

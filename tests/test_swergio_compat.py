@@ -1,0 +1,299 @@
+"""swergio 0.0.2 compatibility: the TCP listener and its original length-prefixed framing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from swergio_al.keys import SWERGIO_LISTENER
+from tests.conftest import MakeServer
+from tests.helpers import RawClient
+
+Message = dict[str, Any]
+MAX_FRAME = 4096
+
+
+def frame(body: bytes) -> bytes:
+    """The 0.0.2 framing: 10-byte ASCII length header, left-justified, space-padded."""
+    return f"{len(body):<10}".encode() + body
+
+
+def message_frame(message: Message) -> bytes:
+    return frame(json.dumps(message).encode())
+
+
+class TcpClient:
+    """A bare swergio 0.0.2 peer speaking the framing by hand."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 name: str | None) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.name = name
+
+    @classmethod
+    async def connect(cls, port: int, name: str | None = None, *,
+                      rooms: tuple[str, ...] = ()) -> TcpClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = cls(reader, writer, name)
+        if name is not None:
+            # What swergio.Client.register() sends: REGISTER, then JOINROOM _command.
+            await client.send({"ID": os.urandom(16).hex(), "TYPE": "COMMAND/REGISTER",
+                               "NAME": name, "TO_ROOM": "_command"})
+            await client.join("_command")
+        for room in rooms:
+            await client.join(room)
+        if name is not None:
+            await client.sync()
+        return client
+
+    async def join(self, room: str) -> None:
+        await self.send({"ID": os.urandom(16).hex(), "TYPE": "COMMAND/JOINROOM", "ROOM": room,
+                         "TO_ROOM": "_command"})
+
+    async def send(self, message: Message) -> None:
+        await self.send_raw(message_frame(message))
+
+    async def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def recv(self, timeout: float = 5.0) -> Message:
+        async with asyncio.timeout(timeout):
+            header = await self.reader.readexactly(10)
+            body = await self.reader.readexactly(int(header))
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    async def sync(self, timeout: float = 5.0) -> None:
+        """Round trip to ourselves (0.0.2 has no acks): everything sent before is handled."""
+        marker = os.urandom(8).hex()
+        await self.send({"TYPE": "DATA/CUSTOM", "TO": self.name, "SYNC": marker})
+        async with asyncio.timeout(timeout):
+            while (await self.recv(timeout)).get("SYNC") != marker:
+                pass
+
+    async def closed_by_server(self, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            rest = await self.reader.read()
+        assert rest == b"", f"expected the server to close, got {rest!r}"
+
+    async def nothing_within(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                data = await self.reader.read(1)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected bytes (or close) from the server: {data!r}")
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass
+
+
+@pytest.fixture
+async def compat_server(make_server: MakeServer) -> TestServer:
+    return await make_server(swergio_port=0, max_frame_size=MAX_FRAME)
+
+
+@pytest.fixture
+def swergio_port(compat_server: TestServer) -> int:
+    port = compat_server.app[SWERGIO_LISTENER].port
+    assert port
+    return port
+
+
+@pytest.fixture
+def compat_ws_url(compat_server: TestServer) -> str:
+    return str(compat_server.make_url("/ws"))
+
+
+async def test_tcp_and_websocket_clients_share_a_room(swergio_port: int,
+                                                      compat_ws_url: str) -> None:
+    tcp = await TcpClient.connect(swergio_port, "old", rooms=("r",))
+    try:
+        async with await RawClient.connect(compat_ws_url, "new", rooms=("r",)) as ws:
+            await tcp.send({"ID": "m1", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "héllo",
+                            "SENT_BY": "spoof"})
+            got = await ws.expect("DATA/TEXT")
+            assert (got["ID"], got["DATA"], got["SENT_BY"]) == ("m1", "héllo", "old")
+
+            await ws.send({"ID": "m2", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "ünïcode"})
+            back = await tcp.recv()
+            assert back == {"ID": "m2", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "ünïcode",
+                            "SENT_BY": "new"}
+
+            await ws.send({"TYPE": "DATA/CUSTOM", "TO": "old", "X": 1})
+            direct = await tcp.recv()
+            assert (direct["X"], direct["SENT_BY"]) == (1, "new")
+    finally:
+        await tcp.close()
+
+
+async def test_refused_messages_are_logged_never_answered(
+        swergio_port: int, compat_ws_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="swergio_al.relay.tcp")
+    unregistered = await TcpClient.connect(swergio_port)
+    tcp = await TcpClient.connect(swergio_port, "old", rooms=("r",))
+    try:
+        async with await RawClient.connect(compat_ws_url, "new", rooms=("r",)) as ws:
+            await unregistered.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "x"})
+            await tcp.send({"TYPE": "DATA/TEXT", "TO_ROOM": "elsewhere", "DATA": "x"})
+            await tcp.send({"TYPE": "DATA/TEXT", "TO": "nobody", "DATA": "x"})
+            await tcp.send({"TYPE": "NO/SUCH", "TO_ROOM": "r"})
+            await tcp.send({"TYPE": "DATA/TEXT", "DATA": "no recipient"})
+            # The next frame the client sees is its own sync: no ERROR, no ack came first.
+            await tcp.sync()
+            await unregistered.nothing_within(0.1)
+            await ws.nothing_within(0.05)
+            # The connection still works after the refusals.
+            await tcp.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "still here"})
+            assert (await ws.expect("DATA/TEXT"))["DATA"] == "still here"
+    finally:
+        await tcp.close()
+        await unregistered.close()
+    refusals = [r.getMessage() for r in caplog.records if "refused from swergio" in r.getMessage()]
+    codes = ("not_registered", "not_in_room", "unknown_recipient", "unknown_type", "no_recipient")
+    for code in codes:
+        assert any(code in line for line in refusals), (code, refusals)
+
+
+async def test_partial_header_several_messages_per_write_and_body_byte_by_byte(
+        swergio_port: int, compat_ws_url: str) -> None:
+    tcp = await TcpClient.connect(swergio_port, "old", rooms=("r",))
+    try:
+        async with await RawClient.connect(compat_ws_url, "new", rooms=("r",)) as ws:
+            # Several frames in one write.
+            await tcp.send_raw(b"".join(
+                message_frame({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": i}) for i in range(3)))
+            assert [(await ws.expect("DATA/TEXT"))["DATA"] for _ in range(3)] == [0, 1, 2]
+
+            # A header split in two, then a body dribbled one byte per write. The pauses
+            # spread the writes over many reads; delivery is awaited, not slept on.
+            data = message_frame({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "dribbled ✓"})
+            await tcp.send_raw(data[:4])
+            await asyncio.sleep(0.02)
+            await tcp.send_raw(data[4:10])
+            for byte in data[10:]:
+                await asyncio.sleep(0.002)
+                await tcp.send_raw(bytes([byte]))
+            assert (await ws.expect("DATA/TEXT"))["DATA"] == "dribbled ✓"
+
+            # The tail of one frame and the head of the next in the same write.
+            a = message_frame({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "a"})
+            b = message_frame({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "b"})
+            await tcp.send_raw(a[:15])
+            await tcp.send_raw(a[15:] + b[:7])
+            await tcp.send_raw(b[7:])
+            assert [(await ws.expect("DATA/TEXT"))["DATA"] for _ in range(2)] == ["a", "b"]
+    finally:
+        await tcp.close()
+
+
+@pytest.mark.parametrize("garbage", [
+    pytest.param(b"abcdefghij{}", id="non-numeric-header"),
+    pytest.param(b"-5        hello", id="negative-length"),
+    pytest.param(b"1e3       ", id="exponent-header"),
+    pytest.param(f"{MAX_FRAME + 1:<10}".encode(), id="length-over-max"),
+    pytest.param(b"9999999999", id="absurd-length"),
+    pytest.param(frame(b'{"TYPE": "DATA/TEXT", '), id="invalid-json"),
+    pytest.param(frame(b'{"TYPE": "\xff\xfe"}'), id="invalid-utf8"),
+    pytest.param(frame(b"[1, 2, 3]"), id="not-an-object"),
+    pytest.param(frame(b""), id="empty-body"),
+])
+async def test_bad_framing_closes_only_that_connection(
+        swergio_port: int, compat_ws_url: str, garbage: bytes,
+        caplog: pytest.LogCaptureFixture) -> None:
+    bad = await TcpClient.connect(swergio_port, "bad", rooms=("r",))
+    good = await TcpClient.connect(swergio_port, "good", rooms=("r",))
+    try:
+        async with await RawClient.connect(compat_ws_url, "web", rooms=("r",)) as ws:
+            await bad.send_raw(garbage)
+            await bad.closed_by_server()
+
+            await good.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "tcp→ws"})
+            assert (await ws.expect("DATA/TEXT"))["DATA"] == "tcp→ws"
+            await ws.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "ws→tcp"})
+            assert (await good.recv())["DATA"] == "ws→tcp"
+            # The closed client's membership and name are gone.
+            await ws.send({"ID": "q", "TYPE": "DATA/TEXT", "TO": "bad", "DATA": "?"})
+            error = await ws.expect("ERROR")
+            assert (error["CODE"], error["REF"]) == ("unknown_recipient", "q")
+    finally:
+        await bad.close()
+        await good.close()
+    assert any("closing swergio 0.0.2 client bad" in r.getMessage() for r in caplog.records)
+
+
+async def test_disconnect_command_and_dropped_socket_clean_up_membership(
+        compat_server: TestServer, swergio_port: int, compat_ws_url: str) -> None:
+    hub = compat_server.app[SWERGIO_LISTENER].hub
+    polite = await TcpClient.connect(swergio_port, "polite", rooms=("r",))
+    rude = await TcpClient.connect(swergio_port, "rude", rooms=("r",))
+    async with await RawClient.connect(compat_ws_url, "web", rooms=("r",)) as ws:
+        await polite.send({"TYPE": "COMMAND/DISCONNECT", "TO_ROOM": "_command"})
+        await polite.closed_by_server()
+        await polite.close()
+        rude.writer.transport.abort()  # no DISCONNECT, no FIN handshake
+        for name in ("polite", "rude"):
+            # The reset may still be in flight when the first probe arrives: probe until
+            # the name is gone (a probe that reaches a live socket is delivered, not refused).
+            async with asyncio.timeout(5):
+                while True:
+                    await ws.send({"ID": name, "TYPE": "DATA/TEXT", "TO": name, "DATA": "?"})
+                    try:
+                        error = await ws.expect("ERROR", timeout=0.5)
+                    except TimeoutError:
+                        continue
+                    if error["CODE"] == "unknown_recipient" and error["REF"] == name:
+                        break
+        assert {conn.name for conn in hub.members("r")} == {"web"}
+    assert not compat_server.app[SWERGIO_LISTENER].connections
+
+
+async def test_a_reconnecting_tcp_client_takes_its_name_over(swergio_port: int,
+                                                             compat_ws_url: str) -> None:
+    first = await TcpClient.connect(swergio_port, "model", rooms=("r",))
+    second = await TcpClient.connect(swergio_port, "model", rooms=("r",))
+    try:
+        await first.closed_by_server()
+        async with await RawClient.connect(compat_ws_url, "web", rooms=("r",)) as ws:
+            await ws.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "to the new one"})
+            assert (await second.recv())["DATA"] == "to the new one"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_shutdown_closes_tcp_clients_and_the_port(make_server: MakeServer) -> None:
+    server = await make_server(swergio_port=0)
+    listener = server.app[SWERGIO_LISTENER]
+    port = listener.port
+    assert port is not None
+    tcp = await TcpClient.connect(port, "old", rooms=("r",))
+    idle = await TcpClient.connect(port)
+    await idle.send_raw(b"12")  # half a header: the session is mid-read at shutdown
+    try:
+        await server.close()
+        await tcp.closed_by_server()
+        await idle.closed_by_server()
+        assert not listener.connections
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+    finally:
+        await tcp.close()
+        await idle.close()
+
+
+async def test_listener_is_off_unless_configured(server: TestServer) -> None:
+    assert SWERGIO_LISTENER not in server.app
