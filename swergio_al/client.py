@@ -1,0 +1,674 @@
+"""The asyncio component client: handlers, triggers, request/reply, automatic reconnect.
+
+A `Component` is one participant of the relay. It registers under a name,
+joins rooms and reacts to messages with handlers::
+
+    world = Component("world", "ws://127.0.0.1:8080/ws")
+
+    @world.on("DATA/TEXT", room="galactic_chat")
+    async def answer(message):
+        return {"DATA": "hello " + message["SENT_BY"]}
+
+    async with world:
+        await world.wait_closed()
+
+Incoming messages are dispatched one at a time, in arrival order: a handler
+(sync or async) finishes before the next message is looked at, so a
+component's own state needs no locks. A sync handler runs on the event loop;
+move slow work to `asyncio.to_thread`. Replies to `request()` and the
+component's own round trips are picked off before dispatch, so a handler may
+await `request()` without deadlocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import aiohttp
+
+from swergio_al.protocol import (
+    COMMAND_ROOM,
+    ID,
+    MODEL_STATUS,
+    NAME,
+    ROLE,
+    ROOM,
+    ROOT_ID,
+    SENT_BY,
+    TO,
+    TO_ROOM,
+    TOKEN,
+    TYPE,
+    CloseCode,
+    Message,
+    MessageType,
+    ProtocolError,
+    Role,
+    decode,
+    encode,
+    new_id,
+    validate,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Any]
+SYNC = "SYNC"  # payload key of the round-trip marker a component sends to itself
+
+# Closes after which reconnecting cannot help: someone else owns the name, or we may not enter.
+_FINAL_CLOSE_CODES = frozenset({CloseCode.TAKEN_OVER, CloseCode.UNAUTHORIZED,
+                                CloseCode.POLICY_VIOLATION})
+# aiohttp speaks WebSocket over http(s):// URLs too (the test fixtures hand those out).
+_URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
+_SEND_FAILURES = (ConnectionError, aiohttp.ClientError, RuntimeError)
+
+
+class ComponentState(Enum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class RefusedError(Exception):
+    """The server answered one of our messages with ERROR."""
+
+    def __init__(self, error: Message) -> None:
+        self.code: str = str(error.get("CODE"))
+        self.message: str = str(error.get("MESSAGE"))
+        self.ref: str | None = error.get("REF")
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class NotConnectedError(ConnectionError):
+    """No connection to the server within `send_timeout`, or the component is closed."""
+
+
+@dataclass(eq=False)
+class _Subscription:
+    """One `on(...)` registration: what triggers it and where its answers go."""
+
+    handler: Handler
+    type_: str
+    rooms: tuple[str, ...] | None
+    respond_to: tuple[str, ...] | None
+    response_type: str | None
+    direct: bool
+
+    def matches_type(self, kind: str) -> bool:
+        if self.type_ in ("*", kind):
+            return True
+        return self.type_.endswith("/*") and kind.startswith(self.type_[:-1])
+
+
+@dataclass(eq=False)
+class _RoundTrip:
+    """Frames whose handling we wait for; ERRORs referring to them are collected."""
+
+    ids: frozenset[str]
+    done: asyncio.Future[None]
+    errors: list[Message]
+
+
+def _as_rooms(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    rooms = (value,) if isinstance(value, str) else tuple(value)
+    for room in rooms:
+        if not isinstance(room, str) or not room:
+            raise ValueError(f"room names must be non-empty strings, got {room!r}")
+    return rooms
+
+
+class Component:
+    """A named participant of the relay; see the module docstring."""
+
+    def __init__(self, name: str, url: str, *, role: str = "component", token: str | None = None,
+                 reconnect: bool = True, backoff_initial: float = 0.2, backoff_max: float = 10.0,
+                 random_state: int | None = None, send_timeout: float = 10.0,
+                 heartbeat: float | None = 20.0) -> None:
+        self.name = name
+        self.url = url
+        self.role = role
+        self.token = token
+        self.reconnect = reconnect
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.random_state = random_state
+        self.send_timeout = send_timeout
+        self.heartbeat = heartbeat
+
+        self._state = ComponentState.NEW
+        self._subscriptions: list[_Subscription] = []
+        self._rooms: set[str] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inbox: asyncio.Queue[Message] | None = None
+        self._up: asyncio.Event | None = None
+        self._closed: asyncio.Event | None = None
+        self._round_trips: dict[str, _RoundTrip] = {}
+        self._requests: dict[str, tuple[str, asyncio.Future[Message]]] = {}
+        self._stop_reason: str | None = None
+
+    # -- public state --------------------------------------------------------
+
+    @property
+    def state(self) -> ComponentState:
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        return self._state is ComponentState.CONNECTED
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """Rooms this component is in (or will join on connect)."""
+        return frozenset(self._rooms)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the connection, register and join every known room.
+
+        Returns once the server has handled all of it. Raises ConnectionError
+        (or aiohttp.ClientError) when the server cannot be reached and
+        RefusedError when it refuses the registration.
+        """
+        if self._state is not ComponentState.NEW:
+            raise RuntimeError(f"connect() expects state {ComponentState.NEW.value}, "
+                               f"component {self.name!r} is {self._state.value}")
+        self._validate_settings()
+        self._state = ComponentState.CONNECTING
+        self._inbox = asyncio.Queue()
+        self._up = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._session = aiohttp.ClientSession()
+        self._dispatcher = asyncio.create_task(self._dispatch_forever(),
+                                               name=f"{self.name}-dispatch")
+        try:
+            await self._open()
+        except BaseException:
+            await self.close()
+            raise
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name}-supervise")
+
+    async def close(self) -> None:
+        """Say goodbye, close the connection, stop reconnecting, and end every owned task.
+
+        May be called from inside a handler; the dispatcher then ends as soon as
+        that handler returns.
+        """
+        if self._state is ComponentState.CLOSED:
+            if self._closed is not None and self._dispatcher is not asyncio.current_task():
+                await self._closed.wait()  # another close() is tearing down
+            return
+        was_up = self._state is ComponentState.CONNECTED
+        self._state = ComponentState.CLOSED
+        if self._up is not None:
+            self._up.clear()
+        current = asyncio.current_task()
+        ws = self._ws
+        if ws is not None and not ws.closed and was_up:
+            goodbye = {ID: new_id(), TYPE: MessageType.DISCONNECT.value, TO_ROOM: COMMAND_ROOM}
+            try:
+                await asyncio.wait_for(ws.send_str(encode(goodbye)), 1.0)
+            except (*_SEND_FAILURES, TimeoutError) as exc:
+                log.debug("%s: DISCONNECT not sent: %s", self.name, exc)
+        owned = [self._supervisor, self._reader, *self._tasks]
+        await _cancel_and_wait(t for t in owned if t is not None and t is not current)
+        if ws is not None:
+            await ws.close()
+        if self._dispatcher is not None and self._dispatcher is not current:
+            await _cancel_and_wait([self._dispatcher])
+        self._fail_waiters(NotConnectedError(f"component {self.name!r} is closed"))
+        if self._session is not None:
+            await self._session.close()
+        if self._closed is not None:
+            self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until the component is closed (by close(), or for good by the server)."""
+        if self._closed is None:
+            raise RuntimeError(f"component {self.name!r} was never connected")
+        await self._closed.wait()
+        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher is not asyncio.current_task():
+            await asyncio.gather(dispatcher, return_exceptions=True)
+
+    async def __aenter__(self) -> Component:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def run_forever(self) -> None:
+        """Connect and serve until closed or Ctrl-C; for scripts (it owns the event loop)."""
+
+        async def main() -> None:
+            try:
+                await self.connect()
+                await self.wait_closed()
+            finally:
+                await self.close()
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            log.info("%s: interrupted, closed", self.name)
+
+    # -- rooms ---------------------------------------------------------------
+
+    async def join(self, room: str) -> None:
+        """Join `room`; returns after the server has handled it (at once before connect())."""
+        _as_rooms(room)
+        self._rooms.add(room)
+        if self._state is ComponentState.NEW:
+            return
+        frame = {ID: new_id(), TYPE: MessageType.JOINROOM.value, ROOM: room, TO_ROOM: COMMAND_ROOM}
+        await self._round_trip_when_up([frame])
+
+    async def leave(self, room: str) -> None:
+        self._rooms.discard(room)
+        if self._state is ComponentState.NEW:
+            return
+        frame = {ID: new_id(), TYPE: MessageType.LEAVEROOM.value, ROOM: room,
+                 TO_ROOM: COMMAND_ROOM}
+        await self._round_trip_when_up([frame])
+
+    # -- sending -------------------------------------------------------------
+
+    async def send(self, message: Message) -> Message:
+        """Send a copy of `message` with an ID filled in; return that copy.
+
+        While the connection is down this waits (up to `send_timeout`) for the
+        reconnect instead of dropping the message. Raises ValueError for a
+        message the server would refuse on its face (no TYPE, no recipient, ...).
+        """
+        if not isinstance(message, dict):
+            raise TypeError(f"a message is a dict, got {type(message).__name__}")
+        outgoing = dict(message)
+        outgoing.setdefault(ID, new_id())
+        try:
+            validate(dict(outgoing))
+        except ProtocolError as error:
+            raise ValueError(f"cannot send {outgoing.get(TYPE)!r}: {error.message}") from None
+        text = encode(outgoing)
+        await self._send_text(text)
+        return outgoing
+
+    async def request(self, message: Message, timeout: float = 10.0) -> Message:
+        """Send `message` and return the first incoming message with its ROOT_ID.
+
+        ROOT_ID defaults to the message's ID. Raises TimeoutError when nothing
+        comes back within `timeout` and RefusedError when the server refuses it.
+        The reply is handed to the caller only, not to handlers.
+        """
+        outgoing = dict(message)
+        outgoing.setdefault(ID, new_id())
+        root = outgoing.setdefault(ROOT_ID, outgoing[ID])
+        if root in self._requests:
+            raise ValueError(f"a request with ROOT_ID {root!r} is already waiting")
+        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._requests[root] = (outgoing[ID], reply)
+        try:
+            async with asyncio.timeout(timeout):
+                await self.send(outgoing)
+                return await reply
+        finally:
+            del self._requests[root]
+
+    # -- handlers ------------------------------------------------------------
+
+    def on(self, type_: str, room: str | list[str] | None = None, *,
+           respond_to: str | list[str] | None = None, response_type: str | None = None,
+           direct: bool = True) -> Callable[[Handler], Handler]:
+        """Register `handler(message)` for messages of TYPE `type_` (decorator).
+
+        It fires for messages to one of `room` (any room when None) and, with
+        `direct`, for messages addressed TO this component. `type_` may end in
+        "/*" ("FEEDBACK/*") or be "*". What it returns (a dict, a list of dicts,
+        or None) is sent: TYPE defaults to `response_type`, else the trigger's;
+        each answer goes to every `respond_to` room, else back where the trigger
+        came from; ROOT_ID and MODEL_STATUS are copied from the trigger.
+        """
+        if not isinstance(type_, str) or not type_:
+            raise ValueError(f"type_ must be a message TYPE such as 'DATA/TEXT', got {type_!r}")
+        rooms = _as_rooms(room)
+        answers = _as_rooms(respond_to)
+
+        def register(handler: Handler) -> Handler:
+            if not callable(handler):
+                raise TypeError(f"handler must be callable, got {handler!r}")
+            self._subscriptions.append(_Subscription(handler, type_, rooms, answers,
+                                                     response_type, direct))
+            new_rooms = {r for r in (*(rooms or ()), *(answers or ())) if r not in self._rooms}
+            self._rooms.update(new_rooms)
+            if new_rooms and self._state not in (ComponentState.NEW, ComponentState.CLOSED):
+                self._spawn(self._join_rooms(sorted(new_rooms)), "join")
+            return handler
+
+        return register
+
+    # -- connection management ------------------------------------------------
+
+    def _validate_settings(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.url, str) or not self.url.startswith(_URL_SCHEMES):
+            raise ValueError(f"url must look like ws://host:port/ws, got {self.url!r}")
+        if self.role not in (Role.COMPONENT.value, Role.LABELER.value):
+            raise ValueError(f"role must be 'component' or 'labeler', got {self.role!r}")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise ValueError("need 0 < backoff_initial <= backoff_max")
+
+    async def _open(self) -> None:
+        """One connection attempt: connect, register, rejoin, prove it with a round trip."""
+        assert self._session is not None and self._up is not None
+        ws = await self._session.ws_connect(self.url, heartbeat=self.heartbeat)
+        self._ws = ws
+        self._reader = asyncio.create_task(self._read(ws), name=f"{self.name}-read")
+        register: Message = {ID: new_id(), TYPE: MessageType.REGISTER.value, NAME: self.name,
+                             ROLE: self.role, TO_ROOM: COMMAND_ROOM}
+        if self.token is not None:
+            register[TOKEN] = self.token
+        joins = [{ID: new_id(), TYPE: MessageType.JOINROOM.value, ROOM: room,
+                  TO_ROOM: COMMAND_ROOM} for room in sorted(self._rooms)]
+        try:
+            await self._round_trip(ws, [register, *joins], fatal=register[ID])
+        except BaseException:
+            await _cancel_and_wait([self._reader])
+            await ws.close()
+            raise
+        if self._state is ComponentState.CLOSED:
+            return
+        self._state = ComponentState.CONNECTED
+        self._up.set()
+        log.info("%s connected to %s (rooms: %s)", self.name, self.url,
+                 ", ".join(sorted(self._rooms)) or "none")
+
+    async def _supervise(self) -> None:
+        """Reconnect with capped, fully jittered exponential backoff whenever the link drops."""
+        assert self._up is not None
+        rng = random.Random(self.random_state)
+        while True:
+            assert self._reader is not None and self._ws is not None
+            await asyncio.gather(self._reader, return_exceptions=True)
+            code = self._ws.close_code
+            self._up.clear()
+            if self._state is ComponentState.CLOSED:
+                return
+            if code in _FINAL_CLOSE_CODES:
+                self._stop_reason = (
+                    f"name {self.name!r} was taken over by another connection"
+                    if code == CloseCode.TAKEN_OVER else f"server closed with {code}")
+                log.warning("%s: %s; not reconnecting", self.name, self._stop_reason)
+                break
+            if not self.reconnect:
+                self._stop_reason = f"connection lost (close code {code})"
+                log.warning("%s: %s; reconnect is off", self.name, self._stop_reason)
+                break
+            self._state = ComponentState.RECONNECTING
+            log.warning("%s: connection lost (close code %s); reconnecting", self.name, code)
+            if not await self._reconnect(rng):
+                break
+        self._spawn(self.close(), "close")
+
+    async def _reconnect(self, rng: random.Random) -> bool:
+        attempt = 0
+        while self._state is ComponentState.RECONNECTING:
+            ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(attempt, 30))
+            await asyncio.sleep(rng.uniform(0, ceiling))
+            attempt += 1
+            try:
+                await self._open()
+                return True
+            except RefusedError as error:
+                self._stop_reason = f"registration refused: {error}"
+                log.error("%s: %s; not reconnecting", self.name, self._stop_reason)
+                return False
+            except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+                log.info("%s: reconnect attempt %d failed: %s", self.name, attempt, exc)
+        return False
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Read frames until the connection ends; route each one."""
+        try:
+            async for frame in ws:
+                if frame.type is aiohttp.WSMsgType.TEXT:
+                    try:
+                        message = decode(frame.data)
+                    except ProtocolError as error:
+                        log.warning("%s: unreadable frame from server: %s", self.name,
+                                    error.message)
+                        continue
+                    self._route(message)
+                elif frame.type is aiohttp.WSMsgType.ERROR:
+                    log.info("%s: websocket error: %s", self.name, ws.exception())
+        finally:
+            lost = ConnectionError(f"connection lost (close code {ws.close_code})")
+            for trip in self._round_trips.values():
+                if not trip.done.done():
+                    trip.done.set_exception(lost)
+
+    def _route(self, message: Message) -> None:
+        """Settle round trips and requests here; queue everything else for handlers."""
+        kind = message.get(TYPE)
+        if kind == MessageType.ERROR.value:
+            if self._settle_error(message):
+                return
+        elif message.get(SENT_BY) == self.name and SYNC in message:
+            trip = self._round_trips.get(str(message[SYNC]))
+            if trip is not None and not trip.done.done():
+                trip.done.set_result(None)
+            return
+        else:
+            pending = self._requests.get(str(message.get(ROOT_ID)))
+            if pending is not None and message.get(ID) != pending[0] and not pending[1].done():
+                pending[1].set_result(message)
+                return
+        assert self._inbox is not None
+        self._inbox.put_nowait(message)
+
+    def _settle_error(self, error: Message) -> bool:
+        """Hand an ERROR to whoever waits on the message it refers to; False if nobody does."""
+        ref = error.get("REF")
+        for trip in self._round_trips.values():
+            if ref in trip.ids:
+                trip.errors.append(error)
+                return True
+        for request_id, reply in self._requests.values():
+            if ref == request_id and not reply.done():
+                reply.set_exception(RefusedError(error))
+                return True
+        return False
+
+    async def _round_trip(self, ws: aiohttp.ClientWebSocketResponse, frames: list[Message],
+                          *, fatal: str | None = None) -> None:
+        """Send `frames`, then a marker to ourselves; when it is back, all were handled.
+
+        Raises RefusedError for the first ERROR the server sent about the frames.
+        """
+        marker = new_id()
+        trip = _RoundTrip(frozenset(f[ID] for f in frames),
+                          asyncio.get_running_loop().create_future(), [])
+        self._round_trips[marker] = trip
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                for frame in frames:
+                    await ws.send_str(encode(frame))
+                await ws.send_str(encode({ID: new_id(), TYPE: MessageType.DATA_CUSTOM.value,
+                                          TO: self.name, SYNC: marker}))
+                await trip.done
+        except ConnectionError:
+            if not trip.errors:
+                raise
+            # The server refused something and then closed (a bad TOKEN, for one).
+        finally:
+            del self._round_trips[marker]
+        for error in trip.errors:
+            if fatal is None or error.get("REF") == fatal:
+                raise RefusedError(error)
+            log.warning("%s: server refused %s", self.name, error.get("MESSAGE"))
+
+    async def _round_trip_when_up(self, frames: list[Message]) -> None:
+        async with asyncio.timeout(self.send_timeout):
+            while True:
+                ws = await self._wait_up()
+                try:
+                    await self._round_trip(ws, frames)
+                    return
+                except _SEND_FAILURES:
+                    # Lost mid-way; the rejoin after reconnecting covers rooms, retry the rest.
+                    if self._state is ComponentState.CLOSED:
+                        raise
+                    await asyncio.sleep(0)
+
+    async def _join_rooms(self, rooms: list[str]) -> None:
+        frames = [{ID: new_id(), TYPE: MessageType.JOINROOM.value, ROOM: room,
+                   TO_ROOM: COMMAND_ROOM} for room in rooms]
+        try:
+            await self._round_trip_when_up(frames)
+        except (RefusedError, NotConnectedError, TimeoutError, *_SEND_FAILURES) as exc:
+            log.warning("%s: joining %s failed: %s", self.name, ", ".join(rooms), exc)
+
+    async def _wait_up(self) -> aiohttp.ClientWebSocketResponse:
+        if self._state in (ComponentState.NEW, ComponentState.CLOSED):
+            raise NotConnectedError(f"component {self.name!r} is {self._state.value}; "
+                                    "call connect() first" if self._state is ComponentState.NEW
+                                    else f"component {self.name!r} is closed")
+        assert self._up is not None
+        await self._up.wait()
+        assert self._ws is not None
+        return self._ws
+
+    async def _send_text(self, text: str) -> None:
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                while True:
+                    ws = await self._wait_up()
+                    try:
+                        await ws.send_str(text)
+                        return
+                    except _SEND_FAILURES:
+                        if self._state is ComponentState.CLOSED:
+                            raise NotConnectedError(f"component {self.name!r} is closed") from None
+                        if self._ws is ws and self._up is not None:
+                            self._up.clear()  # the supervisor sets it again once reconnected
+        except TimeoutError:
+            raise NotConnectedError(f"{self.name}: not connected within "
+                                    f"{self.send_timeout}s; message not sent") from None
+
+    def _fail_waiters(self, error: Exception) -> None:
+        for trip in self._round_trips.values():
+            if not trip.done.done():
+                trip.done.set_exception(error)
+        for _, reply in self._requests.values():
+            if not reply.done():
+                reply.set_exception(error)
+
+    def _spawn(self, coro: Awaitable[None], label: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"{self.name}-{label}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- dispatch ------------------------------------------------------------
+
+    async def _dispatch_forever(self) -> None:
+        assert self._inbox is not None
+        while self._state is not ComponentState.CLOSED:
+            message = await self._inbox.get()
+            await self._dispatch(message)
+
+    async def _dispatch(self, message: Message) -> None:
+        kind = message.get(TYPE)
+        if not isinstance(kind, str):
+            log.warning("%s: message without TYPE from server ignored", self.name)
+            return
+        handled = False
+        for sub in list(self._subscriptions):
+            if self._state is ComponentState.CLOSED:
+                return
+            if not self._triggers(sub, kind, message):
+                continue
+            handled = True
+            try:
+                result = sub.handler(message)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                log.exception("%s: handler %s failed on %s %s", self.name,
+                              getattr(sub.handler, "__qualname__", sub.handler), kind,
+                              message.get(ID))
+                continue
+            await self._send_responses(sub, message, result)
+        if not handled and kind == MessageType.ERROR.value:
+            log.warning("%s: server error %s: %s (ref %s)", self.name, message.get("CODE"),
+                        message.get("MESSAGE"), message.get("REF"))
+
+    def _triggers(self, sub: _Subscription, kind: str, message: Message) -> bool:
+        if not sub.matches_type(kind):
+            return False
+        if kind == MessageType.ERROR.value:
+            return True
+        room = message.get(TO_ROOM)
+        if room is not None and (sub.rooms is None or room in sub.rooms):
+            return True
+        # Direct: addressed to us and not reaching us through one of our rooms.
+        return (sub.direct and message.get(TO) == self.name
+                and (room is None or room not in self._rooms))
+
+    async def _send_responses(self, sub: _Subscription, trigger: Message, result: Any) -> None:
+        if result is None:
+            return
+        answers = [result] if isinstance(result, dict) else result
+        if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+            log.error("%s: handler %s returned %s; expected a dict, a list of dicts or None",
+                      self.name, getattr(sub.handler, "__qualname__", sub.handler),
+                      type(result).__name__)
+            return
+        for answer in answers:
+            for response in self._address(sub, trigger, answer):
+                try:
+                    await self.send(response)
+                except (ValueError, TypeError, NotConnectedError) as exc:
+                    log.error("%s: response to %s not sent: %s", self.name, trigger.get(ID), exc)
+
+    def _address(self, sub: _Subscription, trigger: Message, answer: Message) -> list[Message]:
+        response = dict(answer)
+        response.setdefault(TYPE, sub.response_type or trigger.get(TYPE))
+        for key in (ROOT_ID, MODEL_STATUS):
+            if key in trigger and key not in response:
+                response[key] = trigger[key]
+        if TO_ROOM in response or TO in response:
+            return [response]
+        if sub.respond_to is not None:
+            return [{**copy.deepcopy(response), TO_ROOM: room} for room in sub.respond_to]
+        if trigger.get(TO_ROOM) in self._rooms:
+            return [{**response, TO_ROOM: trigger[TO_ROOM]}]
+        if trigger.get(SENT_BY):
+            return [{**response, TO: trigger[SENT_BY]}]
+        log.warning("%s: no destination for the response to %s; dropped", self.name,
+                    trigger.get(ID))
+        return []
+
+
+async def _cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

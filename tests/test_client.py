@@ -1,0 +1,307 @@
+"""The asyncio Component against a real server (in-process, or a subprocess for restarts)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swergio_al.client import Component, ComponentState, NotConnectedError, RefusedError
+from tests.helpers import RawClient, ServerProcess
+
+Message = dict[str, Any]
+
+
+def _component_tasks() -> list[asyncio.Task[Any]]:
+    """Live tasks running Component code (how a leaked reader or dispatcher would show)."""
+    return [t for t in asyncio.all_tasks() if not t.done()
+            and getattr(t.get_coro(), "__qualname__", "").startswith("Component.")]
+
+
+async def _until(condition: Any, timeout: float = 5.0) -> None:
+    """Wait for a state change the component reports no event for (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 (a state, not an event)
+            await asyncio.sleep(0.01)
+
+
+async def test_handler_answers_into_respond_to_room_copying_root_id_and_model_status(
+        ws_url: str) -> None:
+    model = Component("model", ws_url)
+
+    @model.on("DATA/FORWARD", room="inputs", respond_to="outputs",
+              response_type="DATA/GRADIENT")
+    async def backward(message: Message) -> Message:
+        return {"DATA": message["DATA"] * 2}
+
+    async with model, await RawClient.connect(ws_url, "peer", rooms=("inputs", "outputs")) as peer:
+        assert model.rooms == {"inputs", "outputs"}
+        await peer.send({"TYPE": "DATA/FORWARD", "TO_ROOM": "inputs", "DATA": 21,
+                         "ROOT_ID": "chain-1", "MODEL_STATUS": 2})
+        answer = await peer.expect("DATA/GRADIENT")
+    assert answer["TO_ROOM"] == "outputs"
+    assert answer["DATA"] == 42
+    assert answer["ROOT_ID"] == "chain-1"
+    assert answer["MODEL_STATUS"] == 2
+    assert answer["SENT_BY"] == "model"
+
+
+async def test_response_goes_back_to_trigger_room_and_to_every_respond_to_room(
+        ws_url: str) -> None:
+    echo = Component("echo", ws_url)
+
+    @echo.on("DATA/TEXT", room=["a", "b"])
+    def same_room(message: Message) -> Message:
+        return {"DATA": message["DATA"].upper()}
+
+    @echo.on("DATA/REWARD", room="a", respond_to=["b", "c"])
+    def fan_out(message: Message) -> list[Message]:
+        return [{"DATA": 1}, {"DATA": 2}]
+
+    async with echo, await RawClient.connect(ws_url, "peer", rooms=("a", "b", "c")) as peer:
+        await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "b", "DATA": "hi"})
+        back = await peer.expect("DATA/TEXT")
+        assert (back["TO_ROOM"], back["DATA"]) == ("b", "HI")
+        await peer.send({"TYPE": "DATA/REWARD", "TO_ROOM": "a"})
+        got = {(m["TO_ROOM"], m["DATA"]) for m in [await peer.expect("DATA/REWARD")
+                                                     for _ in range(4)]}
+    assert got == {("b", 1), ("b", 2), ("c", 1), ("c", 2)}
+
+
+async def test_direct_message_reaches_sync_handler_and_answer_goes_to_sender(
+        ws_url: str) -> None:
+    oracle = Component("oracle", ws_url)
+    seen: list[Message] = []
+
+    @oracle.on("DATA/CUSTOM")
+    def answer(message: Message) -> Message:
+        seen.append(message)
+        return {"DATA": "forty-two"}
+
+    @oracle.on("DATA/CUSTOM", room="elsewhere", direct=False)
+    def room_only(message: Message) -> None:
+        raise AssertionError("direct=False handler fired for a direct message")
+
+    async with oracle, await RawClient.connect(ws_url, "asker") as asker:
+        await asker.send({"TYPE": "DATA/CUSTOM", "TO": "oracle", "DATA": "?", "ROOT_ID": "q"})
+        reply = await asker.expect("DATA/CUSTOM")
+    assert reply["TO"] == "asker"
+    assert "TO_ROOM" not in reply
+    assert (reply["DATA"], reply["ROOT_ID"], reply["SENT_BY"]) == ("forty-two", "q", "oracle")
+    assert [m["SENT_BY"] for m in seen] == ["asker"]
+
+
+async def test_raising_handler_is_logged_and_the_component_keeps_going(
+        ws_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    flaky = Component("flaky", ws_url)
+    handled: asyncio.Queue[int] = asyncio.Queue()
+
+    @flaky.on("DATA/TEXT", room="r")
+    async def sometimes(message: Message) -> None:
+        if message["DATA"] == 0:
+            raise ZeroDivisionError("boom")
+        handled.put_nowait(message["DATA"])
+
+    with caplog.at_level(logging.ERROR, logger="swergio_al.client"):
+        async with flaky, await RawClient.connect(ws_url, "peer", rooms=("r",)) as peer:
+            for value in (0, 1):
+                await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": value})
+            assert await asyncio.wait_for(handled.get(), 5) == 1
+            assert flaky.connected
+    failure = next(r for r in caplog.records if "handler" in r.getMessage())
+    assert failure.exc_info is not None and failure.exc_info[0] is ZeroDivisionError
+
+
+async def test_handlers_run_one_message_at_a_time_in_arrival_order(ws_url: str) -> None:
+    worker = Component("worker", ws_url)
+    order: list[tuple[str, int]] = []
+    done = asyncio.Event()
+
+    @worker.on("DATA/TEXT", room="r")
+    async def slow(message: Message) -> None:
+        order.append(("start", message["DATA"]))
+        await asyncio.sleep(0)  # give a concurrent dispatch every chance to interleave
+        await asyncio.sleep(0)
+        order.append(("end", message["DATA"]))
+        if message["DATA"] == 9:
+            done.set()
+
+    async with worker, await RawClient.connect(ws_url, "peer", rooms=("r",)) as peer:
+        for value in range(10):
+            await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": value})
+        await asyncio.wait_for(done.wait(), 5)
+    assert order == [(step, v) for v in range(10) for step in ("start", "end")]
+
+
+async def test_request_returns_the_reply_with_the_same_root_id(ws_url: str) -> None:
+    responder = Component("responder", ws_url)
+
+    @responder.on("DATA/CUSTOM")
+    async def double(message: Message) -> Message:
+        return {"DATA": message["DATA"] * 2}
+
+    async with responder, Component("requester", ws_url) as requester:
+        sent_id = "req-1"
+        reply = await requester.request({"ID": sent_id, "TYPE": "DATA/CUSTOM",
+                                         "TO": "responder", "DATA": 4}, timeout=5)
+        assert reply["DATA"] == 8
+        assert reply["ROOT_ID"] == sent_id
+        assert reply["SENT_BY"] == "responder"
+        # A handler may itself await request() without blocking its own dispatch.
+        chained = Component("chained", ws_url)
+
+        @chained.on("DATA/TEXT", room="chain")
+        async def ask(message: Message) -> Message:
+            inner = await chained.request({"TYPE": "DATA/CUSTOM", "TO": "responder", "DATA": 5})
+            return {"DATA": inner["DATA"]}
+
+        async with chained, await RawClient.connect(ws_url, "peer", rooms=("chain",)) as peer:
+            await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "chain"})
+            assert (await peer.expect("DATA/TEXT"))["DATA"] == 10
+
+
+async def test_request_times_out_when_nobody_answers(ws_url: str) -> None:
+    async with Component("asker", ws_url) as asker, \
+            await RawClient.connect(ws_url, "silent") as silent:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await asker.request({"TYPE": "DATA/CUSTOM", "TO": "silent"}, timeout=0.3)
+        assert 0.3 <= loop.time() - started < 2
+        assert (await silent.expect("DATA/CUSTOM"))["SENT_BY"] == "asker"
+
+
+async def test_request_the_server_refuses_raises_at_once(ws_url: str) -> None:
+    async with Component("asker", ws_url) as asker:
+        with pytest.raises(RefusedError) as refused:
+            await asker.request({"TYPE": "DATA/TEXT", "TO_ROOM": "not-joined"}, timeout=5)
+    assert refused.value.code == "not_in_room"
+
+
+async def test_server_errors_go_to_error_handlers(ws_url: str) -> None:
+    watcher = Component("watcher", ws_url)
+    errors: asyncio.Queue[Message] = asyncio.Queue()
+    watcher.on("ERROR")(errors.put_nowait)
+    async with watcher:
+        sent = await watcher.send({"TYPE": "DATA/TEXT", "TO": "nobody"})
+        error = await asyncio.wait_for(errors.get(), 5)
+    assert (error["CODE"], error["REF"]) == ("unknown_recipient", sent["ID"])
+
+
+async def test_join_and_leave_take_effect_on_the_server(ws_url: str) -> None:
+    async with Component("mover", ws_url) as mover, \
+            await RawClient.connect(ws_url, "peer", rooms=("lobby",)) as peer:
+        await mover.join("lobby")
+        await mover.send({"TYPE": "DATA/TEXT", "TO_ROOM": "lobby", "DATA": "in"})
+        assert (await peer.expect("DATA/TEXT"))["DATA"] == "in"
+        await mover.leave("lobby")
+        assert "lobby" not in mover.rooms
+        with pytest.raises(RefusedError, match="not_in_room"):
+            await mover.request({"TYPE": "DATA/TEXT", "TO_ROOM": "lobby"}, timeout=5)
+
+
+async def test_join_the_server_refuses_raises(make_server: Any) -> None:
+    server = await make_server(max_rooms_per_connection=1)
+    async with Component("greedy", str(server.make_url("/ws"))) as greedy:
+        await greedy.join("one")
+        with pytest.raises(RefusedError, match="too_many_rooms"):
+            await greedy.join("two")
+
+
+async def test_bad_input_gets_clear_errors(ws_url: str) -> None:
+    component = Component("careful", ws_url)
+    with pytest.raises(ValueError, match="type_"):
+        component.on("")
+    with pytest.raises(ValueError, match="room"):
+        component.on("DATA/TEXT", room=[""])
+    with pytest.raises(NotConnectedError, match="connect"):
+        await component.send({"TYPE": "DATA/TEXT", "TO": "x"})
+    with pytest.raises(ValueError, match="url"):
+        await Component("x", "tcp://127.0.0.1:1/ws").connect()
+    async with component:
+        with pytest.raises(ValueError, match="TO_ROOM or TO"):
+            await component.send({"TYPE": "DATA/TEXT"})
+        with pytest.raises(ValueError, match="unknown TYPE"):
+            await component.send({"TYPE": "NOPE", "TO": "x"})
+        with pytest.raises(TypeError):
+            await component.send({"TYPE": "DATA/TEXT", "TO": "x", "DATA": object()})
+        with pytest.raises(RuntimeError, match="expects state new"):
+            await component.connect()
+        assert component.connected
+    with pytest.raises(NotConnectedError, match="closed"):
+        await component.send({"TYPE": "DATA/TEXT", "TO": "x"})
+
+
+async def test_connect_to_a_dead_port_raises(unused_tcp_port: int) -> None:
+    component = Component("lonely", f"ws://127.0.0.1:{unused_tcp_port}/ws")
+    with pytest.raises(OSError):
+        await component.connect()
+    assert component.state is ComponentState.CLOSED
+    assert _component_tasks() == []
+
+
+async def test_close_leaves_no_tasks_even_from_inside_a_handler(ws_url: str) -> None:
+    quitter = Component("quitter", ws_url)
+
+    @quitter.on("DATA/TEXT", room="r")
+    async def stop(message: Message) -> None:
+        await quitter.close()
+
+    await quitter.connect()
+    assert _component_tasks() != []
+    async with await RawClient.connect(ws_url, "peer", rooms=("r",)) as peer:
+        await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r"})
+        await asyncio.wait_for(quitter.wait_closed(), 5)
+    assert quitter.state is ComponentState.CLOSED and not quitter.connected
+    assert _component_tasks() == []
+
+    plain = Component("plain", ws_url)
+    plain.on("DATA/TEXT", room="r")(lambda m: None)
+    await plain.connect()
+    await plain.close()
+    await plain.close()  # idempotent
+    assert _component_tasks() == []
+
+
+async def test_name_taken_over_stops_reconnecting(ws_url: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    first = Component("twin", ws_url, backoff_initial=0.01)
+    with caplog.at_level(logging.WARNING, logger="swergio_al.client"):
+        async with first, Component("twin", ws_url):
+            await asyncio.wait_for(first.wait_closed(), 5)
+            assert first.state is ComponentState.CLOSED
+    assert any("taken over" in r.getMessage() for r in caplog.records)
+    assert _component_tasks() == []
+
+
+async def test_reconnects_and_rejoins_after_the_server_is_killed_and_restarted(
+        tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    with ServerProcess("--store", store, log_path=tmp_path / "server.log") as server:
+        survivor = Component("survivor", server.ws_url, backoff_initial=0.05, backoff_max=0.3,
+                             random_state=0)
+        received: asyncio.Queue[Message] = asyncio.Queue()
+        survivor.on("DATA/TEXT", room="old-room")(received.put_nowait)
+        async with survivor:
+            server.kill()
+            await _until(lambda: survivor.state is ComponentState.RECONNECTING)
+            # Sent while the server is down: waits for the reconnect instead of dropping.
+            pending = asyncio.create_task(survivor.send(
+                {"TYPE": "DATA/TEXT", "TO": "survivor", "DATA": "I'm back"}))
+            await asyncio.sleep(0)
+            assert not pending.done()
+            await asyncio.to_thread(server.start)
+            await asyncio.wait_for(pending, 10)
+            assert (await asyncio.wait_for(received.get(), 5))["DATA"] == "I'm back"
+            # send() resumed only after re-registering and re-joining: the old room works.
+            async with await RawClient.connect(server.ws_url, "peer",
+                                               rooms=("old-room",)) as peer:
+                await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "old-room", "DATA": "hi"})
+                assert (await asyncio.wait_for(received.get(), 5))["DATA"] == "hi"
+                await survivor.send({"TYPE": "DATA/TEXT", "TO_ROOM": "old-room", "DATA": "yo"})
+                assert (await peer.expect("DATA/TEXT"))["DATA"] == "yo"
+            assert survivor.connected
+        assert _component_tasks() == []
