@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from typing import Any
 
 import pytest
@@ -297,3 +298,93 @@ async def test_shutdown_closes_tcp_clients_and_the_port(make_server: MakeServer)
 
 async def test_listener_is_off_unless_configured(server: TestServer) -> None:
     assert SWERGIO_LISTENER not in server.app
+
+
+class Legacy:
+    """The real swergio 0.0.2 `Client` (blocking sockets) with its `listen()` loop in a thread."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.thread = threading.Thread(target=self._listen, name=f"swergio-{client.name}",
+                                       daemon=True)
+
+    @classmethod
+    async def connect(cls, port: int, name: str) -> Legacy:
+        from swergio.client import Client
+
+        return cls(await asyncio.to_thread(Client, name, "127.0.0.1", port))
+
+    def _listen(self) -> None:
+        try:
+            self.client.listen()
+        except OSError:
+            pass  # listen() answers the server's close with a DISCONNECT into a closed socket
+        finally:
+            self.client.client.close()  # 0.0.2 skips this when that DISCONNECT fails
+
+    def start(self) -> None:
+        self.thread.start()
+
+    async def stop(self) -> None:
+        """Send DISCONNECT as the 0.0.2 client does; the server's close ends `listen()`."""
+        if self.thread.is_alive():
+            await asyncio.to_thread(self.client.send,
+                                    {"TYPE": "COMMAND/DISCONNECT", "TO_ROOM": "_command"})
+            await asyncio.to_thread(self.thread.join, 5)
+            assert not self.thread.is_alive(), "listen() did not return after DISCONNECT"
+        else:
+            self.client.client.close()
+
+
+def thread_safe_inbox() -> tuple[asyncio.Queue[Message], Any]:
+    """A queue for the event loop and a plain function a foreign thread may call to fill it."""
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    return inbox, lambda message: loop.call_soon_threadsafe(inbox.put_nowait, message)
+
+
+async def test_real_swergio_client_talks_with_a_websocket_peer(swergio_port: int,
+                                                               compat_ws_url: str) -> None:
+    from swergio.client import Trigger
+    from swergio.messageType import MESSAGE_TYPE
+
+    rewards, record = thread_safe_inbox()
+
+    def double(message: Message) -> Message:
+        return {"DATA": message["DATA"] * 2}
+
+    def on_reward(message: Message) -> None:
+        record(message)
+
+    async with await RawClient.connect(compat_ws_url, "web", rooms=("r",)) as ws:
+        legacy = await Legacy.connect(swergio_port, "legacy")
+        try:
+            await asyncio.to_thread(
+                legacy.client.add_eventHandler, double, MESSAGE_TYPE.DATA.GRADIENT,
+                responseRooms="r", trigger=Trigger(MESSAGE_TYPE.DATA.FORWARD, "r"))
+            await asyncio.to_thread(
+                legacy.client.add_eventHandler, on_reward, None,
+                trigger=Trigger(MESSAGE_TYPE.DATA.REWARD, "r"))
+            # Same connection, so once this arrives its REGISTER and JOINROOMs were handled.
+            await asyncio.to_thread(legacy.client.send,
+                                    {"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "ready"})
+            hello = await ws.expect("DATA/TEXT")
+            assert (hello["DATA"], hello["SENT_BY"]) == ("ready", "legacy")
+            legacy.start()
+
+            await ws.send({"ID": "f1", "TYPE": "DATA/FORWARD", "TO_ROOM": "r", "DATA": [1, 2],
+                           "ROOT_ID": "root-1", "MODEL_STATUS": 1})
+            gradient = await ws.expect("DATA/GRADIENT")
+            assert gradient["DATA"] == [1, 2, 1, 2]
+            assert (gradient["SENT_BY"], gradient["TO_ROOM"]) == ("legacy", "r")
+            assert (gradient["ROOT_ID"], gradient["MODEL_STATUS"]) == ("root-1", 1)
+
+            await ws.send({"TYPE": "DATA/REWARD", "TO_ROOM": "r", "DATA": 0.5})
+            async with asyncio.timeout(5):
+                reward = await rewards.get()
+            assert (reward["DATA"], reward["SENT_BY"]) == (0.5, "web")
+        finally:
+            await legacy.stop()
+        # DISCONNECT took the name off the Hub.
+        await ws.send({"ID": "gone", "TYPE": "DATA/TEXT", "TO": "legacy", "DATA": "?"})
+        assert (await ws.expect("ERROR"))["CODE"] == "unknown_recipient"
