@@ -7,12 +7,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from swergio_al.api import setup_api
 from swergio_al.config import Config
-from swergio_al.keys import CONFIG, HUB, SWERGIO_LISTENER
+from swergio_al.feedback.service import FeedbackService
+from swergio_al.feedback.store import create_store
+from swergio_al.keys import CONFIG, FEEDBACK, HUB, STORE, SWERGIO_LISTENER
 from swergio_al.relay.broker import create_broker
 from swergio_al.relay.hub import Hub
 from swergio_al.relay.tcp import SwergioListener
 from swergio_al.relay.ws import websocket_handler
+from swergio_al.ui import setup_ui
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +31,13 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CONFIG] = config
     app[HUB] = Hub(broker=create_broker(config.broker), max_rooms=config.max_rooms_per_connection)
     app.cleanup_ctx.append(_hub_lifetime)
+    app[STORE] = create_store(config.store)
+    app[FEEDBACK] = FeedbackService(
+        app[HUB], app[STORE], prefix=config.feedback_prefix, lease_seconds=config.lease_seconds,
+        prefetch=config.prefetch, stats_interval=config.stats_interval_seconds,
+        max_pending=config.max_pending_per_model)
+    app[HUB].services.append(app[FEEDBACK])
+    app.cleanup_ctx.append(_feedback_lifetime)
     if config.swergio_port is not None:
         app[SWERGIO_LISTENER] = SwergioListener(
             app[HUB], host=config.host, port=config.swergio_port,
@@ -34,6 +45,8 @@ def create_app(config: Config | None = None) -> web.Application:
         app.cleanup_ctx.append(_swergio_listener_lifetime)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)
+    setup_ui(app)
+    setup_api(app)
     return app
 
 
@@ -42,6 +55,15 @@ async def _hub_lifetime(app: web.Application) -> AsyncIterator[None]:
     await hub.start()
     yield
     await hub.stop()
+
+
+async def _feedback_lifetime(app: web.Application) -> AsyncIterator[None]:
+    store, service = app[STORE], app[FEEDBACK]
+    await store.open()
+    await service.start()
+    yield
+    await service.stop()
+    await store.close()
 
 
 async def _swergio_listener_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,79 @@
+"""Browser pages: the labeling page, the dashboard, and the files they load.
+
+Pages are jinja2 templates; page settings travel as data- attributes (no inline
+scripts, so a strict CSP can forbid them). The browser code itself is plain ES
+modules served from `web/`, styles and icons from `static/`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+import swergio_al
+from swergio_al.keys import CONFIG
+
+ASSET_DIRS = ("web", "static", "templates")
+KPI_ROOM = "kpi"  # where model loops publish LOG/KPI for the dashboard
+UNDO_SECONDS = 4.0  # how long an answer stays undoable before it is sent
+
+
+def assets_root() -> Path:
+    """Where web/, static/ and templates/ live.
+
+    A wheel carries them inside the package (`swergio_al/_assets`); an editable
+    install serves them straight from the repository root.
+    """
+    package = Path(swergio_al.__file__).resolve().parent
+    for root in (package / "_assets", package.parent):
+        if all((root / name).is_dir() for name in ASSET_DIRS):
+            return root
+    raise FileNotFoundError(
+        f"browser assets (web/, static/, templates/) not found under {package / '_assets'} "
+        f"or {package.parent}; reinstall swergio-al")
+
+
+def _room_of(request: web.Request) -> str:
+    """The feedback room a labeling page joins; anything else is a clear 404."""
+    prefix = request.app[CONFIG].feedback_prefix
+    room = request.match_info.get("room", prefix).strip("/")
+    if room != prefix and not room.startswith(prefix + "/"):
+        raise web.HTTPNotFound(text=f"{room!r} is not a feedback room: feedback rooms are "
+                                    f"{prefix!r} or start with {prefix + '/'!r}")
+    return room
+
+
+async def label_page(request: web.Request) -> web.Response:
+    undo = request.query.get("undo", "")
+    try:
+        undo_seconds = float(undo) if undo else UNDO_SECONDS
+    except ValueError:
+        undo_seconds = math.nan
+    if not 0.0 <= undo_seconds <= 60.0:
+        raise web.HTTPBadRequest(text=f"undo must be 0 to 60 seconds, got {undo[:40]!r}")
+    context = {"room": _room_of(request), "undo_seconds": undo_seconds}
+    return aiohttp_jinja2.render_template("label.html", request, context)
+
+
+async def dashboard_page(request: web.Request) -> web.Response:
+    prefix = request.app[CONFIG].feedback_prefix
+    rooms = request.query.getall("room", []) or [prefix]
+    context = {"rooms": " ".join(rooms), "kpi_room": request.query.get("kpi", KPI_ROOM)}
+    return aiohttp_jinja2.render_template("dashboard.html", request, context)
+
+
+def setup_ui(app: web.Application) -> None:
+    """Register `/`, `/label/{room}`, `/dashboard`, `/web/...` and `/static/...`."""
+    root = assets_root()
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(root / "templates"),
+                         autoescape=jinja2.select_autoescape(default=True))
+    app.router.add_get("/", label_page, name="label")
+    # Room names may contain "/" (feedback/melody), so the pattern takes the rest of the path.
+    app.router.add_get("/label/{room:.+}", label_page, name="label_room")
+    app.router.add_get("/dashboard", dashboard_page, name="dashboard")
+    app.router.add_static("/web", root / "web", name="web")
+    app.router.add_static("/static", root / "static", name="static")

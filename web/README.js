@@ -1,1 +1,0 @@
-// swergio_al browser side

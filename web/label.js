@@ -1,0 +1,373 @@
+// The labeling page: joins a feedback room as a labeler, shows one task at a
+// time (the next one is already here), and sends each answer after a short
+// undo window. Answers not yet acknowledged survive a reconnect and are sent
+// again once the server is back, so no label is lost.
+
+import { asText, el, need } from './dom.js';
+import { ConnState, RelayClient, newId, showConnection, socketUrl, takeToken } from './relay.js';
+import { renderSample } from './renderers.js';
+import { createAnswerControl } from './answers.js';
+
+const NAME_KEY = 'swergio_al.labeler';
+// Errors meaning "this task id is no longer yours": wait for the task to come back.
+const TASK_GONE = new Set(['unknown_task', 'not_your_task']);
+const STALE_GRACE_MS = 3000;
+
+class LabelApp {
+  /** @param {HTMLElement} root */
+  constructor(root) {
+    this.root = root;
+    this.room = root.dataset.room;
+    this.undoSeconds = Number(root.dataset.undoSeconds ?? 4);
+    this.nameForm = need(root, '[data-name-form]');
+    this.taskView = need(root, '[data-task]');
+    this.waitingView = need(root, '[data-waiting]');
+    this.progress = need(root, '[data-progress]');
+    this.undoBar = need(root, '[data-undo]');
+    this.messageLine = need(root, '[data-message]');
+    /** @type {{data: object, stale: boolean, spent: number, draft?: unknown}[]} tasks[0] is on screen */
+    this.tasks = [];
+    /** answers given but not acknowledged, by sample_id */
+    this.pending = new Map();
+    this.undoable = null;
+    this.shown = null; // {entry, control, media, since}
+    this.session = 0;
+    this.relay = null;
+  }
+
+  start() {
+    const token = takeToken('swergio_al.labeler_token');
+    const name = localStorage.getItem(NAME_KEY);
+    if (name) {
+      this.connect(name, token);
+      return;
+    }
+    this.nameForm.hidden = false;
+    const input = need(this.nameForm, '[data-name-input]');
+    input.focus();
+    this.nameForm.addEventListener('submit', (event) => {
+      event.preventDefault();
+      const chosen = input.value.trim();
+      if (!chosen) return;
+      localStorage.setItem(NAME_KEY, chosen);
+      this.nameForm.hidden = true;
+      this.connect(chosen, token);
+    });
+  }
+
+  connect(name, token) {
+    need(this.progress, '[data-room-name]').textContent = this.room;
+    need(this.progress, '[data-labeler-name]').textContent = name;
+    this.progress.hidden = false;
+    this.relay = new RelayClient({ url: socketUrl(this.root.dataset.wsPath || '/ws'), name, role: 'labeler',
+                                   token, rooms: [this.room] });
+    showConnection(this.relay, document.querySelector('[data-conn]'));
+    this.relay.addEventListener('message', (event) => this.onMessage(event.detail));
+    this.relay.addEventListener('ready', () => this.onReady());
+    this.relay.addEventListener('state', (event) => this.onState(event.detail.state));
+    need(this.taskView, '[data-submit]').addEventListener('click', (event) => { event.currentTarget.blur(); this.submit(); });
+    need(this.taskView, '[data-skip]').addEventListener('click', (event) => { event.currentTarget.blur(); this.skip(); });
+    need(this.undoBar, '[data-undo-button]').addEventListener('click', () => this.undo());
+    document.addEventListener('keydown', (event) => this.onKey(event));
+    this.relay.connect();
+    this.render();
+  }
+
+  // -- connection ---------------------------------------------------------
+
+  onState(state) {
+    this.root.dataset.conn = state;
+    if (state !== ConnState.OPEN) {
+      // The server takes our leases back when we are gone; our copies are stale
+      // until it hands the same samples out again.
+      for (const entry of this.tasks) entry.stale = true;
+      for (const pend of this.pending.values()) if (pend.state === 'sent') pend.state = 'queued';
+      this.updateCounts();
+    }
+  }
+
+  onReady() {
+    // Send what waited for the connection; an old task id the server no longer
+    // knows comes back as an error and the answer waits for the task to return.
+    for (const pend of this.pending.values()) if (pend.state === 'queued') this.sendLabel(pend);
+    clearTimeout(this.pruneTimer);
+    this.pruneTimer = setTimeout(() => this.pruneStale(), STALE_GRACE_MS);
+  }
+
+  /** Drop stale tasks the server did not hand back (it gave them to someone else). */
+  pruneStale() {
+    const keep = this.tasks.filter((entry, i) => !entry.stale || i === 0);
+    if (keep.length !== this.tasks.length) {
+      this.tasks = keep;
+      this.render();
+    }
+  }
+
+  onMessage(message) {
+    const data = message.DATA ?? {};
+    switch (message.TYPE) {
+      case 'FEEDBACK/TASK': this.onTask(data); break;
+      case 'FEEDBACK/ACK': this.onAck(data); break;
+      case 'FEEDBACK/STATS': this.onStats(data); break;
+      case 'FEEDBACK/CANCEL': this.onCancel(data); break;
+      case 'ERROR': this.onError(message); break;
+      default: break;
+    }
+  }
+
+  onTask(data) {
+    if (!data || typeof data.task_id !== 'string') return;
+    const sampleId = asText(data.sample_id ?? data.task_id);
+    const pend = this.pending.get(sampleId);
+    if (pend) {
+      // We answered this sample already (before a reconnect): send it under the new id.
+      const changed = pend.entry.data.task_id !== data.task_id;
+      pend.entry.data = data;
+      if (pend.state === 'queued' || (pend.state === 'sent' && changed)) this.sendLabel(pend);
+      return;
+    }
+    const known = this.tasks.find((entry) => asText(entry.data.sample_id ?? entry.data.task_id) === sampleId);
+    if (known) {
+      known.data = data; // same sample, new lease: keep what is on screen and typed
+      known.stale = false;
+      this.render();
+      return;
+    }
+    this.tasks.push({ data, stale: false, spent: 0 });
+    this.render();
+  }
+
+  onAck(data) {
+    for (const [sampleId, pend] of this.pending) {
+      if (pend.entry.data.task_id === data.task_id) {
+        this.pending.delete(sampleId);
+        this.session += 1;
+        this.root.dataset.acked = String(this.session);
+        break;
+      }
+    }
+    this.updateCounts();
+  }
+
+  onStats(data) {
+    for (const key of ['queued', 'labelers']) {
+      const node = this.progress.querySelector(`[data-stat="${key}"]`);
+      if (node && data[key] !== undefined) node.textContent = asText(data[key]);
+    }
+  }
+
+  onCancel(data) {
+    const gone = new Set((data.sample_ids ?? []).map(asText));
+    const before = this.tasks.length;
+    this.tasks = this.tasks.filter((entry) => !gone.has(asText(entry.data.sample_id)));
+    if (this.tasks.length !== before) this.render();
+  }
+
+  onError(message) {
+    const pend = [...this.pending.values()].find((p) => p.messageId && p.messageId === message.REF);
+    if (pend && TASK_GONE.has(message.CODE)) {
+      pend.state = 'queued'; // sent again when the server hands this sample back
+      this.updateCounts();
+      return;
+    }
+    if (pend) {
+      this.pending.delete(asText(pend.entry.data.sample_id ?? pend.entry.data.task_id));
+      this.updateCounts();
+    }
+    this.say(`server: ${asText(message.MESSAGE ?? message.CODE)}`);
+  }
+
+  // -- answering ----------------------------------------------------------
+
+  submit() {
+    const shown = this.shown;
+    if (!shown) return;
+    const answer = shown.control.value();
+    if (answer === undefined) {
+      this.say('Pick or type an answer first.');
+      return;
+    }
+    this.flushUndoable();
+    const entry = this.tasks.shift();
+    const seconds = entry.spent + (performance.now() - shown.since) / 1000;
+    this.shown = null;
+    const pend = { entry, answer, seconds: Math.round(seconds * 100) / 100, state: 'undoable', messageId: null };
+    this.pending.set(asText(entry.data.sample_id ?? entry.data.task_id), pend);
+    this.say('');
+    if (this.undoSeconds > 0) {
+      this.undoable = pend;
+      pend.deadline = performance.now() + this.undoSeconds * 1000;
+      pend.timer = setInterval(() => this.tickUndo(), 100);
+    } else {
+      this.sendLabel(pend);
+    }
+    this.render();
+  }
+
+  tickUndo() {
+    const pend = this.undoable;
+    if (!pend) return;
+    if (performance.now() >= pend.deadline) this.flushUndoable();
+    else this.renderUndo();
+  }
+
+  /** The undo window is over (or another answer replaced it): send now. */
+  flushUndoable() {
+    const pend = this.undoable;
+    if (!pend) return;
+    clearInterval(pend.timer);
+    this.undoable = null;
+    this.sendLabel(pend);
+    this.renderUndo();
+  }
+
+  undo() {
+    const pend = this.undoable;
+    if (!pend) {
+      this.say('Nothing to undo: the last answer was already sent.');
+      return;
+    }
+    clearInterval(pend.timer);
+    this.undoable = null;
+    this.pending.delete(asText(pend.entry.data.sample_id ?? pend.entry.data.task_id));
+    this.keepDraft();
+    pend.entry.draft = pend.answer;
+    pend.entry.spent = pend.seconds;
+    this.tasks.unshift(pend.entry);
+    this.say('Answer taken back.');
+    this.render();
+  }
+
+  sendLabel(pend) {
+    pend.state = 'queued';
+    if (this.relay?.isOpen) {
+      const message = { ID: newId(), TYPE: 'FEEDBACK/LABEL', TO_ROOM: this.room,
+                        DATA: { task_id: pend.entry.data.task_id, answer: pend.answer, seconds: pend.seconds } };
+      pend.messageId = message.ID;
+      if (this.relay.send(message)) pend.state = 'sent';
+    }
+    this.updateCounts();
+  }
+
+  skip() {
+    if (!this.shown) return;
+    const entry = this.tasks.shift();
+    this.shown = null;
+    if (!entry.stale && this.relay?.isOpen) {
+      this.relay.send({ TYPE: 'FEEDBACK/SKIP', TO_ROOM: this.room, DATA: { task_id: entry.data.task_id } });
+    }
+    this.say('Skipped.');
+    this.render();
+  }
+
+  // -- keyboard -----------------------------------------------------------
+
+  onKey(event) {
+    if (!this.nameForm.hidden) return;
+    const target = event.target;
+    const typing = target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement;
+    const key = event.key;
+    if (typing) {
+      if (key === 'Escape') target.blur();
+      else if (key === 'Enter' && !event.shiftKey) { event.preventDefault(); this.submit(); }
+      else if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === 'z' && !target.value) { event.preventDefault(); this.undo(); }
+      return;
+    }
+    if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === 'z') { event.preventDefault(); this.undo(); return; }
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (/^[0-9]$/.test(key)) {
+      if (this.shown?.control.pick(Number(key))) event.preventDefault();
+    } else if (key === 'Enter') {
+      event.preventDefault();
+      this.submit();
+    } else if (key === ' ') {
+      event.preventDefault();
+      this.shown?.media.toggle?.();
+    } else if (key === 's' || key === 'S') {
+      this.skip();
+    } else if (key === 'u' || key === 'U') {
+      this.undo();
+    }
+  }
+
+  // -- view ---------------------------------------------------------------
+
+  keepDraft() {
+    if (!this.shown) return;
+    this.shown.entry.draft = this.shown.control.value();
+    this.shown.entry.spent += (performance.now() - this.shown.since) / 1000;
+    this.shown.media.stop?.();
+  }
+
+  render() {
+    const entry = this.tasks[0];
+    if (this.shown && this.shown.entry !== entry) {
+      this.keepDraft();
+      this.shown = null;
+    }
+    if (entry && !this.shown) this.showTask(entry);
+    if (entry) this.taskView.dataset.taskId = entry.data.task_id;
+    this.taskView.hidden = !entry;
+    this.waitingView.hidden = Boolean(entry) || !this.relay?.isOpen;
+    this.renderUndo();
+    this.updateCounts();
+  }
+
+  showTask(entry) {
+    const data = entry.data;
+    const kind = asText(data.kind || 'json');
+    this.taskView.dataset.kind = kind;
+    this.taskView.dataset.sampleId = asText(data.sample_id);
+    need(this.taskView, '[data-question]').textContent = asText(data.question || 'What is the right answer?');
+    const media = renderSample(kind, data.content, need(this.taskView, '[data-sample]'));
+    const prediction = need(this.taskView, '[data-prediction]');
+    prediction.textContent = data.prediction === undefined || data.prediction === null
+      ? 'nothing yet' : asText(data.prediction);
+    const confidence = Number(data.confidence);
+    const bar = need(this.taskView, '[data-confidence-bar]');
+    const known = Number.isFinite(confidence);
+    bar.style.width = known ? `${Math.round(Math.min(1, Math.max(0, confidence)) * 100)}%` : '0%';
+    bar.parentElement.title = known ? `confidence ${(confidence * 100).toFixed(0)}%` : 'no confidence given';
+    prediction.append(known ? ` (${(confidence * 100).toFixed(0)}% sure)` : '');
+    const why = [];
+    if (known) why.push(`uncertainty ${(1 - confidence).toFixed(2)}`);
+    if (Number.isFinite(Number(data.priority))) why.push(`priority ${Number(data.priority).toFixed(2)}`);
+    need(this.taskView, '[data-why]').textContent = why.length
+      ? `Asked because the model is unsure: ${why.join(', ')}.` : 'Asked by the model.';
+    const control = createAnswerControl(data.answer);
+    need(this.taskView, '[data-answer]').replaceChildren(control.element);
+    if (entry.draft !== undefined) control.set(entry.draft);
+    this.shown = { entry, control, media, since: performance.now() };
+    if (control.textBox) control.textBox.focus({ preventScroll: true });
+  }
+
+  renderUndo() {
+    const pend = this.undoable;
+    this.undoBar.hidden = !pend;
+    if (!pend) return;
+    need(this.undoBar, '[data-undo-answer]').textContent = asText(pend.answer);
+    const left = Math.max(0, (pend.deadline - performance.now()) / 1000);
+    need(this.undoBar, '[data-undo-countdown]').textContent = left.toFixed(1);
+  }
+
+  updateCounts() {
+    need(this.progress, '[data-stat="session"]').textContent = String(this.session);
+    const unsent = [...this.pending.values()].filter((p) => p.state !== 'undoable').length;
+    need(this.progress, '[data-stat="unsent"]').textContent = String(unsent);
+    need(this.progress, '[data-stat-wrap="unsent"]').hidden = unsent === 0;
+    this.root.dataset.unsent = String(unsent);
+  }
+
+  say(text) {
+    this.messageLine.textContent = text;
+  }
+}
+
+for (const root of document.querySelectorAll('[data-module="label-app"]')) {
+  try {
+    new LabelApp(root).start();
+  } catch (error) {
+    console.error(error);
+    root.prepend(el('p', { className: 'notice', text: `The labeling page could not start: ${error.message}` }));
+  }
+}

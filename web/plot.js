@@ -1,0 +1,85 @@
+// A learning-curve plot drawn as SVG: one line per model, y = held-out score,
+// x = labels. Small on purpose; redrawn whole on every update.
+
+import { el, svg } from './dom.js';
+
+const WIDTH = 640;
+const HEIGHT = 300;
+const PAD = { left: 48, right: 16, top: 12, bottom: 36 };
+const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];
+
+/** About `count` round tick values covering [low, high]. */
+export function ticks(low, high, count = 5) {
+  if (!(high > low)) return [low];
+  const raw = (high - low) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+  const out = [];
+  for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+export class LinePlot {
+  /** @param {HTMLElement} container @param {HTMLElement} legend */
+  constructor(container, legend) {
+    this.container = container;
+    this.legend = legend;
+    /** @type {Map<string, {x: number, y: number}[]>} */
+    this.series = new Map();
+    this.draw();
+  }
+
+  add(name, x, y) {
+    if (!Number.isFinite(x) || !Number.isFinite(y)) return;
+    const points = this.series.get(name) ?? [];
+    points.push({ x, y });
+    points.sort((a, b) => a.x - b.x);
+    this.series.set(name, points);
+    this.draw();
+  }
+
+  draw() {
+    const all = [...this.series.values()].flat();
+    const xs = all.map((p) => p.x);
+    const ys = all.map((p) => p.y);
+    const xMax = Math.max(1, ...xs);
+    const xMin = Math.min(0, ...xs);
+    const yMin = Math.min(0, ...ys);
+    const yMax = Math.max(1, ...ys);
+    const sx = (x) => PAD.left + ((x - xMin) / (xMax - xMin)) * (WIDTH - PAD.left - PAD.right);
+    const sy = (y) => HEIGHT - PAD.bottom - ((y - yMin) / (yMax - yMin)) * (HEIGHT - PAD.top - PAD.bottom);
+
+    const root = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: 'line-plot', role: 'img',
+                              'data-points': all.length, 'aria-label': 'held-out score against labels' });
+    for (const t of ticks(yMin, yMax)) {
+      root.append(svg('line', { x1: PAD.left, x2: WIDTH - PAD.right, y1: sy(t), y2: sy(t), class: 'grid' }));
+      root.append(label(PAD.left - 6, sy(t) + 4, String(t), 'end'));
+    }
+    for (const t of ticks(xMin, xMax, 6).filter(Number.isInteger)) {
+      root.append(svg('line', { x1: sx(t), x2: sx(t), y1: HEIGHT - PAD.bottom, y2: HEIGHT - PAD.bottom + 4, class: 'axis' }));
+      root.append(label(sx(t), HEIGHT - PAD.bottom + 16, String(t), 'middle'));
+    }
+    root.append(svg('line', { x1: PAD.left, x2: WIDTH - PAD.right, y1: HEIGHT - PAD.bottom, y2: HEIGHT - PAD.bottom, class: 'axis' }));
+    root.append(svg('line', { x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: HEIGHT - PAD.bottom, class: 'axis' }));
+    root.append(label((WIDTH + PAD.left) / 2, HEIGHT - 4, 'labels', 'middle'));
+
+    this.legend.replaceChildren();
+    [...this.series.entries()].forEach(([name, points], i) => {
+      const color = COLORS[i % COLORS.length];
+      root.append(svg('polyline', { points: points.map((p) => `${sx(p.x)},${sy(p.y)}`).join(' '),
+                                    class: 'series', stroke: color, 'data-series': name }));
+      for (const p of points) root.append(svg('circle', { cx: sx(p.x), cy: sy(p.y), r: 3, fill: color }));
+      const swatch = el('span', { className: 'swatch' });
+      swatch.style.background = color;
+      this.legend.append(el('span', {}, [swatch, name]));
+    });
+    if (!all.length) root.append(label(WIDTH / 2, HEIGHT / 2, 'waiting for LOG/KPI from a model…', 'middle'));
+    this.container.replaceChildren(root);
+  }
+}
+
+function label(x, y, text, anchor) {
+  const node = svg('text', { x, y, 'text-anchor': anchor, class: 'tick' });
+  node.textContent = text;
+  return node;
+}
