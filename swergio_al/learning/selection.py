@@ -1,0 +1,91 @@
+"""Turning scores into the samples to ask about: top-n and diverse batches."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+
+def rank(scores: ArrayLike, rng: np.random.Generator) -> NDArray[np.intp]:
+    """Indices by descending score; ties in random order; NaN last."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    key = np.where(np.isnan(s), -np.inf, s)
+    return np.lexsort((rng.random(s.size), -key)).astype(np.intp)
+
+
+def top_n(scores: ArrayLike, n: int, rng: np.random.Generator) -> NDArray[np.intp]:
+    """The ``n`` highest scores (ties broken at random, NaN never ahead of a number)."""
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    n = min(n, s.size)
+    if n == 0:
+        return np.empty(0, dtype=np.intp)
+    key = np.where(np.isnan(s), -np.inf, s)
+    if n < s.size // 4:
+        # only the candidates at or above the n-th largest need the full ordering
+        cut = np.partition(key, s.size - n)[s.size - n]
+        candidates = np.flatnonzero(key >= cut)
+        order = candidates[rank(key[candidates], rng)]
+        return order[:n]
+    return rank(key, rng)[:n]
+
+
+def diverse_batch(
+    X: ArrayLike,
+    scores: ArrayLike,
+    n: int,
+    diversity: float,
+    rng: np.random.Generator,
+    *,
+    labeled: ArrayLike | None = None,
+    candidates: int | None = None,
+) -> NDArray[np.intp]:
+    """Greedy batch that trades uncertainty against distance (ranked batch-mode).
+
+    Among the ``candidates`` most uncertain samples (default ``max(20 n, 200)``),
+    each pick maximizes ``(1 - diversity) u(x) + diversity d(x)`` where ``u`` is the
+    score scaled to [0, 1] over the candidates and ``d`` the Euclidean distance to the
+    nearest sample already picked or labeled, scaled by its largest initial value.
+    ``diversity=0`` is plain top-n; ``diversity=1`` is k-center greedy.
+    """
+    if not 0.0 <= diversity <= 1.0:
+        raise ValueError(f"diversity must be within [0, 1], got {diversity!r}")
+    Xa = np.asarray(X, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    n = min(n, s.size)
+    if diversity == 0.0 or n <= 1:
+        return top_n(s, n, rng)
+    m = min(s.size, candidates if candidates is not None else max(20 * n, 200))
+    pool = top_n(s, m, rng)
+    Xc = Xa[pool].reshape(len(pool), -1)
+    u = np.where(np.isnan(s[pool]), -np.inf, s[pool])
+    finite = np.isfinite(u)
+    lo, hi = (u[finite].min(), u[finite].max()) if finite.any() else (0.0, 0.0)
+    u = np.where(finite, (u - lo) / (hi - lo) if hi > lo else 1.0, 0.0)
+
+    sq_norms = np.einsum("ij,ij->i", Xc, Xc)
+    d = np.full(len(pool), np.inf)
+    L = None if labeled is None else np.asarray(labeled, dtype=np.float64)
+    if L is not None and len(L) > 0:
+        L = L.reshape(len(L), -1)
+        d = np.sqrt(np.maximum(_sq_distances(Xc, sq_norms, L).min(axis=1), 0.0))
+    scale = d[np.isfinite(d)].max() if np.isfinite(d).any() else 0.0
+
+    chosen: list[int] = []
+    available = np.ones(len(pool), dtype=bool)
+    for _ in range(n):
+        dn = np.where(np.isfinite(d), d / scale if scale > 0 else 0.0, 1.0)
+        value = np.where(available, (1.0 - diversity) * u + diversity * dn, -np.inf)
+        pick = int(np.argmax(value))
+        chosen.append(pick)
+        available[pick] = False
+        dist = np.sqrt(np.maximum(_sq_distances(Xc, sq_norms, Xc[pick : pick + 1])[:, 0], 0.0))
+        if scale == 0.0:  # the first pick sets the distance scale when nothing was labeled
+            scale = float(dist.max())
+        d = np.minimum(d, dist)
+    return pool[np.asarray(chosen, dtype=np.intp)]
+
+
+def _sq_distances(
+    A: NDArray[np.float64], a_sq: NDArray[np.float64], B: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    return a_sq[:, None] - 2.0 * (A @ B.T) + np.einsum("ij,ij->i", B, B)[None, :]
