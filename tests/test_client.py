@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from swergio_al.client import Component, ComponentState, NotConnectedError, Refu
 from tests.helpers import RawClient, ServerProcess
 
 Message = dict[str, Any]
+HELLO_WORLD = Path(__file__).resolve().parent.parent / "examples" / "hello_world"
 
 
 def _component_tasks() -> list[asyncio.Task[Any]]:
@@ -305,3 +307,16 @@ async def test_reconnects_and_rejoins_after_the_server_is_killed_and_restarted(
                 assert (await peer.expect("DATA/TEXT"))["DATA"] == "yo"
             assert survivor.connected
         assert _component_tasks() == []
+
+
+async def test_hello_world_example_runs_n_exchanges_and_exits_0(tmp_path: Path) -> None:
+    with ServerProcess("--store", f"sqlite:///{tmp_path / 'store.db'}") as server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(HELLO_WORLD / "run.py"), "--url", server.ws_url, "--exchanges", "7",
+            "--timeout", "20", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    lines = out.decode().splitlines()
+    assert proc.returncode == 0, err.decode()
+    assert lines[-1] == "exchanges: 7"
+    assert sum(line.startswith("world    <-") for line in lines) == 7
+    assert sum(line.startswith("universe ->") for line in lines) == 7
