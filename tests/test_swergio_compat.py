@@ -340,7 +340,11 @@ def thread_safe_inbox() -> tuple[asyncio.Queue[Message], Any]:
     """A queue for the event loop and a plain function a foreign thread may call to fill it."""
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[Message] = asyncio.Queue()
-    return inbox, lambda message: loop.call_soon_threadsafe(inbox.put_nowait, message)
+
+    def put(message: Message) -> None:  # returns None: a 0.0.2 handler result is a reply
+        loop.call_soon_threadsafe(inbox.put_nowait, message)
+
+    return inbox, put
 
 
 async def test_real_swergio_client_talks_with_a_websocket_peer(swergio_port: int,
@@ -353,9 +357,6 @@ async def test_real_swergio_client_talks_with_a_websocket_peer(swergio_port: int
     def double(message: Message) -> Message:
         return {"DATA": message["DATA"] * 2}
 
-    def on_reward(message: Message) -> None:
-        record(message)
-
     async with await RawClient.connect(compat_ws_url, "web", rooms=("r",)) as ws:
         legacy = await Legacy.connect(swergio_port, "legacy")
         try:
@@ -363,7 +364,7 @@ async def test_real_swergio_client_talks_with_a_websocket_peer(swergio_port: int
                 legacy.client.add_eventHandler, double, MESSAGE_TYPE.DATA.GRADIENT,
                 responseRooms="r", trigger=Trigger(MESSAGE_TYPE.DATA.FORWARD, "r"))
             await asyncio.to_thread(
-                legacy.client.add_eventHandler, on_reward, None,
+                legacy.client.add_eventHandler, record, None,
                 trigger=Trigger(MESSAGE_TYPE.DATA.REWARD, "r"))
             # Same connection, so once this arrives its REGISTER and JOINROOMs were handled.
             await asyncio.to_thread(legacy.client.send,
@@ -388,3 +389,56 @@ async def test_real_swergio_client_talks_with_a_websocket_peer(swergio_port: int
         # DISCONNECT took the name off the Hub.
         await ws.send({"ID": "gone", "TYPE": "DATA/TEXT", "TO": "legacy", "DATA": "?"})
         assert (await ws.expect("ERROR"))["CODE"] == "unknown_recipient"
+
+
+async def test_swergio_client_and_component_handlers_trigger_each_other(
+        swergio_port: int, compat_ws_url: str) -> None:
+    """A chain FORWARD → GRADIENT (0.0.2 handler) → REWARD (Component handler) → 0.0.2."""
+    from swergio.client import Trigger
+    from swergio.messageType import MESSAGE_TYPE
+
+    from swergio_al.client import Component
+
+    rewards, record = thread_safe_inbox()
+    modern = Component("modern", compat_ws_url, reconnect=False)
+    ready: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+    gradients: list[Message] = []
+
+    @modern.on("DATA/TEXT", room="r")
+    def on_text(message: Message) -> None:
+        if not ready.done():
+            ready.set_result(message)
+
+    @modern.on("DATA/GRADIENT", room="r", response_type="DATA/REWARD")
+    def on_gradient(message: Message) -> Message:
+        gradients.append(message)
+        return {"DATA": sum(message["DATA"])}
+
+    def double(message: Message) -> Message:
+        return {"DATA": message["DATA"] * 2}
+
+    async with modern:
+        legacy = await Legacy.connect(swergio_port, "legacy")
+        try:
+            await asyncio.to_thread(
+                legacy.client.add_eventHandler, double, MESSAGE_TYPE.DATA.GRADIENT,
+                responseRooms="r", trigger=Trigger(MESSAGE_TYPE.DATA.FORWARD, "r"))
+            await asyncio.to_thread(
+                legacy.client.add_eventHandler, record, None,
+                trigger=Trigger(MESSAGE_TYPE.DATA.REWARD, "r"))
+            await asyncio.to_thread(legacy.client.send,
+                                    {"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "ready"})
+            async with asyncio.timeout(5):
+                assert (await ready)["SENT_BY"] == "legacy"
+            legacy.start()
+
+            await modern.send({"TYPE": "DATA/FORWARD", "TO_ROOM": "r", "DATA": [1, 2],
+                               "ROOT_ID": "chain-1"})
+            async with asyncio.timeout(5):
+                reward = await rewards.get()
+            assert (reward["TYPE"], reward["DATA"], reward["SENT_BY"]) == ("DATA/REWARD", 6,
+                                                                           "modern")
+            assert reward["ROOT_ID"] == "chain-1"
+            assert [(g["DATA"], g["SENT_BY"]) for g in gradients] == [([1, 2, 1, 2], "legacy")]
+        finally:
+            await legacy.stop()
