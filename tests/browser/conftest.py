@@ -1,0 +1,91 @@
+"""Real Chromium through Playwright's async API (the server fixtures are async too)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if CHROMIUM is not None:
+        return
+    skip = pytest.mark.skip(reason="no `chromium` on PATH (Debian: apt-get install chromium); "
+                                   "the browser tests drive a real Chromium")
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                    args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+class PageWatch:
+    """What a page did that a test must never see: script errors and dialogs."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+
+    def attach(self, page: Any) -> None:
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("dialog", self._on_dialog)
+
+    async def _on_dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+
+@pytest.fixture
+async def watch() -> AsyncIterator[PageWatch]:
+    seen = PageWatch()
+    yield seen
+    assert not seen.errors, f"script errors on the page: {seen.errors}"
+    assert not seen.dialogs, f"the page opened dialogs: {seen.dialogs}"
+
+
+@pytest.fixture
+async def new_page(browser: Any, watch: PageWatch) -> Any:
+    """`await new_page(width=..., name=...)`: a fresh context; `name` pre-sets the
+    labeler name the page would otherwise ask for."""
+    contexts: list[Any] = []
+
+    async def make(*, width: int = 900, height: int = 760, name: str | None = None) -> Any:
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        if name is not None:
+            await context.add_init_script(
+                f"localStorage.setItem('swergio_al.labeler', {json.dumps(name)})")
+        page = await context.new_page()
+        page.set_default_timeout(10_000)
+        watch.attach(page)
+        return page
+
+    yield make
+    for context in contexts:
+        await context.close()
+
+
+def screenshot_path(name: str) -> str:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return str(SCREENSHOTS / f"{name}.png")

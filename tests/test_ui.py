@@ -1,0 +1,113 @@
+"""The page routes, and the assets travelling inside a built wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.helpers import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def get(server: TestServer, path: str) -> tuple[int, str, str]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(server.make_url(path)) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+
+async def test_labeling_page_joins_the_default_feedback_room(server: TestServer) -> None:
+    status, kind, body = await get(server, "/")
+    assert (status, kind.split(";")[0]) == (200, "text/html")
+    assert 'data-room="feedback"' in body
+    assert '<script type="module" src="/web/label.js">' in body
+    assert "<script>" not in body  # no inline scripts: a strict CSP must be possible
+
+
+async def test_room_names_may_contain_slashes_and_are_escaped(server: TestServer) -> None:
+    status, _, body = await get(server, "/label/feedback/melody")
+    assert status == 200 and 'data-room="feedback/melody"' in body
+    status, _, body = await get(server, "/label/feedback/%22%3E%3Cscript%3E")
+    assert status == 200
+    assert 'data-room="feedback/&#34;&gt;&lt;script&gt;"' in body
+
+
+async def test_a_room_outside_the_feedback_prefix_is_a_clear_404(server: TestServer) -> None:
+    status, _, body = await get(server, "/label/models")
+    assert status == 404 and "not a feedback room" in body
+
+
+async def test_undo_window_must_be_a_sane_number(server: TestServer) -> None:
+    assert (await get(server, "/?undo=1.5"))[0] == 200
+    for bad in ("abc", "nan", "-1", "1e9"):
+        status, _, body = await get(server, f"/?undo={bad}")
+        assert status == 400 and "undo must be" in body
+
+
+async def test_dashboard_and_assets_are_served(server: TestServer) -> None:
+    status, _, body = await get(server, "/dashboard?room=feedback/melody&room=feedback")
+    assert status == 200 and 'data-rooms="feedback/melody feedback"' in body
+    for path, mime in [("/web/label.js", "javascript"), ("/web/dashboard.js", "javascript"),
+                       ("/static/app.css", "text/css"), ("/static/icon.svg", "image/svg")]:
+        status, kind, _ = await get(server, path)
+        assert status == 200 and mime in kind, path
+    assert (await get(server, "/web/../swergio_al/ui.py"))[0] == 404
+
+
+def test_a_built_wheel_carries_and_serves_the_browser_assets(tmp_path: Path) -> None:
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q",
+                            "-w", str(tmp_path / "dist")], capture_output=True, text=True,
+                           timeout=120)
+    if build.returncode != 0:
+        pytest.skip(f"could not build a wheel here (pip needs hatchling): {build.stderr[-300:]}")
+    (wheel,) = (tmp_path / "dist").glob("swergio_al-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for asset in ("web/label.js", "web/relay.js", "static/app.css", "templates/label.html"):
+            assert f"swergio_al/_assets/{asset}" in names
+        archive.extractall(tmp_path / "site")
+
+    # Serve from the unpacked wheel alone (cwd elsewhere, so the repo is not importable).
+    port = free_port()
+    env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(port),
+                             "--store", f"sqlite:///{tmp_path / 'store.db'}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        page = _get_when_up(f"http://127.0.0.1:{port}/", proc)
+        assert 'data-module="label-app"' in page
+        script = _get_when_up(f"http://127.0.0.1:{port}/web/label.js", proc)
+        assert "class LabelApp" in script
+        check = subprocess.run([sys.executable, "-c", "import swergio_al.ui as u; "
+                                "print(u.assets_root())"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, check=True)
+        assert check.stdout.strip() == str(tmp_path / "site" / "swergio_al" / "_assets")
+    finally:
+        proc.kill()
+        proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def _get_when_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            assert proc.stdout is not None
+            raise AssertionError(f"server exited: {proc.stdout.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()  # type: ignore[no-any-return]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
