@@ -8,14 +8,16 @@ import logging
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from swergio_al.keys import SWERGIO_LISTENER
+from swergio_al.protocol import ErrorCode, error_frame
 from tests.conftest import MakeServer
-from tests.helpers import RawClient
+from tests.helpers import RawClient, ServerProcess, free_port
 
 Message = dict[str, Any]
 MAX_FRAME = 4096
@@ -442,3 +444,40 @@ async def test_swergio_client_and_component_handlers_trigger_each_other(
             assert [(g["DATA"], g["SENT_BY"]) for g in gradients] == [([1, 2, 1, 2], "legacy")]
         finally:
             await legacy.stop()
+
+
+async def test_error_frames_from_any_server_part_never_reach_a_tcp_client(
+        compat_server: TestServer, swergio_port: int) -> None:
+    tcp = await TcpClient.connect(swergio_port, "old")
+    try:
+        hub = compat_server.app[SWERGIO_LISTENER].hub
+        conn = hub.names["old"]
+        hub.send_to(conn, error_frame(ErrorCode.FORBIDDEN, "a service refused something"))
+        hub.send_to(conn, {"TYPE": "DATA/TEXT", "TO": "old", "DATA": "after"})
+        assert (await tcp.recv())["DATA"] == "after"
+    finally:
+        await tcp.close()
+
+
+def test_serve_flag_opens_the_port_for_a_real_swergio_client(tmp_path: Path) -> None:
+    from swergio.client import Client
+
+    tcp_port = free_port()
+    with ServerProcess("--swergio-port", str(tcp_port), "--store",
+                       f"sqlite:///{tmp_path / 'store.db'}"):
+        first = Client("first", "127.0.0.1", tcp_port)
+        second = Client("second", "127.0.0.1", tcp_port)
+        try:
+            for client in (first, second):
+                client.client.settimeout(5)  # receive() then returns False instead of hanging
+            first.join_room("r")
+            second.join_room("r")
+            # Round trip through the server proves second's JOINROOM was handled.
+            second.send({"TYPE": "DATA/CUSTOM", "TO": "second", "SYNC": 1})
+            assert second.receive()["SYNC"] == 1
+            first.send({"ID": "x", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "over tcp"})
+            got = second.receive()
+            assert (got["ID"], got["DATA"], got["SENT_BY"]) == ("x", "over tcp", "first")
+        finally:
+            first.close()
+            second.close()
