@@ -25,6 +25,9 @@ class Broker(ABC):
 
     #: True when other nodes may have members this node does not know about.
     distributed = False
+    #: Set by the Hub: called with a local name that a newer connection on
+    #: another node registered, so the older one is closed (4001) as locally.
+    on_taken_over: Callable[[str], None] | None = None
 
     @abstractmethod
     async def start(self, on_envelope: OnEnvelope) -> None:

@@ -69,6 +69,7 @@ class Hub:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
+        self.broker.on_taken_over = self._taken_over_elsewhere
         await self.broker.start(self._from_broker)
 
     async def stop(self) -> None:
@@ -227,6 +228,12 @@ class Hub:
 
     def members(self, room: str) -> Iterable[Connection]:
         return tuple(self.rooms.get(room, ()))
+
+    def _taken_over_elsewhere(self, name: str) -> None:
+        conn = self.names.pop(name, None)
+        if conn is not None:
+            log.info("%s registered again on another node; closing %s", name, conn.remote)
+            conn.close_soon(CloseCode.TAKEN_OVER, "name taken over by a newer connection")
 
     def _from_broker(self, envelope: Envelope) -> None:
         self.deliver_local(envelope.text, room=envelope.room, to=envelope.to,

@@ -1,0 +1,393 @@
+"""Redis pub/sub between server processes, plus a presence registry of names.
+
+Wire format on the channel: one line of JSON header, a newline, then the frame
+exactly as local members received it:
+
+    ["<origin node>", <seq>, "<kind>", room, to, exclude]\\n{...frame...}
+
+One channel per namespace (not one per room): the Broker interface has no
+join/leave hooks, `TO` envelopes would need per-node channels anyway, and with a
+handful of nodes receiving and discarding a foreign envelope costs one small
+header parse (the frame itself is never decoded here). Each node skips its own
+envelopes; `seq` rises by one per envelope of a node, so a batch re-sent after
+a lost connection is not delivered twice, and a gap is logged.
+
+Presence: one key per name, `<ns>:name:<name>` = node id, with a TTL that a
+heartbeat refreshes. A node killed with SIGKILL stops refreshing, so its names
+expire after `presence_ttl` seconds (a URL option, default 15); a node that
+stops cleanly deletes them. `prefix` (default swergio_al) separates deployments
+sharing one Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from swergio_al.relay.broker import Broker, Envelope, OnEnvelope
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import RedisError
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+    raise ImportError("the Redis broker needs the redis package: "
+                      "pip install 'swergio-al[redis]'") from exc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "swergio_al"
+DEFAULT_PRESENCE_TTL = 15.0
+OUR_OPTIONS = frozenset({"prefix", "presence_ttl"})
+BATCH = 512  # envelopes per pipelined round trip
+
+# Envelope kinds.
+DELIVER = "d"
+TAKEOVER = "t"  # a newer connection on the origin node registered `to`
+
+# Refresh this node's names; re-claim any that vanished (Redis restarted, or
+# they expired while Redis was unreachable); report those another node now owns.
+_REFRESH = """
+local lost = {}
+for _, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  elseif not owner then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  else
+    table.insert(lost, key)
+  end
+end
+return lost
+"""
+
+# Delete a name only while this node still owns it (not after a takeover).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class BrokerState(Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter, reset by a success."""
+
+    def __init__(self, *, base: float = 0.05, cap: float = 5.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempts = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2 ** self.attempts)
+        self.attempts += 1
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+def split_url(url: str) -> tuple[str, dict[str, str]]:
+    """`redis://host:port/db?prefix=ns&presence_ttl=15` → (url for redis-py, our options)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {key: value for key, value in query if key in OUR_OPTIONS}
+    rest = [(key, value) for key, value in query if key not in OUR_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(rest))), ours
+
+
+class RedisBroker(Broker):
+    """Fan-out between server processes over Redis pub/sub; presence as expiring keys."""
+
+    distributed = True
+
+    def __init__(self, url: str, *, outbox_limit: int = 100_000) -> None:
+        self.url = url
+        self.outbox_limit = outbox_limit
+        self._redis_url, options = split_url(url)
+        try:
+            self.presence_ttl_seconds = float(options.get("presence_ttl", DEFAULT_PRESENCE_TTL))
+        except ValueError:
+            self.presence_ttl_seconds = 0.0
+        if not self.presence_ttl_seconds > 0:
+            raise ValueError(f"presence_ttl in {url!r} must be a number of seconds > 0")
+        # The database number is part of the namespace: pub/sub channels are
+        # shared by all databases of a Redis server.
+        db = urlsplit(self._redis_url).path.strip("/") or "0"
+        self.namespace = f"{options.get('prefix') or DEFAULT_NAMESPACE}:{db}"
+        self.node_id = uuid.uuid4().hex[:12]
+        self.state = BrokerState.NEW
+        self.sent = 0
+        self.received = 0
+        self.dropped = 0
+        self.channel = f"{self.namespace}:relay"
+        self._redis: aioredis.Redis | None = None
+        self._on_envelope: OnEnvelope | None = None
+        self._local: set[str] = set()
+        self._seq = 0
+        self._last_seen: dict[str, int] = {}
+        self._outbox: collections.deque[str] = collections.deque()
+        self._outbox_ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self, on_envelope: OnEnvelope) -> None:
+        if self.state is not BrokerState.NEW:
+            raise RuntimeError(f"expected broker state {BrokerState.NEW.value}, "
+                               f"got {self.state.value}")
+        self._on_envelope = on_envelope
+        # redis-py's own retries would stall the event loop's callers; our loops retry.
+        self._redis = aioredis.from_url(
+            self._redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0),
+            socket_timeout=3.0, socket_connect_timeout=3.0,
+            client_name=f"{self.namespace}:{self.node_id}".replace(" ", "_"))
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            await self._redis.aclose()
+            raise RuntimeError(f"cannot reach Redis at {self._redis_url}: {exc}") from exc
+        self._refresh = self._redis.register_script(_REFRESH)
+        self._release = self._redis.register_script(_RELEASE)
+        self.state = BrokerState.RUNNING
+        loop = asyncio.get_running_loop()
+        self._sender = loop.create_task(self._send(), name="redis-broker-send")
+        self._tasks = [self._sender,
+                       loop.create_task(self._listen(), name="redis-broker-listen"),
+                       loop.create_task(self._heartbeat(), name="redis-broker-heartbeat")]
+        # Envelopes other nodes publish from now on must reach us: wait for SUBSCRIBE.
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        except TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"could not subscribe to {self.channel} on "
+                               f"{self._redis_url}") from None
+        log.info("redis broker: node %s on channel %s", self.node_id, self.channel)
+
+    async def stop(self) -> None:
+        if self.state is not BrokerState.RUNNING:
+            self.state = BrokerState.STOPPED
+            return
+        self.state = BrokerState.STOPPED
+        await self._flush(timeout=2.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        assert self._redis is not None
+        try:
+            for name in self._local:
+                await self._release(keys=[self._name_key(name)], args=[self.node_id])
+        except (RedisError, OSError) as exc:
+            log.warning("redis broker: could not remove names on stop (%s); "
+                        "they expire in %.0fs", exc, self.presence_ttl_seconds)
+        self._local.clear()
+        await self._redis.aclose()
+
+    async def _flush(self, *, timeout: float) -> None:
+        """Give envelopes published just before shutdown a chance to leave."""
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        except TimeoutError:
+            log.warning("redis broker: stopping with %d envelopes unsent", len(self._outbox))
+
+    # -- fan-out -----------------------------------------------------------
+
+    async def publish(self, envelope: Envelope) -> None:
+        self.publish_nowait(envelope)
+
+    def publish_nowait(self, envelope: Envelope) -> None:
+        if envelope.room is None and envelope.to in self._local:
+            return  # addressed to a name on this node only: already delivered
+        self._enqueue(DELIVER, envelope)
+
+    def _enqueue(self, kind: str, envelope: Envelope) -> None:
+        if self.state is not BrokerState.RUNNING:
+            return
+        if len(self._outbox) >= self.outbox_limit:
+            # Redis has been unreachable for a while; the sender owns the head of
+            # the outbox, so the newest envelope is the one to give up.
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("redis broker: outbox full (%d), dropped %d envelopes so far",
+                            self.outbox_limit, self.dropped)
+            return
+        self._seq += 1
+        header = json.dumps([self.node_id, self._seq, kind, envelope.room, envelope.to,
+                             envelope.exclude], separators=(",", ":"), ensure_ascii=False)
+        self._outbox.append(f"{header}\n{envelope.text}")
+        self._outbox_ready.set()
+        self._drained.clear()
+
+    async def _send(self) -> None:
+        """Publish the outbox in order, pipelined; on failure retry the same batch."""
+        assert self._redis is not None
+        backoff = Backoff()
+        while True:
+            if not self._outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+            batch = [self._outbox[i] for i in range(min(BATCH, len(self._outbox)))]
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for frame in batch:
+                    pipe.publish(self.channel, frame)
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                await self._lost("publishing", exc, backoff)
+                continue
+            if backoff.attempts:
+                log.info("redis broker: publishing again after %d failed attempts",
+                         backoff.attempts)
+                backoff.reset()
+            for _ in batch:  # the outbox only grows at the right meanwhile
+                self._outbox.popleft()
+            self.sent += len(batch)
+            if not self._outbox:
+                self._drained.set()
+
+    async def _listen(self) -> None:
+        assert self._redis is not None
+        backoff = Backoff()
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                if backoff.attempts:
+                    log.info("redis broker: subscribed again after %d failed attempts "
+                             "(envelopes sent meanwhile are lost)", backoff.attempts)
+                    backoff.reset()
+                self._subscribed.set()
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None:
+                        self._receive(message["data"])
+            except (RedisError, OSError) as exc:
+                await self._lost("subscription", exc, backoff)
+            finally:
+                await _quietly(pubsub.aclose)
+
+    def _receive(self, raw: str) -> None:
+        head, _, text = raw.partition("\n")
+        try:
+            origin, seq, kind, room, to, exclude = json.loads(head)
+        except (ValueError, TypeError):
+            log.warning("redis broker: ignoring a malformed envelope on %s: %.80r",
+                        self.channel, raw)
+            return
+        if origin == self.node_id:
+            return
+        last = self._last_seen.get(origin)
+        if last is not None:
+            if seq <= last:
+                return  # re-sent after a lost connection; delivered already
+            if seq > last + 1:
+                log.warning("redis broker: lost %d envelopes from node %s", seq - last - 1,
+                            origin)
+        self._last_seen[origin] = seq
+        self.received += 1
+        if kind == DELIVER:
+            assert self._on_envelope is not None
+            self._on_envelope(Envelope(text=text, room=room, to=to, exclude=exclude))
+        elif kind == TAKEOVER and to in self._local:
+            self._taken(to)
+
+    # -- presence ----------------------------------------------------------
+
+    def _name_key(self, name: str) -> str:
+        return f"{self.namespace}:name:{name}"
+
+    async def claim(self, name: str) -> None:
+        self._local.add(name)
+        if self.state is not BrokerState.RUNNING:
+            return
+        assert self._redis is not None
+        try:
+            previous = await self._redis.set(self._name_key(name), self.node_id,
+                                             px=self._ttl_ms, get=True)
+        except (RedisError, OSError) as exc:
+            # The heartbeat claims it once Redis is back; the client stays connected.
+            log.warning("redis broker: could not record %s as online (%s); retrying", name, exc)
+            return
+        if previous is not None and previous != self.node_id:
+            self._enqueue(TAKEOVER, Envelope(text="", room=None, to=name, exclude=None))
+
+    async def release(self, name: str) -> None:
+        self._local.discard(name)
+        if self.state is not BrokerState.RUNNING:
+            return
+        try:
+            await self._release(keys=[self._name_key(name)], args=[self.node_id])
+        except (RedisError, OSError) as exc:
+            log.info("redis broker: could not remove %s (%s); it expires in %.0fs", name, exc,
+                     self.presence_ttl_seconds)
+
+    async def is_online(self, name: str) -> bool:
+        if self.state is not BrokerState.RUNNING:
+            return False
+        assert self._redis is not None
+        try:
+            owner = await self._redis.get(self._name_key(name))
+        except (RedisError, OSError) as exc:
+            log.warning("redis broker: presence lookup of %s failed: %s", name, exc)
+            return False
+        return owner is not None and owner != self.node_id
+
+    def _taken(self, name: str) -> None:
+        self._local.discard(name)
+        if self.on_taken_over is not None:
+            self.on_taken_over(name)
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(1, int(self.presence_ttl_seconds * 1000))
+
+    async def _heartbeat(self) -> None:
+        """Refresh this node's names well before they expire."""
+        assert self._redis is not None
+        backoff = Backoff()
+        prefix = len(self._name_key(""))
+        while True:
+            await asyncio.sleep(self.presence_ttl_seconds / 3)
+            keys = [self._name_key(name) for name in self._local]
+            try:
+                for start in range(0, len(keys), 1000):
+                    lost = await self._refresh(keys=keys[start:start + 1000],
+                                               args=[self.node_id, self._ttl_ms])
+                    for key in lost:
+                        self._taken(key[prefix:])
+            except (RedisError, OSError) as exc:
+                await self._lost("presence heartbeat", exc, backoff)
+            else:
+                backoff.reset()
+
+    async def _lost(self, what: str, exc: BaseException, backoff: Backoff) -> None:
+        delay = backoff.next_delay()
+        log.warning("redis broker: %s failed (%s: %s); retrying in %.2fs", what,
+                    type(exc).__name__, exc, delay)
+        await asyncio.sleep(delay)
+
+
+async def _quietly(close: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await close()
+    except (RedisError, OSError) as exc:
+        log.debug("redis broker: close failed: %s", exc)
