@@ -1,7 +1,7 @@
 // The dashboard watches like a component: it joins the feedback room(s) for
-// FEEDBACK/STATS and the `kpi` room where model loops publish LOG/KPI, and
-// reads /api/stats once at start (and whenever the socket is down) so the
-// numbers are there before the first STATS message.
+// FEEDBACK/STATS and LOG/KPI (the feedback service relays LOG/KPI there), and
+// the `kpi` room for models that publish elsewhere. It also polls /api/stats,
+// so the numbers are there before the first STATS message.
 
 import { asText, el, need } from './dom.js';
 import { RelayClient, newId, showConnection, socketUrl, takeToken } from './relay.js';
@@ -55,10 +55,10 @@ class Dashboard {
     setTimeout(() => this.poll(), POLL_MS);
   }
 
-  /** /api/stats: either one stats object or {rooms: {room: stats}}. */
+  /** /api/stats answers {room: stats} for every feedback room with requests. */
   onApiStats(body) {
-    const rooms = body?.rooms && typeof body.rooms === 'object' ? body.rooms : { [this.rooms[0]]: body };
-    for (const [room, stats] of Object.entries(rooms)) {
+    if (!body || typeof body !== 'object') return;
+    for (const [room, stats] of Object.entries(body)) {
       if (this.rooms.includes(room) && stats && typeof stats === 'object') this.statsByRoom.set(room, stats);
     }
     this.renderStats();
