@@ -23,6 +23,8 @@ class Config:
     # Frames waiting for one slow receiver; past this the receiver is disconnected (1013).
     outbound_queue_size: int = 1024
     heartbeat_seconds: float = 30.0
+    # A close handshake the peer does not finish in time (it stopped reading) is aborted.
+    close_timeout_seconds: float = 5.0
     swergio_port: int | None = None  # TCP listener for swergio 0.0.2 clients
 
     # Backends

@@ -12,11 +12,17 @@ from swergio_al.protocol import CloseCode, Role
 
 log = logging.getLogger(__name__)
 
+#: How long a close handshake may take before the transport is simply dropped.
+DEFAULT_CLOSE_TIMEOUT = 5.0
+
 
 class ConnectionState(Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
+
+
+_OPEN = ConnectionState.OPEN
 
 
 class Connection(ABC):
@@ -25,18 +31,25 @@ class Connection(ABC):
     Delivery never waits on the receiver: frames go into the outbox and one
     short-lived writer task per busy connection drains it. A receiver whose
     outbox overflows is too slow to keep up and is closed with 1013, so one
-    stuck client never slows the others (see README, "Slow consumers").
+    stuck client never slows the others (see README, "Slow consumers"). A
+    close handshake that the peer does not complete within `close_timeout`
+    (a client that stopped reading cannot even take the close frame) ends
+    with the transport aborted, so a stuck peer never holds server memory.
     """
 
     transport = "abstract"
 
-    def __init__(self, *, remote: str, outbox_limit: int) -> None:
+    def __init__(self, *, remote: str, outbox_limit: int,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
         self.remote = remote
         self.name: str | None = None
         self.role = Role.COMPONENT
         self.rooms: set[str] = set()
         self.state = ConnectionState.OPEN
+        #: The code this side closed with (None while open or when the peer closed first).
+        self.close_code: CloseCode | None = None
         self.dropped = 0
+        self.close_timeout = close_timeout
         self._outbox: collections.deque[str] = collections.deque()
         self._outbox_limit = outbox_limit
         self._writer: asyncio.Task[None] | None = None
@@ -44,26 +57,28 @@ class Connection(ABC):
 
     @property
     def is_open(self) -> bool:
-        return self.state is ConnectionState.OPEN
+        return self.state is _OPEN
 
     def deliver(self, text: str) -> None:
         """Queue one encoded frame for this client; never blocks."""
-        if not self.is_open:
+        if self.state is not _OPEN:
             return
-        if len(self._outbox) >= self._outbox_limit:
+        outbox = self._outbox
+        if len(outbox) >= self._outbox_limit:
             self.dropped += 1
             log.warning("closing %s (%s): outbox full (%d frames), receiver too slow",
                         self.name, self.remote, self._outbox_limit)
             self.close_soon(CloseCode.TRY_AGAIN_LATER, "too slow: outbound queue full")
             return
-        self._outbox.append(text)
+        outbox.append(text)
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
+        outbox = self._outbox
         try:
-            while self._outbox and self.is_open:
-                await self.write(self._outbox.popleft())
+            while outbox and self.state is _OPEN:
+                await self.write(outbox.popleft())
         except (ConnectionError, RuntimeError) as exc:
             log.debug("write to %s failed: %s", self.name, exc)
             self.close_soon(CloseCode.GOING_AWAY, "write failed")
@@ -77,20 +92,36 @@ class Connection(ABC):
 
     def close_soon(self, code: CloseCode, reason: str) -> None:
         """Start closing; safe to call from delivery paths and more than once."""
-        if self.state is not ConnectionState.OPEN:
+        if self.state is not _OPEN:
             return
         self.state = ConnectionState.CLOSING
+        self.close_code = code
         self._outbox.clear()
         self._closer = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def wait_closed(self) -> None:
-        """Await a close started by `close_soon` (the endpoint calls this on its way out)."""
+        """Await a close started by `close_soon` and stop the writer (the endpoint
+        calls this on its way out, so no task outlives its connection)."""
         if self._closer is not None:
             await self._closer
+        self.state = ConnectionState.CLOSED
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
+            try:
+                await writer
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # we are being cancelled ourselves, not just the writer
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         try:
-            await self.close(code, reason)
+            async with asyncio.timeout(self.close_timeout):
+                await self.close(code, reason)
+        except TimeoutError:
+            log.info("close handshake with %s (%s) timed out; dropping the connection",
+                     self.name, self.remote)
+            self.abort()
         except (ConnectionError, RuntimeError) as exc:
             log.debug("close of %s failed: %s", self.name, exc)
         finally:
@@ -103,6 +134,9 @@ class Connection(ABC):
     @abstractmethod
     async def close(self, code: CloseCode, reason: str) -> None:
         """Close the transport with a close code (where the transport has them)."""
+
+    def abort(self) -> None:  # noqa: B027  (optional hook, not abstract)
+        """Drop the transport at once, discarding unsent data (peer stopped reading)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.remote} {self.state.value}>"

@@ -26,7 +26,9 @@ from swergio_al.protocol import (
     ProtocolError,
     Role,
     encode,
+    logging_mirror,
     new_id,
+    stamp_sender,
 )
 from swergio_al.relay.broker import Broker, Envelope, MemoryBroker
 from swergio_al.relay.connection import Connection
@@ -62,6 +64,8 @@ class Hub:
         self.broker: Broker = broker or MemoryBroker()
         self.max_rooms = max_rooms
         self.names: dict[str, Connection] = {}
+        #: Every open connection, registered or not (closed on shutdown).
+        self.connections: set[Connection] = set()
         self.rooms: dict[str, set[Connection]] = {}
         self.services: list[RoomService] = []
         self.delivered = 0
@@ -74,6 +78,15 @@ class Hub:
 
     async def stop(self) -> None:
         await self.broker.stop()
+
+    def attach(self, conn: Connection) -> None:
+        """Track a new connection; `disconnect` forgets it again."""
+        self.connections.add(conn)
+
+    def close_all(self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = "") -> None:
+        """Start closing every connection (server shutdown); endpoints finish the rest."""
+        for conn in list(self.connections):
+            conn.close_soon(code, reason or "server shutting down")
 
     def service_for(self, room: str) -> RoomService | None:
         for service in self.services:
@@ -131,6 +144,7 @@ class Hub:
 
     async def disconnect(self, conn: Connection) -> None:
         """Forget a connection entirely; idempotent, called on every kind of close."""
+        self.connections.discard(conn)
         for room in list(conn.rooms):
             await self.leave(conn, room)
         await self._forget_name(conn)
@@ -142,8 +156,12 @@ class Hub:
 
     # -- messages ----------------------------------------------------------
 
-    async def handle(self, conn: Connection, message: Message) -> None:
-        """Act on one validated message from `conn`; raise ProtocolError to refuse it."""
+    async def handle(self, conn: Connection, message: Message, *, text: str | None = None) -> None:
+        """Act on one validated message from `conn`; raise ProtocolError to refuse it.
+
+        `text` is the frame as received when it can be relayed as it came (it has
+        an ID and no SENT_BY); the Hub then appends SENT_BY instead of re-encoding.
+        """
         kind = message[TYPE]
         ref = message[ID]
         if kind == MessageType.REGISTER:
@@ -160,9 +178,9 @@ class Hub:
             await self.disconnect(conn)
             conn.close_soon(CloseCode.NORMAL, "disconnected")
         else:
-            await self.route(conn, message)
+            await self.route(conn, message, text=text)
 
-    async def route(self, conn: Connection, message: Message) -> None:
+    async def route(self, conn: Connection, message: Message, *, text: str | None = None) -> None:
         """Deliver a data/log/feedback message to its room and/or named recipient."""
         ref = message[ID]
         room = message.get(TO_ROOM)
@@ -173,21 +191,31 @@ class Hub:
             raise ProtocolError(ErrorCode.NOT_IN_ROOM, f"join {room} before sending to it", ref)
         if to is not None and to not in self.names and not await self.broker.is_online(to):
             raise ProtocolError(ErrorCode.UNKNOWN_RECIPIENT, f"nobody named {to} is online", ref)
-        message[SENT_BY] = conn.name
-        service = self.service_for(room) if room is not None else None
-        if service is not None:
-            await service.handle(conn, message)
-            return
-        await self.publish(message, exclude=conn.name)
+        sender = conn.name
+        message[SENT_BY] = sender
+        if self.services:
+            service = self.service_for(room) if room is not None else None
+            if service is not None:
+                await service.handle(conn, message)
+                return
+        if text is not None:
+            text = stamp_sender(text, sender)  # type: ignore[arg-type]
+        await self.publish(message, exclude=sender, text=text)
 
-    async def publish(self, message: Message, *, exclude: str | None = None) -> None:
-        """Deliver `message` by its TO_ROOM and TO, here and on every other node."""
-        text = encode(message)
+    async def publish(self, message: Message, *, exclude: str | None = None,
+                      text: str | None = None) -> None:
+        """Deliver `message` by its TO_ROOM and TO, here and on every other node.
+
+        `text`, when given, is `message` already encoded.
+        """
+        if text is None:
+            text = encode(message)
         room, to = message.get(TO_ROOM), message.get(TO)
         self.deliver_local(text, room=room, to=to, exclude=exclude)
         if message[TYPE] in MIRRORED_TYPES:
-            self.mirror(message)
-        await self.broker.publish(Envelope(text=text, room=room, to=to, exclude=exclude))
+            self.mirror(text)
+        if self.broker.distributed:
+            await self.broker.publish(Envelope(text=text, room=room, to=to, exclude=exclude))
 
     def deliver_local(self, text: str, *, room: str | None, to: str | None,
                       exclude: str | None) -> int:
@@ -199,7 +227,7 @@ class Hub:
                 if member.name != exclude:
                     member.deliver(text)
                     count += 1
-            if target is not None and room in target.rooms:
+            if target is not None and room in target.rooms and target.name != exclude:
                 target = None  # already served by the room
         if target is not None:
             target.deliver(text)
@@ -207,7 +235,7 @@ class Hub:
         self.delivered += count
         return count
 
-    def mirror(self, message: Message) -> None:
+    def mirror(self, text: str) -> None:
         """Copy a DATA/FORWARD or DATA/GRADIENT into _logging, as swergio 0.0.2 did.
 
         Produced once, by the node the message entered on; brokers carry it as
@@ -215,11 +243,11 @@ class Hub:
         """
         if LOGGING_ROOM not in self.rooms and not self.broker.distributed:
             return
-        log_message = {ID: new_id(), TYPE: MessageType.MESSAGES.value, TO_ROOM: LOGGING_ROOM,
-                       "MESSAGE": message}
-        text = encode(log_message)
-        self.deliver_local(text, room=LOGGING_ROOM, to=None, exclude=None)
-        self.broker.publish_nowait(Envelope(text=text, room=LOGGING_ROOM, to=None, exclude=None))
+        log_text = logging_mirror(text)
+        self.deliver_local(log_text, room=LOGGING_ROOM, to=None, exclude=None)
+        if self.broker.distributed:
+            self.broker.publish_nowait(Envelope(text=log_text, room=LOGGING_ROOM, to=None,
+                                                exclude=None))
 
     def send_to(self, conn: Connection, message: Message) -> None:
         """Server → one local connection (ERROR, FEEDBACK/TASK, ...)."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import WSMsgType, web
 
 from swergio_al.keys import CONFIG, HUB
 from swergio_al.protocol import (
+    ID,
+    SENT_BY,
     CloseCode,
     ErrorCode,
     ProtocolError,
@@ -16,7 +19,7 @@ from swergio_al.protocol import (
     error_frame,
     validate,
 )
-from swergio_al.relay.connection import Connection
+from swergio_al.relay.connection import DEFAULT_CLOSE_TIMEOUT, Connection
 from swergio_al.relay.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -25,15 +28,22 @@ log = logging.getLogger(__name__)
 class WebSocketConnection(Connection):
     transport = "ws"
 
-    def __init__(self, ws: web.WebSocketResponse, *, remote: str, outbox_limit: int) -> None:
-        super().__init__(remote=remote, outbox_limit=outbox_limit)
+    def __init__(self, ws: web.WebSocketResponse, *, remote: str, outbox_limit: int,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+                 transport: asyncio.Transport | None = None) -> None:
+        super().__init__(remote=remote, outbox_limit=outbox_limit, close_timeout=close_timeout)
         self.ws = ws
+        self._transport = transport
 
     async def write(self, text: str) -> None:
         await self.ws.send_str(text)
 
     async def close(self, code: CloseCode, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode())
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
 
     def refuse(self, error: ProtocolError) -> None:
         log.info("refused from %s (%s): %s %s", self.name, self.remote, error.code.value,
@@ -43,19 +53,27 @@ class WebSocketConnection(Connection):
 
 async def handle_frame(hub: Hub, conn: WebSocketConnection, text: str) -> None:
     try:
-        message = validate(decode(text))
-        await hub.handle(conn, message)
+        message = decode(text)
+        # The frame can go on as it came unless the server must fill in ID or SENT_BY.
+        relay_as_is = ID in message and SENT_BY not in message
+        await hub.handle(conn, validate(message), text=text if relay_as_is else None)
     except ProtocolError as error:
         conn.refuse(error)
 
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     config, hub = request.app[CONFIG], request.app[HUB]
-    ws = web.WebSocketResponse(max_msg_size=config.max_frame_size,
-                               heartbeat=config.heartbeat_seconds or None)
+    close_timeout = config.close_timeout_seconds
+    # No permessage-deflate: frames are small and fan-out would compress each
+    # one once per recipient, which costs far more CPU than it saves bandwidth.
+    ws = web.WebSocketResponse(max_msg_size=config.max_frame_size, compress=False,
+                               heartbeat=config.heartbeat_seconds or None,
+                               timeout=close_timeout)
     await ws.prepare(request)
     conn = WebSocketConnection(ws, remote=request.remote or "?",
-                               outbox_limit=config.outbound_queue_size)
+                               outbox_limit=config.outbound_queue_size,
+                               close_timeout=close_timeout, transport=request.transport)
+    hub.attach(conn)
     try:
         async for frame in ws:
             if frame.type is WSMsgType.TEXT:
