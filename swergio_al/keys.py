@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from swergio_al.config import Config
+from swergio_al.feedback.service import FeedbackService
+from swergio_al.feedback.store import Store
 from swergio_al.relay.hub import Hub
 from swergio_al.relay.tcp import SwergioListener
 
@@ -12,3 +14,6 @@ CONFIG = web.AppKey("config", Config)
 HUB = web.AppKey("hub", Hub)
 # Only present when config.swergio_port is set; `.port` is the bound port once started.
 SWERGIO_LISTENER = web.AppKey("swergio_listener", SwergioListener)
+# The feedback store (config.store) and the service that owns the feedback rooms.
+STORE = web.AppKey("store", Store)
+FEEDBACK = web.AppKey("feedback", FeedbackService)

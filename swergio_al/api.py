@@ -1,0 +1,55 @@
+"""Small HTTP endpoints: label export and per-room feedback numbers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from swergio_al.feedback.export import export_labels
+from swergio_al.feedback.records import StoreError
+from swergio_al.keys import FEEDBACK, STORE
+
+_CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
+async def _labels(request: web.Request, fmt: str) -> web.StreamResponse:
+    room = request.query.get("room") or None
+    response = web.StreamResponse(headers={
+        "Content-Type": f"{_CONTENT_TYPES[fmt]}; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="labels.{fmt}"'})
+    chunks = export_labels(request.app[STORE], fmt, room=room)
+    try:
+        first = await anext(chunks, "")
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
+    await response.prepare(request)
+    await response.write(first.encode())
+    async for chunk in chunks:
+        await response.write(chunk.encode())
+    await response.write_eof()
+    return response
+
+
+async def labels_csv(request: web.Request) -> web.StreamResponse:
+    return await _labels(request, "csv")
+
+
+async def labels_jsonl(request: web.Request) -> web.StreamResponse:
+    return await _labels(request, "jsonl")
+
+
+async def stats(request: web.Request) -> web.Response:
+    """`{room: {queued, in_flight, labeled, labelers, labels_per_minute}}` for every
+    feedback room that has requests."""
+    service = request.app[FEEDBACK]
+    try:
+        rooms = await request.app[STORE].rooms()
+        body = {room: await service.room_stats(room) for room in rooms}
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
+    return web.json_response(body)
+
+
+def setup_api(app: web.Application) -> None:
+    app.router.add_get("/api/labels.csv", labels_csv)
+    app.router.add_get("/api/labels.jsonl", labels_jsonl)
+    app.router.add_get("/api/stats", stats)

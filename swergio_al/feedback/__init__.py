@@ -1,0 +1,1 @@
+"""The human-feedback service: store, queue with leases, the Hub's FeedbackService, Labeler."""

@@ -1,0 +1,69 @@
+"""Answer schemas: what a request may ask for, and whether a label fits it.
+
+`{"type": "choice", "choices": [...]}`, `{"type": "rating", "min": 0, "max": 5, "step": 1}`,
+`{"type": "text", "max_length": 2000}`. Both checks return an error message, or None.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+SCHEMA_TYPES = ("choice", "rating", "text")
+DEFAULT_TEXT_LENGTH = 2000
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why `schema` is not a usable answer schema."""
+    if not isinstance(schema, dict):
+        return "answer must be an object like {\"type\": \"choice\", \"choices\": [...]}"
+    kind = schema.get("type")
+    if kind == "choice":
+        choices = schema.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return "a choice answer needs a non-empty list of choices"
+        return None
+    if kind == "rating":
+        low, high, step = schema.get("min", 0), schema.get("max", 5), schema.get("step", 1)
+        if not (_is_number(low) and _is_number(high) and _is_number(step)):
+            return "rating min, max and step must be numbers"
+        if not low < high or step <= 0:
+            return "a rating needs min < max and step > 0"
+        return None
+    if kind == "text":
+        length = schema.get("max_length", DEFAULT_TEXT_LENGTH)
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            return "text max_length must be a positive integer"
+        return None
+    return f"answer type must be one of {', '.join(SCHEMA_TYPES)}, got {kind!r:.40}"
+
+
+def answer_problem(schema: dict[str, Any], answer: Any) -> str | None:
+    """Why `answer` does not fit `schema` (a schema that passed `schema_problem`)."""
+    kind = schema["type"]
+    if kind == "choice":
+        choices = schema["choices"]
+        # `True in [1]` holds in Python; a label must match a choice's type as well.
+        if not any(answer == c and type(answer) is type(c) for c in choices):
+            return f"answer must be one of {choices!r:.200}, got {answer!r:.80}"
+        return None
+    if kind == "rating":
+        low, high, step = schema.get("min", 0), schema.get("max", 5), schema.get("step", 1)
+        if not _is_number(answer):
+            return f"a rating must be a number, got {type(answer).__name__}"
+        if not low <= answer <= high:
+            return f"rating must be within {low}..{high}, got {answer}"
+        steps = (answer - low) / step
+        if abs(steps - round(steps)) > 1e-9:
+            return f"rating must be {low} plus a multiple of {step}, got {answer}"
+        return None
+    length = schema.get("max_length", DEFAULT_TEXT_LENGTH)
+    if not isinstance(answer, str):
+        return f"a text answer must be a string, got {type(answer).__name__}"
+    if len(answer) > length:
+        return f"text answer is {len(answer)} characters, at most {length} allowed"
+    return None

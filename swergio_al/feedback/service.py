@@ -1,0 +1,461 @@
+"""FeedbackService: the Hub's owner of feedback rooms.
+
+Requests are stored and queued, never broadcast; each labeler holds at most
+`prefetch` leased tasks; a label is committed before anyone hears of it, then
+acknowledged to its labeler and delivered to the requester, who acks it in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, ClassVar
+
+from swergio_al.feedback.answers import answer_problem, schema_problem
+from swergio_al.feedback.records import (
+    FeedbackRequest,
+    Label,
+    LimitReached,
+    NotYourTask,
+    StoreError,
+    StoreUnavailable,
+    Submitted,
+    Task,
+    TaskStatus,
+    UnknownTask,
+)
+from swergio_al.feedback.store import Store
+from swergio_al.protocol import (
+    DATA,
+    ID,
+    TO,
+    TO_ROOM,
+    TYPE,
+    ErrorCode,
+    Message,
+    MessageType,
+    ProtocolError,
+    Role,
+    encode,
+    new_id,
+)
+from swergio_al.relay.broker import Envelope
+from swergio_al.relay.connection import Connection
+from swergio_al.relay.hub import Hub
+
+log = logging.getLogger(__name__)
+
+LabelerKey = tuple[str, str]  # (room, labeler name)
+Handler = Callable[["FeedbackService", Connection, Message], Awaitable[None]]
+MAX_OVERLAP = 100
+# Replays are written in slices, waiting for each to drain, so ten thousand
+# unacked labels never overflow a connection's outbox.
+REPLAY_SLICE = 256
+
+
+def _field_error(message: Message, text: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_FIELD, f"{message[TYPE]}: {text}", message[ID])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_sample_id(value: Any) -> bool:
+    return (isinstance(value, str) and value != "") or \
+        (isinstance(value, int) and not isinstance(value, bool))
+
+
+class FeedbackService:
+    """Implements the Hub's `RoomService` for rooms named `<prefix>...`."""
+
+    def __init__(self, hub: Hub, store: Store, *, prefix: str = "feedback",
+                 lease_seconds: float = 120.0, prefetch: int = 2,
+                 stats_interval: float = 0.5, max_pending: int = 100_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.hub = hub
+        self.store = store
+        self.prefix = prefix
+        self.lease_seconds = lease_seconds
+        self.prefetch = prefetch
+        self.stats_interval = stats_interval
+        self.max_pending = max_pending
+        self.clock = clock
+        # Tasks this node handed out and that are still leased: answers a label
+        # without a store round trip; the store re-checks inside the commit.
+        self._tasks: dict[str, Task] = {}
+        self._held: dict[LabelerKey, set[str]] = {}
+        self._locks: dict[LabelerKey, asyncio.Lock] = {}
+        # Labelers whose lease ran out: no new tasks until they act again.
+        self._idle: set[LabelerKey] = set()
+        self._dirty: set[str] = set()
+        self._dirty_event = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._chores: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loops = [asyncio.create_task(self._expire_leases(), name="feedback-leases"),
+                       asyncio.create_task(self._broadcast_stats(), name="feedback-stats")]
+
+    async def stop(self) -> None:
+        loops, self._loops = self._loops, []
+        for loop in loops:
+            loop.cancel()
+        for loop in loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        # Chores (returning leases) finish: they only touch the store briefly.
+        if self._chores:
+            await asyncio.gather(*self._chores, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+        return task
+
+    # -- RoomService -------------------------------------------------------
+
+    def owns(self, room: str) -> bool:
+        return room.startswith(self.prefix)
+
+    async def registered(self, conn: Connection) -> None:
+        assert conn.name is not None
+        try:
+            labels = await self.store.unacked(conn.name)
+        except StoreError as exc:
+            log.warning("could not replay labels to %s: %s", conn.name, exc)
+            return
+        await self._replay(conn, labels)
+
+    async def joined(self, conn: Connection, room: str) -> None:
+        self._touch(room)
+        if conn.role is not Role.LABELER or conn.name is None:
+            return
+        key = (room, conn.name)
+        self._idle.discard(key)
+        try:
+            # Leases that outlived a reconnect or a server restart are shown again.
+            async with self._lock(key):
+                held = self._held.setdefault(key, set())
+                for task in await self.store.leased_to(room, conn.name, now=self.clock()):
+                    if task.task_id not in held:
+                        held.add(task.task_id)
+                        self._tasks[task.task_id] = task
+                        self._send_task(conn, task)
+            await self._fill(room, conn)
+        except StoreError as exc:
+            log.warning("no tasks for %s in %s: %s", conn.name, room, exc)
+
+    async def left(self, conn: Connection, room: str) -> None:
+        self._touch(room)
+        if conn.role is not Role.LABELER or conn.name is None:
+            return
+        key = (room, conn.name)
+        self._idle.discard(key)
+        for task_id in self._held.pop(key, set()):
+            self._tasks.pop(task_id, None)
+        self._locks.pop(key, None)
+        # A closing connection's handler may be cancelled while it cleans up; the
+        # leases must go back all the same, so the work runs in a task we own.
+        await asyncio.shield(self._spawn(self._return_leases(room, conn.name)))
+
+    async def _return_leases(self, room: str, labeler: str) -> None:
+        try:
+            returned = await self.store.release(room, labeler, now=self.clock())
+            if returned:
+                await self._fill_room(room)
+        except StoreError as exc:
+            log.warning("could not return the tasks of %s in %s: %s", labeler, room, exc)
+
+    async def handle(self, conn: Connection, message: Message) -> None:
+        kind = message[TYPE]
+        handler = self._handlers.get(kind)
+        if handler is None:
+            if kind in (MessageType.FEEDBACK_TASK, MessageType.FEEDBACK_STATS):
+                raise ProtocolError(ErrorCode.FORBIDDEN, f"only the server sends {kind}",
+                                    message[ID])
+            # Anything else (LOG/KPI for a dashboard, chat) is relayed as in any room.
+            await self.hub.publish(message, exclude=conn.name)
+            return
+        self._idle.discard((message[TO_ROOM], conn.name or ""))
+        try:
+            await handler(self, conn, message)
+        except UnknownTask as exc:
+            raise ProtocolError(ErrorCode.UNKNOWN_TASK, str(exc), message[ID]) from None
+        except NotYourTask as exc:
+            raise ProtocolError(ErrorCode.NOT_YOUR_TASK, str(exc), message[ID]) from None
+        except LimitReached as exc:
+            raise ProtocolError(ErrorCode.LIMIT_REACHED, str(exc), message[ID]) from None
+        except StoreUnavailable as exc:
+            log.error("feedback store unavailable: %s", exc)
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "feedback store unavailable; retry later",
+                                message[ID]) from None
+
+    # -- model side --------------------------------------------------------
+
+    async def _on_request(self, conn: Connection, message: Message) -> None:
+        room, data = message[TO_ROOM], self._data(message)
+        if not _is_sample_id(data.get("sample_id")):
+            raise _field_error(message, "sample_id must be a non-empty string or an integer")
+        problem = schema_problem(data.get("answer"))
+        if problem is not None:
+            raise _field_error(message, problem)
+        kind, question = data.get("kind", "text"), data.get("question", "")
+        priority, confidence = data.get("priority", 0.0), data.get("confidence")
+        overlap = data.get("overlap", 1)
+        if not isinstance(kind, str) or not isinstance(question, str):
+            raise _field_error(message, "kind and question must be strings")
+        if not _is_number(priority) or (confidence is not None and not _is_number(confidence)):
+            raise _field_error(message, "priority and confidence must be numbers")
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or \
+                not 1 <= overlap <= MAX_OVERLAP:
+            raise _field_error(message, f"overlap must be an integer in 1..{MAX_OVERLAP}")
+        assert conn.name is not None
+        request = FeedbackRequest(room=room, sample_id=data["sample_id"], requester=conn.name,
+                                  answer=data["answer"], kind=kind, content=data.get("content"),
+                                  question=question, prediction=data.get("prediction"),
+                                  confidence=confidence, priority=float(priority),
+                                  overlap=overlap)
+        outcome = await self.store.submit(request, max_pending=self.max_pending,
+                                          now=self.clock())
+        if outcome is not Submitted.ALREADY_LABELED:
+            self._touch(room)
+            await self._fill_room(room)
+
+    async def _on_ack(self, conn: Connection, message: Message) -> None:
+        label_id = self._data(message).get("label_id")
+        if not isinstance(label_id, str):
+            raise _field_error(message, "label_id must be a string")
+        assert conn.name is not None
+        if not await self.store.ack(label_id, conn.name, now=self.clock()):
+            raise _field_error(message, f"no label {label_id!r:.80} was sent to you")
+
+    async def _on_cancel(self, conn: Connection, message: Message) -> None:
+        sample_ids = self._data(message).get("sample_ids")
+        if not isinstance(sample_ids, list) or not all(_is_sample_id(s) for s in sample_ids):
+            raise _field_error(message, "sample_ids must be a list of sample ids")
+        room = message[TO_ROOM]
+        assert conn.name is not None
+        leased = await self.store.cancel(room, conn.name, sample_ids, now=self.clock())
+        await self._withdraw(leased)
+        self._touch(room)
+
+    async def _on_rescore(self, conn: Connection, message: Message) -> None:
+        priorities = self._data(message).get("priorities")
+        if not isinstance(priorities, dict) or \
+                not all(_is_number(p) for p in priorities.values()):
+            raise _field_error(message, "priorities must map sample ids to numbers")
+        assert conn.name is not None
+        await self.store.rescore(message[TO_ROOM], conn.name,
+                                 {k: float(v) for k, v in priorities.items()}, now=self.clock())
+
+    async def _on_history(self, conn: Connection, message: Message) -> None:
+        room = message[TO_ROOM]
+        assert conn.name is not None
+        labels = await self.store.history(room, conn.name)
+        await self._replay(conn, labels)
+        self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_HISTORY.value,
+                                TO_ROOM: room, TO: conn.name, DATA: {"count": len(labels)}})
+
+    # -- labeler side ------------------------------------------------------
+
+    def _task_id(self, message: Message) -> str:
+        task_id = self._data(message).get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise _field_error(message, "task_id must be a non-empty string")
+        return task_id
+
+    async def _on_label(self, conn: Connection, message: Message) -> None:
+        room, data = message[TO_ROOM], self._data(message)
+        task_id = self._task_id(message)
+        if "answer" not in data:
+            raise _field_error(message, "answer is missing")
+        seconds = data.get("seconds")
+        if seconds is not None and (not _is_number(seconds) or seconds < 0):
+            raise _field_error(message, "seconds must be a non-negative number")
+        assert conn.name is not None
+        task = self._tasks.get(task_id) or await self.store.task(task_id)
+        if task is None or task.request.room != room:
+            raise UnknownTask(f"no task {task_id!r:.80} in {room}")
+        if task.labeler != conn.name:
+            raise NotYourTask(f"task {task_id!r:.80} is leased to someone else")
+        if task.status is not TaskStatus.LEASED:
+            raise UnknownTask(f"task {task_id!r:.80} is {task.status.value}, no longer leased")
+        problem = answer_problem(task.request.answer, data["answer"])
+        if problem is not None:
+            raise ProtocolError(ErrorCode.INVALID_ANSWER, problem, message[ID])
+        label = await self.store.record_label(task_id, conn.name, data["answer"], seconds,
+                                              label_id=new_id(), now=self.clock())
+        self._forget(task)
+        self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_ACK.value,
+                                TO_ROOM: room, TO: conn.name,
+                                DATA: {"task_id": task_id, "label_id": label.label_id}})
+        await self._deliver(label, replay=False)
+        self._touch(room)
+        await self._fill(room, conn)
+
+    async def _on_skip(self, conn: Connection, message: Message) -> None:
+        room = message[TO_ROOM]
+        assert conn.name is not None
+        task = await self.store.skip(self._task_id(message), conn.name, now=self.clock())
+        self._forget(task)
+        self._touch(room)
+        await self._fill_room(room, first_not=conn)
+
+    _handlers: ClassVar[dict[str, Handler]] = {
+        MessageType.FEEDBACK_REQUEST: _on_request,
+        MessageType.FEEDBACK_LABEL: _on_label,
+        MessageType.FEEDBACK_ACK: _on_ack,
+        MessageType.FEEDBACK_SKIP: _on_skip,
+        MessageType.FEEDBACK_CANCEL: _on_cancel,
+        MessageType.FEEDBACK_RESCORE: _on_rescore,
+        MessageType.FEEDBACK_HISTORY: _on_history,
+    }
+
+    # -- dispatch ----------------------------------------------------------
+
+    def _lock(self, key: LabelerKey) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def _fill(self, room: str, conn: Connection) -> None:
+        """Lease tasks to one labeler until they hold `prefetch`, or nothing is left."""
+        name = conn.name
+        if conn.role is not Role.LABELER or name is None or (room, name) in self._idle:
+            return
+        key = (room, name)
+        async with self._lock(key):
+            held = self._held.setdefault(key, set())
+            while len(held) < self.prefetch and conn.is_open and room in conn.rooms:
+                task = await self.store.claim(room, name, lease_seconds=self.lease_seconds,
+                                              now=self.clock())
+                if task is None:
+                    return
+                if not (conn.is_open and room in conn.rooms):  # left while we claimed
+                    if self.hub.names.get(name) in (None, conn):
+                        await self.store.release(room, name, now=self.clock())
+                    return
+                held.add(task.task_id)
+                self._tasks[task.task_id] = task
+                self._send_task(conn, task)
+                self._touch(room)
+
+    async def _fill_room(self, room: str, *, first_not: Connection | None = None) -> None:
+        """Top up every labeler in the room, the least busy first (`first_not` last)."""
+        labelers = [m for m in self.hub.members(room) if m.role is Role.LABELER and m.name]
+        labelers.sort(key=lambda m: (m is first_not, len(self._held.get((room, m.name or ""),
+                                                                         ()))))
+        for member in labelers:
+            await self._fill(room, member)
+
+    async def _withdraw(self, tasks: Iterable[Task]) -> None:
+        """Tell labelers that tasks they hold were canceled, and give them new ones."""
+        refill: dict[LabelerKey, Connection] = {}
+        for task in tasks:
+            self._forget(task)
+            conn = self.hub.names.get(task.labeler)
+            if conn is not None:
+                self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_CANCEL.value,
+                                        TO_ROOM: task.request.room, TO: task.labeler,
+                                        DATA: {"task_ids": [task.task_id],
+                                               "sample_ids": [task.request.sample_id]}})
+                refill[(task.request.room, task.labeler)] = conn
+        for (room, _), conn in refill.items():
+            await self._fill(room, conn)
+
+    def _forget(self, task: Task) -> None:
+        self._tasks.pop(task.task_id, None)
+        held = self._held.get((task.request.room, task.labeler))
+        if held is not None:
+            held.discard(task.task_id)
+
+    def _send_task(self, conn: Connection, task: Task) -> None:
+        self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_TASK.value,
+                                TO_ROOM: task.request.room, TO: task.labeler,
+                                DATA: task.message_data()})
+
+    # -- labels to requesters ---------------------------------------------
+
+    def _label_message(self, label: Label, *, replay: bool) -> Message:
+        return {ID: new_id(), TYPE: MessageType.FEEDBACK_LABEL.value, TO_ROOM: label.room,
+                TO: label.requester, DATA: label.message_data(replay=replay)}
+
+    async def _deliver(self, label: Label, *, replay: bool) -> None:
+        """To the requester by name, on this node or another; kept for later if offline."""
+        message = self._label_message(label, replay=replay)
+        conn = self.hub.names.get(label.requester)
+        if conn is not None:
+            self.hub.send_to(conn, message)
+        elif self.hub.broker.distributed:
+            await self.hub.broker.publish(Envelope(text=encode(message), room=None,
+                                                   to=label.requester, exclude=None))
+
+    async def _replay(self, conn: Connection, labels: list[Label]) -> None:
+        for start in range(0, len(labels), REPLAY_SLICE):
+            for label in labels[start:start + REPLAY_SLICE]:
+                self.hub.send_to(conn, self._label_message(label, replay=True))
+            await conn.flush()
+
+    # -- background --------------------------------------------------------
+
+    async def _expire_leases(self) -> None:
+        interval = max(0.02, min(self.lease_seconds / 4, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                expired = await self.store.expire(now=self.clock())
+                rooms: set[str] = set()
+                for task in expired:
+                    self._forget(task)
+                    self._idle.add((task.request.room, task.labeler))
+                    rooms.add(task.request.room)
+                for room in rooms:
+                    self._touch(room)
+                    await self._fill_room(room)
+            except StoreError as exc:
+                log.warning("lease expiry failed, retrying: %s", exc)
+
+    def _touch(self, room: str) -> None:
+        self._dirty.add(room)
+        self._dirty_event.set()
+
+    async def _broadcast_stats(self) -> None:
+        """FEEDBACK/STATS to each changed room at once, then at most every interval."""
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event.clear()
+            rooms, self._dirty = self._dirty, set()
+            for room in rooms:
+                if room not in self.hub.rooms:
+                    continue
+                try:
+                    stats = await self.room_stats(room)
+                except StoreError as exc:
+                    log.warning("stats for %s failed: %s", room, exc)
+                    continue
+                await self.hub.publish({ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value,
+                                        TO_ROOM: room, DATA: stats})
+            await asyncio.sleep(self.stats_interval)
+
+    async def room_stats(self, room: str) -> dict[str, Any]:
+        stats = await self.store.stats(room, now=self.clock())
+        labelers = sum(1 for m in self.hub.members(room) if m.role is Role.LABELER)
+        return {"queued": stats.queued, "in_flight": stats.in_flight, "labeled": stats.labeled,
+                "labelers": labelers, "labels_per_minute": stats.labels_per_minute}
+
+    # -- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def _data(message: Message) -> dict[str, Any]:
+        data = message.get(DATA, {})
+        if not isinstance(data, dict):
+            raise _field_error(message, "DATA must be an object")
+        return data

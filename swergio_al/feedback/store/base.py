@@ -1,0 +1,113 @@
+"""The store interface: everything the FeedbackService needs to keep durably.
+
+Every method that changes more than one row does it in one transaction, and
+`claim` is atomic across server processes (SQLite: one writer; PostgreSQL:
+`FOR UPDATE SKIP LOCKED`). Times are unix seconds.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+
+from swergio_al.feedback.records import FeedbackRequest, Label, RoomStats, Submitted, Task
+
+
+class Store(ABC):
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (runs pending migrations)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def schema_version(self) -> int: ...
+
+    # -- requests ----------------------------------------------------------
+
+    @abstractmethod
+    async def submit(self, request: FeedbackRequest, *, max_pending: int,
+                     now: float) -> Submitted:
+        """Store a request, deduplicated by (room, sample_id).
+
+        A pending one gets the new priority and fields; a canceled one is
+        reopened; a labeled one is left alone. Raises LimitReached when the
+        requester already has `max_pending` open requests.
+        """
+
+    @abstractmethod
+    async def cancel(self, room: str, requester: str, sample_ids: Sequence[str | int], *,
+                     now: float) -> list[Task]:
+        """Cancel the requester's open requests; returns their tasks that were leased."""
+
+    @abstractmethod
+    async def rescore(self, room: str, requester: str,
+                      priorities: Mapping[str | int, float], *, now: float) -> int:
+        """Set new priorities on the requester's open requests; returns how many."""
+
+    # -- tasks -------------------------------------------------------------
+
+    @abstractmethod
+    async def claim(self, room: str, labeler: str, *, lease_seconds: float,
+                    now: float) -> Task | None:
+        """Atomically lease the most urgent open request this labeler may take.
+
+        Not one they skipped, already labeled or hold right now; among equal
+        priorities the oldest first.
+        """
+
+    @abstractmethod
+    async def task(self, task_id: str) -> Task | None: ...
+
+    @abstractmethod
+    async def leased_to(self, room: str, labeler: str, *, now: float) -> list[Task]:
+        """The labeler's unexpired leases in the room (to re-send after a reconnect)."""
+
+    @abstractmethod
+    async def skip(self, task_id: str, labeler: str, *, now: float) -> Task:
+        """Give a leased task back; it will not be offered to this labeler again.
+
+        Raises UnknownTask or NotYourTask.
+        """
+
+    @abstractmethod
+    async def release(self, room: str, labeler: str, *, now: float) -> list[Task]:
+        """Return all of the labeler's leases in the room (they left or disconnected)."""
+
+    @abstractmethod
+    async def expire(self, *, now: float) -> list[Task]:
+        """Return every lease that ran out before `now`."""
+
+    # -- labels ------------------------------------------------------------
+
+    @abstractmethod
+    async def record_label(self, task_id: str, labeler: str, answer: object,
+                           seconds: float | None, *, label_id: str, now: float) -> Label:
+        """Commit (durably, fsync'd) a label for a leased task and close the task.
+
+        Raises UnknownTask (no such task, or not leased any more) or NotYourTask.
+        """
+
+    @abstractmethod
+    async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
+        """Mark the requester's label as received; False if it is not theirs or unknown."""
+
+    @abstractmethod
+    async def unacked(self, requester: str) -> list[Label]: ...
+
+    @abstractmethod
+    async def history(self, room: str, requester: str) -> list[Label]: ...
+
+    @abstractmethod
+    def labels(self, *, room: str | None = None, batch: int = 1000) -> AsyncIterator[Label]:
+        """Every label (of one room), oldest first, fetched in batches."""
+
+    # -- numbers -----------------------------------------------------------
+
+    @abstractmethod
+    async def stats(self, room: str, *, now: float) -> RoomStats: ...
+
+    @abstractmethod
+    async def rooms(self) -> list[str]:
+        """Every room that has requests."""
