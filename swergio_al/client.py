@@ -30,7 +30,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
@@ -156,6 +156,7 @@ class Component:
         self._supervisor: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._joins: set[asyncio.Task[None]] = set()  # rooms of handlers added while connected
         self._inbox: asyncio.Queue[Message] | None = None
         self._up: asyncio.Event | None = None
         self._closed: asyncio.Event | None = None
@@ -218,7 +219,7 @@ class Component:
         was_up = self._state is ComponentState.CONNECTED
         self._state = ComponentState.CLOSED
         if self._up is not None:
-            self._up.clear()
+            self._up.set()  # wake senders waiting for a reconnect; they see CLOSED and give up
         current = asyncio.current_task()
         ws = self._ws
         if ws is not None and not ws.closed and was_up:
@@ -248,7 +249,7 @@ class Component:
         if dispatcher is not None and dispatcher is not asyncio.current_task():
             await asyncio.gather(dispatcher, return_exceptions=True)
 
-    async def __aenter__(self) -> Component:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -358,7 +359,7 @@ class Component:
             new_rooms = {r for r in (*(rooms or ()), *(answers or ())) if r not in self._rooms}
             self._rooms.update(new_rooms)
             if new_rooms and self._state not in (ComponentState.NEW, ComponentState.CLOSED):
-                self._spawn(self._join_rooms(sorted(new_rooms)), "join")
+                self._joins.add(self._spawn(self._join_rooms(sorted(new_rooms)), "join"))
             return handler
 
         return register
@@ -552,10 +553,15 @@ class Component:
                                     else f"component {self.name!r} is closed")
         assert self._up is not None
         await self._up.wait()
+        if self._state is ComponentState.CLOSED:
+            raise NotConnectedError(f"component {self.name!r} is closed")
         assert self._ws is not None
         return self._ws
 
     async def _send_text(self, text: str) -> None:
+        if self._joins and asyncio.current_task() not in self._joins:
+            # What is sent after on(..., room=...) must find the room joined.
+            await asyncio.gather(*list(self._joins), return_exceptions=True)
         try:
             async with asyncio.timeout(self.send_timeout):
                 while True:
@@ -580,11 +586,13 @@ class Component:
             if not reply.done():
                 reply.set_exception(error)
 
-    def _spawn(self, coro: Awaitable[None], label: str) -> None:
+    def _spawn(self, coro: Awaitable[None], label: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         task.set_name(f"{self.name}-{label}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._joins.discard)
+        return task
 
     # -- dispatch ------------------------------------------------------------
 

@@ -213,6 +213,50 @@ async def test_join_the_server_refuses_raises(make_server: Any) -> None:
             await greedy.join("two")
 
 
+async def test_handler_added_while_connected_joins_its_room_before_later_sends(
+        ws_url: str) -> None:
+    async with Component("late", ws_url) as late, \
+            await RawClient.connect(ws_url, "peer", rooms=("news",)) as peer:
+        heard: asyncio.Queue[Message] = asyncio.Queue()
+        late.on("DATA/TEXT", room="news")(heard.put_nowait)
+        await late.send({"TYPE": "DATA/TEXT", "TO_ROOM": "news", "DATA": "joined"})
+        assert (await peer.expect("DATA/TEXT"))["DATA"] == "joined"
+        await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "news", "DATA": "welcome"})
+        assert (await asyncio.wait_for(heard.get(), 5))["DATA"] == "welcome"
+
+
+async def test_without_reconnect_a_lost_connection_closes_the_component(
+        make_server: Any) -> None:
+    server = await make_server(max_frame_size=1000)
+    component = Component("once", str(server.make_url("/ws")), reconnect=False)
+    await component.connect()
+    # An oversized frame makes the server close the connection (1009).
+    await component.send({"TYPE": "DATA/TEXT", "TO": "once", "DATA": "x" * 2000})
+    await asyncio.wait_for(component.wait_closed(), 5)
+    assert component.state is ComponentState.CLOSED
+    assert _component_tasks() == []
+
+
+async def test_sends_while_the_server_is_down_time_out_or_end_with_close(
+        tmp_path: Path) -> None:
+    with ServerProcess("--store", f"sqlite:///{tmp_path / 'store.db'}") as server:
+        component = Component("waiting", server.ws_url, backoff_initial=0.01,
+                              backoff_max=0.05, send_timeout=0.2)
+        await component.connect()
+        server.kill()  # and it stays down: every reconnect attempt fails
+        await _until(lambda: component.state is ComponentState.RECONNECTING)
+        with pytest.raises(NotConnectedError, match=r"within 0\.2s"):
+            await component.send({"TYPE": "DATA/TEXT", "TO": "x"})
+        component.send_timeout = 30
+        sending = asyncio.create_task(component.send({"TYPE": "DATA/TEXT", "TO": "x"}))
+        await asyncio.sleep(0)
+        assert not sending.done()
+        await component.close()
+        with pytest.raises(NotConnectedError, match="closed"):
+            await asyncio.wait_for(sending, 1)
+        assert _component_tasks() == []
+
+
 async def test_bad_input_gets_clear_errors(ws_url: str) -> None:
     component = Component("careful", ws_url)
     with pytest.raises(ValueError, match="type_"):
