@@ -481,3 +481,32 @@ def test_serve_flag_opens_the_port_for_a_real_swergio_client(tmp_path: Path) -> 
         finally:
             first.close()
             second.close()
+
+
+async def test_a_tcp_client_that_stops_reading_is_cut_off_alone(make_server: MakeServer) -> None:
+    server = await make_server(swergio_port=0, outbound_queue_size=4)
+    port = server.app[SWERGIO_LISTENER].port
+    assert port is not None
+    stuck = await TcpClient.connect(port, "stuck", rooms=("r",))
+    good = await TcpClient.connect(port, "good", rooms=("r",))
+    stuck.writer.transport.pause_reading()  # from here on it reads nothing
+    try:
+        async with await RawClient.connect(str(server.make_url("/ws")), "web",
+                                           rooms=("r",)) as ws:
+            chunk = "x" * 60_000
+            for i in range(200):  # ~12 MB: more than the socket buffers hold
+                await ws.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": chunk, "N": i})
+                assert (await good.recv())["N"] == i  # the reader keeps pace; stuck does not
+            # Cut off at once, not after a close grace period spent waiting on a dead reader.
+            async with asyncio.timeout(2):
+                while True:
+                    await ws.send({"ID": "probe", "TYPE": "DATA/TEXT", "TO": "stuck", "DATA": 1})
+                    try:
+                        await ws.expect("ERROR", timeout=0.2)
+                        break
+                    except TimeoutError:
+                        continue
+            await good.sync()
+    finally:
+        await stuck.close()
+        await good.close()

@@ -26,6 +26,8 @@ from swergio_al.relay.hub import Hub
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = 10
+# How long a closing socket may take to flush to its peer before it is dropped.
+CLOSE_GRACE_SECONDS = 5.0
 _DIGITS = frozenset(b"0123456789")
 
 
@@ -78,8 +80,18 @@ class TcpConnection(Connection):
     async def close(self, code: CloseCode, reason: str) -> None:
         # TCP has no close codes: the reason only goes to the log.
         log.debug("closing %s (%s): %s %s", self.name, self.remote, code.name, reason)
+        if code is CloseCode.TRY_AGAIN_LATER:
+            self.abort()  # it stopped reading: a graceful close would wait on it forever
+            return
         self.writer.close()
-        await self.writer.wait_closed()
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_SECONDS):
+                await self.writer.wait_closed()
+        except TimeoutError:
+            self.abort()
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
 
 
 class SwergioListener:
