@@ -41,7 +41,8 @@ def create_app(config: Config | None = None) -> web.Application:
     if config.swergio_port is not None:
         app[SWERGIO_LISTENER] = SwergioListener(
             app[HUB], host=config.host, port=config.swergio_port,
-            max_frame_size=config.max_frame_size, outbox_limit=config.outbound_queue_size)
+            max_frame_size=config.max_frame_size, outbox_limit=config.outbound_queue_size,
+            frame_timeout=config.heartbeat_seconds or None)
         app.cleanup_ctx.append(_swergio_listener_lifetime)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)

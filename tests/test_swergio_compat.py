@@ -510,3 +510,24 @@ async def test_a_tcp_client_that_stops_reading_is_cut_off_alone(make_server: Mak
     finally:
         await stuck.close()
         await good.close()
+
+
+async def test_a_stalled_half_frame_is_closed_an_idle_client_is_not(
+        make_server: MakeServer) -> None:
+    server = await make_server(swergio_port=0, heartbeat_seconds=0.3)
+    port = server.app[SWERGIO_LISTENER].port
+    assert port is not None
+    idle = await TcpClient.connect(port, "idle", rooms=("r",))
+    half_header = await TcpClient.connect(port, "half_header")
+    half_body = await TcpClient.connect(port, "half_body")
+    try:
+        started = asyncio.get_running_loop().time()
+        await half_header.send_raw(b"42  ")
+        await half_body.send_raw(message_frame({"TYPE": "DATA/TEXT", "TO": "idle"})[:20])
+        await half_header.closed_by_server(timeout=3)
+        await half_body.closed_by_server(timeout=3)
+        assert asyncio.get_running_loop().time() - started >= 0.3
+        await idle.sync()  # silent for longer than the frame timeout, still served
+    finally:
+        for client in (idle, half_header, half_body):
+            await client.close()

@@ -98,12 +98,13 @@ class SwergioListener:
     """Accepts swergio 0.0.2 clients on a TCP port; `port` is the bound one once started."""
 
     def __init__(self, hub: Hub, *, host: str, port: int, max_frame_size: int,
-                 outbox_limit: int) -> None:
+                 outbox_limit: int, frame_timeout: float | None = 30.0) -> None:
         self.hub = hub
         self.host = host
         self.requested_port = port
         self.max_frame_size = max_frame_size
         self.outbox_limit = outbox_limit
+        self.frame_timeout = frame_timeout
         self.port: int | None = None
         self.connections: set[TcpConnection] = set()
         self._server: asyncio.Server | None = None
@@ -126,6 +127,26 @@ class SwergioListener:
             session.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
 
+    async def _next_body(self, reader: asyncio.StreamReader) -> bytes | None:
+        """The next frame's body, or None when the stream ends cleanly between frames.
+
+        An idle client may stay silent for ever, but a frame once begun must be
+        finished within `frame_timeout`: a stalled half frame only holds memory.
+        """
+        first = await reader.read(1)
+        if not first:
+            return None
+        try:
+            async with asyncio.timeout(self.frame_timeout):
+                header = first + await reader.readexactly(HEADER_LENGTH - 1)
+                length = parse_header(header, max_size=self.max_frame_size)
+                return await reader.readexactly(length)
+        except TimeoutError:
+            raise FramingError(f"frame not completed within {self.frame_timeout}s") from None
+        except asyncio.IncompleteReadError as exc:
+            raise FramingError(f"stream ended inside a frame ({len(exc.partial)} of "
+                               f"{exc.expected} bytes)") from None
+
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = asyncio.get_running_loop().create_task(self._session(reader, writer))
         self._sessions.add(session)
@@ -140,8 +161,8 @@ class SwergioListener:
             await self._read_frames(reader, conn)
         except FramingError as exc:
             log.warning("closing swergio 0.0.2 client %s (%s): %s", conn.name, remote, exc)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the peer went away, mid-frame or between frames
+        except ConnectionError:
+            pass  # the peer reset the connection
         except Exception:
             # The boundary of one client's session: a bug must cost this client, not the server.
             log.exception("swergio 0.0.2 session of %s (%s) failed", conn.name, remote)
@@ -154,14 +175,9 @@ class SwergioListener:
 
     async def _read_frames(self, reader: asyncio.StreamReader, conn: TcpConnection) -> None:
         while conn.is_open:
-            try:
-                header = await reader.readexactly(HEADER_LENGTH)
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    raise FramingError(f"stream ended inside a header {exc.partial!r}") from None
-                return  # clean end between frames
-            length = parse_header(header, max_size=self.max_frame_size)
-            body = await reader.readexactly(length)
+            body = await self._next_body(reader)
+            if body is None:
+                return
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
