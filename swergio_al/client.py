@@ -175,6 +175,11 @@ class Component:
         return self._state is ComponentState.CONNECTED
 
     @property
+    def stop_reason(self) -> str | None:
+        """Why the component stopped by itself (name taken over, refused, ...), if it did."""
+        return self._stop_reason
+
+    @property
     def rooms(self) -> frozenset[str]:
         """Rooms this component is in (or will join on connect)."""
         return frozenset(self._rooms)
@@ -280,7 +285,11 @@ class Component:
         if self._state is ComponentState.NEW:
             return
         frame = {ID: new_id(), TYPE: MessageType.JOINROOM.value, ROOM: room, TO_ROOM: COMMAND_ROOM}
-        await self._round_trip_when_up([frame])
+        try:
+            await self._round_trip_when_up([frame])
+        except RefusedError:
+            self._rooms.discard(room)
+            raise
 
     async def leave(self, room: str) -> None:
         self._rooms.discard(room)
@@ -379,7 +388,8 @@ class Component:
     async def _open(self) -> None:
         """One connection attempt: connect, register, rejoin, prove it with a round trip."""
         assert self._session is not None and self._up is not None
-        ws = await self._session.ws_connect(self.url, heartbeat=self.heartbeat)
+        async with asyncio.timeout(self.send_timeout):  # a server that accepts but never answers
+            ws = await self._session.ws_connect(self.url, heartbeat=self.heartbeat)
         self._ws = ws
         self._reader = asyncio.create_task(self._read(ws), name=f"{self.name}-read")
         register: Message = {ID: new_id(), TYPE: MessageType.REGISTER.value, NAME: self.name,
@@ -403,8 +413,16 @@ class Component:
 
     async def _supervise(self) -> None:
         """Reconnect with capped, fully jittered exponential backoff whenever the link drops."""
-        assert self._up is not None
         rng = random.Random(self.random_state)
+        try:
+            await self._keep_connected(rng)
+        except Exception:  # a bug here must not leave a silently dead component
+            self._stop_reason = "reconnect loop failed"
+            log.exception("%s: %s", self.name, self._stop_reason)
+        self._spawn(self.close(), "close")
+
+    async def _keep_connected(self, rng: random.Random) -> None:
+        assert self._up is not None
         while True:
             assert self._reader is not None and self._ws is not None
             await asyncio.gather(self._reader, return_exceptions=True)
@@ -426,7 +444,6 @@ class Component:
             log.warning("%s: connection lost (close code %s); reconnecting", self.name, code)
             if not await self._reconnect(rng):
                 break
-        self._spawn(self.close(), "close")
 
     async def _reconnect(self, rng: random.Random) -> bool:
         attempt = 0

@@ -211,6 +211,7 @@ async def test_join_the_server_refuses_raises(make_server: Any) -> None:
         await greedy.join("one")
         with pytest.raises(RefusedError, match="too_many_rooms"):
             await greedy.join("two")
+        assert greedy.rooms == {"one"}
 
 
 async def test_handler_added_while_connected_joins_its_room_before_later_sends(
@@ -319,6 +320,7 @@ async def test_name_taken_over_stops_reconnecting(ws_url: str,
         async with first, Component("twin", ws_url):
             await asyncio.wait_for(first.wait_closed(), 5)
             assert first.state is ComponentState.CLOSED
+            assert first.stop_reason is not None and "taken over" in first.stop_reason
     assert any("taken over" in r.getMessage() for r in caplog.records)
     assert _component_tasks() == []
 
