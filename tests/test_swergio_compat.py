@@ -531,3 +531,17 @@ async def test_a_stalled_half_frame_is_closed_an_idle_client_is_not(
     finally:
         for client in (idle, half_header, half_body):
             await client.close()
+
+
+async def test_a_tcp_client_in_logging_gets_the_0_0_2_mirror(swergio_port: int,
+                                                             compat_ws_url: str) -> None:
+    logger = await TcpClient.connect(swergio_port, "logger", rooms=("_logging",))
+    try:
+        async with await RawClient.connect(compat_ws_url, "web", rooms=("r",)) as ws:
+            await ws.send({"ID": "f", "TYPE": "DATA/FORWARD", "TO_ROOM": "r", "DATA": [1]})
+            mirror = await logger.recv()
+            assert (mirror["TYPE"], mirror["TO_ROOM"]) == ("LOG/MESSAGES", "_logging")
+            assert mirror["MESSAGE"] == {"ID": "f", "TYPE": "DATA/FORWARD", "TO_ROOM": "r",
+                                         "DATA": [1], "SENT_BY": "web"}
+    finally:
+        await logger.close()
