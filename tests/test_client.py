@@ -366,3 +366,32 @@ async def test_hello_world_example_runs_n_exchanges_and_exits_0(tmp_path: Path) 
     assert lines[-1] == "exchanges: 7"
     assert sum(line.startswith("world    <-") for line in lines) == 7
     assert sum(line.startswith("universe ->") for line in lines) == 7
+
+
+async def test_feedback_round_trip_between_a_model_and_a_labeler_component(
+        ws_url: str) -> None:
+    """The client against the FeedbackService: ROLE reaches the server, TASK/LABEL/ACK flow."""
+    room = "feedback/client-test"
+    model = Component("model", ws_url)
+    labeler = Component("alice", ws_url, role="labeler")
+    labels: asyncio.Queue[Message] = asyncio.Queue()
+
+    @labeler.on("FEEDBACK/TASK", room=room, response_type="FEEDBACK/LABEL")
+    def label(message: Message) -> Message:
+        task = message["DATA"]
+        return {"DATA": {"task_id": task["task_id"], "answer": "cat", "seconds": 1.5}}
+
+    @model.on("FEEDBACK/LABEL", room=room, response_type="FEEDBACK/ACK")
+    def learn(message: Message) -> Message:
+        labels.put_nowait(message)
+        return {"DATA": {"label_id": message["DATA"]["label_id"]}}
+
+    async with model, labeler:
+        await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": room, "DATA": {
+            "sample_id": "s1", "kind": "text", "content": "meow", "question": "which animal?",
+            "answer": {"type": "choice", "choices": ["cat", "dog"]}, "prediction": "dog",
+            "confidence": 0.5, "priority": 0.5}})
+        got = await asyncio.wait_for(labels.get(), 5)
+    assert got["DATA"]["sample_id"] == "s1"
+    assert got["DATA"]["answer"] == "cat"
+    assert got["DATA"]["labeler"] == "alice"
