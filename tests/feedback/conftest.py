@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from swergio_al.feedback.store import SQLiteStore, Store
+from tests.feedback.postgres import postgres_backend
 
 
 def _sqlite(tmp_path: Path) -> Store:
@@ -16,7 +17,7 @@ def _sqlite(tmp_path: Path) -> Store:
 
 # A backend is a name and a factory; a PostgreSQL backend adds one entry here
 # (skipping when no server is reachable).
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite}
+BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite, "postgres": postgres_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -1,0 +1,400 @@
+"""The shared store: PostgreSQL through an asyncpg pool, for several server processes.
+
+Same schema and semantics as the SQLite store. What several nodes need on top:
+- `claim` picks its request with `FOR UPDATE SKIP LOCKED`, so two nodes
+  claiming at once never lease the same request: one takes the next row.
+- Every read that leads to a change locks the rows it reads (`FOR UPDATE`),
+  and lease expiry is a single `UPDATE ... RETURNING`, so a label racing an
+  expiry on another node either commits or finds the task expired, never both.
+- Migrations run under a transaction-scoped advisory lock: nodes starting
+  together apply each step once.
+Commits use the server's `synchronous_commit` (on by default): a label is on
+disk before the ACK goes out.
+
+`?schema=name` in the URL keeps the tables in their own schema (created if
+missing); tests use one per run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from swergio_al.feedback.records import (
+    FeedbackRequest,
+    Label,
+    LimitReached,
+    NotYourTask,
+    RequestStatus,
+    RoomStats,
+    SampleId,
+    StoreUnavailable,
+    Submitted,
+    Task,
+    TaskStatus,
+    UnknownTask,
+)
+from swergio_al.feedback.store.base import Store
+from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
+from swergio_al.feedback.store.sqlite import _dump, _label, _sample_key, _task
+
+try:
+    import asyncpg
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("the PostgreSQL store needs the asyncpg package: "
+                      "pip install 'swergio-al[postgres]'") from exc
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+_REQUEST_COLUMNS = ("r.id, r.room, r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, "
+                    "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap")
+_TASK_COLUMNS = f"t.task_id, t.labeler, t.lease_expires, t.status, {_REQUEST_COLUMNS}"
+_TASK_SELECT = f"SELECT {_TASK_COLUMNS} FROM tasks t JOIN requests r ON r.id = t.request_id"
+_LABEL_COLUMNS = ("label_id, task_id, room, sample_id, sample_is_int, requester, labeler, answer, "
+                  "seconds, created, acked")
+_EXCLUDING = [TaskStatus.LEASED.value, TaskStatus.DONE.value, TaskStatus.SKIPPED.value]
+_OPEN = RequestStatus.OPEN.value
+_LEASED = TaskStatus.LEASED.value
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """`postgresql://...?schema=name` → (DSN for asyncpg, schema or None)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for key, value in reversed(query) if key == "schema"), None)
+    if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+        raise ValueError(f"schema {schema!r} in the store url must be a plain SQL identifier "
+                         "(letters, digits, underscores)")
+    rest = [(key, value) for key, value in query if key != "schema"]
+    return urlunsplit(parts._replace(query=urlencode(rest))), schema
+
+
+def _row(record: Any) -> tuple[Any, ...]:
+    return tuple(record)
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self._dsn, self.schema = split_url(url)
+        self._pool: asyncpg.Pool | None = None
+
+    # -- plumbing ----------------------------------------------------------
+
+    @asynccontextmanager
+    async def _connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
+        """A pooled connection (in a transaction); backend failures become StoreUnavailable."""
+        if self._pool is None:
+            raise StoreUnavailable("the feedback store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                if transaction:
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"feedback store failed: {exc}") from exc
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        settings = {"search_path": f'"{self.schema}"'} if self.schema else {}
+        try:
+            pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self.pool_size,
+                                             server_settings=settings)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"cannot reach PostgreSQL at {self._dsn}: {exc}") from exc
+        self._pool = pool
+        try:
+            await self._migrate()
+        except BaseException:
+            self._pool = None
+            await pool.close()
+            raise
+
+    async def _migrate(self) -> None:
+        async with self._connection() as conn:
+            # One node at a time; the others find the work done.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                               f"swergio_al:{self.schema or ''}")
+            if self.schema:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                               "(version INTEGER NOT NULL)")
+            current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            if current > LATEST:
+                raise RuntimeError(f"the store has schema version {current}, newer than this "
+                                   f"release understands ({LATEST}); upgrade swergio-al")
+            for version in range(current + 1, LATEST + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    await conn.execute(statement.format(serial="SERIAL PRIMARY KEY"))
+                await conn.execute("DELETE FROM schema_version")
+                await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def schema_version(self) -> int:
+        async with self._connection(transaction=False) as conn:
+            return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) "
+                                           "FROM schema_version"))
+
+    # -- requests ----------------------------------------------------------
+
+    async def submit(self, request: FeedbackRequest, *, max_pending: int,
+                     now: float) -> Submitted:
+        sample_id, is_int = _sample_key(request.sample_id)
+        fields = (request.requester, request.kind, _dump(request.content),
+                  json.dumps(request.answer), request.question, _dump(request.prediction),
+                  request.confidence, request.priority, request.overlap)
+        while True:
+            async with self._connection() as conn:
+                row = await conn.fetchrow("SELECT id, status FROM requests WHERE room = $1 AND "
+                                          "sample_id = $2 FOR UPDATE", request.room, sample_id)
+                if row is not None and row["status"] == RequestStatus.DONE:
+                    return Submitted.ALREADY_LABELED
+                if row is not None and row["status"] == RequestStatus.OPEN:
+                    await conn.execute(
+                        "UPDATE requests SET requester = $1, kind = $2, content = $3, "
+                        "answer = $4, question = $5, prediction = $6, confidence = $7, "
+                        "priority = $8, overlap = $9, updated = $10 WHERE id = $11",
+                        *fields, now, row["id"])
+                    return Submitted.UPDATED
+                pending = await conn.fetchval("SELECT COUNT(*) FROM requests WHERE "
+                                              "requester = $1 AND status = $2",
+                                              request.requester, _OPEN)
+                if pending >= max_pending:
+                    raise LimitReached(f"{request.requester} already has {max_pending} "
+                                       "pending requests")
+                if row is not None:  # canceled earlier: ask again, from scratch
+                    await conn.execute(
+                        "UPDATE requests SET requester = $1, kind = $2, content = $3, "
+                        "answer = $4, question = $5, prediction = $6, confidence = $7, "
+                        "priority = $8, overlap = $9, status = $10, updated = $11 "
+                        "WHERE id = $12", *fields, _OPEN, now, row["id"])
+                    return Submitted.REOPENED
+                created = await conn.fetchval(
+                    "INSERT INTO requests (room, sample_id, sample_is_int, requester, kind, "
+                    "content, answer, question, prediction, confidence, priority, overlap, "
+                    "status, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                    "$10, $11, $12, $13, $14, $15) ON CONFLICT (room, sample_id) DO NOTHING "
+                    "RETURNING id", request.room, sample_id, is_int, *fields, _OPEN, now, now)
+                if created is not None:
+                    return Submitted.CREATED
+            # Another node inserted the same sample meanwhile: decide again, on its row.
+
+    async def cancel(self, room: str, requester: str, sample_ids: Sequence[SampleId], *,
+                     now: float) -> list[Task]:
+        keys = [_sample_key(s)[0] for s in sample_ids]
+        async with self._connection() as conn:
+            ids = [r["id"] for r in await conn.fetch(
+                "SELECT id FROM requests WHERE room = $1 AND sample_id = ANY($2::text[]) AND "
+                "requester = $3 AND status = $4 ORDER BY id FOR UPDATE",
+                room, keys, requester, _OPEN)]
+            if not ids:
+                return []
+            leased = [_task(_row(r)) for r in await conn.fetch(
+                f"{_TASK_SELECT} WHERE t.request_id = ANY($1::int[]) AND t.status = $2 "
+                "ORDER BY t.created FOR UPDATE OF t", ids, _LEASED)]
+            await conn.execute("UPDATE tasks SET status = $1, updated = $2 WHERE "
+                               "request_id = ANY($3::int[]) AND status = $4",
+                               TaskStatus.CANCELED.value, now, ids, _LEASED)
+            await conn.execute("UPDATE requests SET status = $1, in_flight = 0, updated = $2 "
+                               "WHERE id = ANY($3::int[])", RequestStatus.CANCELED.value, now,
+                               ids)
+        return leased
+
+    async def rescore(self, room: str, requester: str, priorities: Mapping[SampleId, float], *,
+                      now: float) -> int:
+        keys = [_sample_key(sample_id)[0] for sample_id in priorities]
+        values = [float(priority) for priority in priorities.values()]
+        async with self._connection() as conn:
+            result = await conn.execute(
+                "UPDATE requests r SET priority = p.priority, updated = $1 "
+                "FROM unnest($2::text[], $3::float8[]) AS p(sample_id, priority) "
+                "WHERE r.room = $4 AND r.sample_id = p.sample_id AND r.requester = $5 AND "
+                "r.status = $6", now, keys, values, room, requester, _OPEN)
+        return int(result.split()[-1])
+
+    # -- tasks -------------------------------------------------------------
+
+    async def claim(self, room: str, labeler: str, *, lease_seconds: float,
+                    now: float) -> Task | None:
+        async with self._connection() as conn:
+            # SKIP LOCKED: a request another node is claiming right now is passed
+            # over (that node takes it), never leased twice.
+            request_id = await conn.fetchval(
+                "SELECT r.id FROM requests r WHERE r.room = $1 AND r.status = $2 AND "
+                "r.labeled + r.in_flight < r.overlap AND NOT EXISTS (SELECT 1 FROM tasks t "
+                "WHERE t.request_id = r.id AND t.labeler = $3 AND t.status = ANY($4::text[])) "
+                "ORDER BY r.priority DESC, r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
+                room, _OPEN, labeler, _EXCLUDING)
+            if request_id is None:
+                return None
+            task_id = uuid.uuid4().hex
+            await conn.execute("UPDATE requests SET in_flight = in_flight + 1 WHERE id = $1",
+                               request_id)
+            await conn.execute("INSERT INTO tasks (task_id, request_id, room, labeler, status, "
+                               "lease_expires, created, updated) VALUES ($1, $2, $3, $4, $5, "
+                               "$6, $7, $8)", task_id, request_id, room, labeler, _LEASED,
+                               now + lease_seconds, now, now)
+            row = await conn.fetchrow(f"{_TASK_SELECT} WHERE t.task_id = $1", task_id)
+        return _task(_row(row))
+
+    async def task(self, task_id: str) -> Task | None:
+        async with self._connection(transaction=False) as conn:
+            row = await conn.fetchrow(f"{_TASK_SELECT} WHERE t.task_id = $1", task_id)
+        return None if row is None else _task(_row(row))
+
+    async def leased_to(self, room: str, labeler: str, *, now: float) -> list[Task]:
+        async with self._connection(transaction=False) as conn:
+            rows = await conn.fetch(f"{_TASK_SELECT} WHERE t.room = $1 AND t.labeler = $2 AND "
+                                    "t.status = $3 AND t.lease_expires > $4 ORDER BY t.created",
+                                    room, labeler, _LEASED, now)
+        return [_task(_row(row)) for row in rows]
+
+    async def _end_leases(self, conn: Any, where: str, args: Sequence[Any],
+                          status: TaskStatus, now: float) -> list[Task]:
+        """End the leased tasks matching `where` in one statement; give their places back.
+
+        An UPDATE locks and re-checks each row, so of two nodes ending the
+        same lease (expiry here, a label there) only one succeeds.
+        """
+        n = len(args)
+        ended = await conn.fetch(
+            f"UPDATE tasks SET status = ${n + 1}, updated = ${n + 2} WHERE status = ${n + 3} "
+            f"AND {where} RETURNING task_id", *args, status.value, now, _LEASED)
+        if not ended:
+            return []
+        task_ids = [r["task_id"] for r in ended]
+        await conn.execute(
+            "UPDATE requests r SET in_flight = GREATEST(r.in_flight - e.n, 0) FROM "
+            "(SELECT request_id, COUNT(*)::int AS n FROM tasks WHERE task_id = ANY($1::text[]) "
+            "GROUP BY request_id) e WHERE r.id = e.request_id", task_ids)
+        rows = await conn.fetch(f"{_TASK_SELECT} WHERE t.task_id = ANY($1::text[]) "
+                                "ORDER BY t.created", task_ids)
+        return [_task(_row(row)) for row in rows]
+
+    async def _leased_task(self, conn: Any, task_id: str, labeler: str) -> Task:
+        row = await conn.fetchrow(f"{_TASK_SELECT} WHERE t.task_id = $1 FOR UPDATE OF t",
+                                  task_id)
+        if row is None:
+            raise UnknownTask(f"no task {task_id!r}")
+        task = _task(_row(row))
+        if task.labeler != labeler:
+            raise NotYourTask(f"task {task_id!r} is leased to someone else")
+        if task.status is not TaskStatus.LEASED:
+            raise UnknownTask(f"task {task_id!r} is {task.status.value}, no longer leased")
+        return task
+
+    async def skip(self, task_id: str, labeler: str, *, now: float) -> Task:
+        async with self._connection() as conn:
+            await self._leased_task(conn, task_id, labeler)
+            (task,) = await self._end_leases(conn, "task_id = $1", [task_id],
+                                             TaskStatus.SKIPPED, now)
+        return task
+
+    async def release(self, room: str, labeler: str, *, now: float) -> list[Task]:
+        async with self._connection() as conn:
+            return await self._end_leases(conn, "room = $1 AND labeler = $2", [room, labeler],
+                                          TaskStatus.RETURNED, now)
+
+    async def expire(self, *, now: float) -> list[Task]:
+        async with self._connection() as conn:
+            return await self._end_leases(conn, "lease_expires <= $1", [now],
+                                          TaskStatus.EXPIRED, now)
+
+    # -- labels ------------------------------------------------------------
+
+    async def record_label(self, task_id: str, labeler: str, answer: object,
+                           seconds: float | None, *, label_id: str, now: float) -> Label:
+        async with self._connection() as conn:
+            task = await self._leased_task(conn, task_id, labeler)
+            request = task.request
+            sample_id, is_int = _sample_key(request.sample_id)
+            request_id = await conn.fetchval("SELECT request_id FROM tasks WHERE task_id = $1",
+                                             task_id)
+            await conn.execute("UPDATE tasks SET status = $1, updated = $2 WHERE task_id = $3",
+                               TaskStatus.DONE.value, now, task_id)
+            await conn.execute(
+                "UPDATE requests SET labeled = labeled + 1, "
+                "in_flight = GREATEST(in_flight - 1, 0), "
+                "status = CASE WHEN labeled + 1 >= overlap THEN $1 ELSE status END, "
+                "updated = $2 WHERE id = $3", RequestStatus.DONE.value, now, request_id)
+            await conn.execute(
+                f"INSERT INTO labels ({_LABEL_COLUMNS}, request_id) VALUES ($1, $2, $3, $4, $5, "
+                "$6, $7, $8, $9, $10, 0, $11)", label_id, task_id, request.room, sample_id,
+                is_int, request.requester, labeler, json.dumps(answer), seconds, now, request_id)
+        return Label(label_id=label_id, task_id=task_id, room=request.room,
+                     sample_id=request.sample_id, requester=request.requester, labeler=labeler,
+                     answer=answer, seconds=seconds, created=now)
+
+    async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
+        async with self._connection() as conn:
+            acked = await conn.fetchval("SELECT acked FROM labels WHERE label_id = $1 AND "
+                                        "requester = $2 FOR UPDATE", label_id, requester)
+            if acked is None:
+                return False
+            if not acked:
+                await conn.execute("UPDATE labels SET acked = 1, acked_at = $1 "
+                                   "WHERE label_id = $2", now, label_id)
+            return True
+
+    async def unacked(self, requester: str) -> list[Label]:
+        return await self._select_labels("requester = $1 AND acked = 0", requester)
+
+    async def history(self, room: str, requester: str) -> list[Label]:
+        return await self._select_labels("room = $1 AND requester = $2", room, requester)
+
+    async def _select_labels(self, where: str, *args: Any) -> list[Label]:
+        async with self._connection(transaction=False) as conn:
+            rows = await conn.fetch(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE {where} "
+                                    "ORDER BY seq", *args)
+        return [_label(_row(row)) for row in rows]
+
+    async def labels(self, *, room: str | None = None,
+                     batch: int = 1000) -> AsyncIterator[Label]:
+        after = 0
+        while True:
+            async with self._connection(transaction=False) as conn:
+                if room is None:
+                    rows = await conn.fetch(f"SELECT seq, {_LABEL_COLUMNS} FROM labels "
+                                            "WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch)
+                else:
+                    rows = await conn.fetch(f"SELECT seq, {_LABEL_COLUMNS} FROM labels "
+                                            "WHERE seq > $1 AND room = $2 ORDER BY seq LIMIT $3",
+                                            after, room, batch)
+            for row in rows:
+                yield _label(_row(row)[1:])
+            if len(rows) < batch:
+                return
+            after = rows[-1]["seq"]
+
+    # -- numbers -----------------------------------------------------------
+
+    async def stats(self, room: str, *, now: float) -> RoomStats:
+        async with self._connection(transaction=False) as conn:
+            row = await conn.fetchrow(
+                "SELECT COALESCE(SUM(CASE WHEN labeled + in_flight < overlap THEN 1 ELSE 0 END),"
+                " 0) AS queued, COALESCE(SUM(in_flight), 0) AS in_flight FROM requests "
+                "WHERE room = $1 AND status = $2", room, _OPEN)
+            labeled, recent = await conn.fetchrow(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE created >= $2) FROM labels "
+                "WHERE room = $1", room, now - 60.0)
+        return RoomStats(queued=int(row["queued"]), in_flight=int(row["in_flight"]),
+                         labeled=int(labeled), labels_per_minute=int(recent))
+
+    async def rooms(self) -> list[str]:
+        async with self._connection(transaction=False) as conn:
+            rows = await conn.fetch("SELECT DISTINCT room FROM requests ORDER BY room")
+        return [row["room"] for row in rows]
