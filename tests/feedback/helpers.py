@@ -53,7 +53,13 @@ class Peer:
     @classmethod
     async def connect(cls, url: str, name: str, *, role: str | None = None,
                       room: str | None = ROOM) -> Peer:
-        peer = cls(await RawClient.connect(url, name, role=role))
+        # Registered by hand: RawClient's sync round trip would swallow replayed labels.
+        peer = cls(await RawClient.connect(url))
+        peer.name = peer.client.name = name
+        register: Message = {"TYPE": "COMMAND/REGISTER", "NAME": name, "TO_ROOM": "_command"}
+        if role is not None:
+            register["ROLE"] = role
+        await peer.send(register)
         if room is not None:
             await peer.join(room)
         return peer

@@ -164,3 +164,195 @@ async def test_overlap_two_distinct_labelers_each_labeled(make_server: MakeServe
         assert {lb["DATA"]["labeler"] for lb in labels} == set(tasks)
         assert {lb["DATA"]["sample_id"] for lb in labels} == {"s1"}
         await model.none_of("FEEDBACK/LABEL", 0.2)
+
+
+async def test_invalid_labels_get_errors_and_change_nothing(make_server: MakeServer) -> None:
+    url = await _url(make_server, prefetch=1)
+    rating = {"type": "rating", "min": 1, "max": 5, "step": 1}
+    text = {"type": "text", "max_length": 5}
+    async with await requester(url) as model, await labeler(url, "ann") as ann, \
+            await labeler(url, "bob") as bob:
+        await model.send(request_message("r", answer=rating, priority=3))
+        await model.send(request_message("t", answer=text, priority=2))
+        await model.send(request_message("c", priority=1))
+        tasks = {}
+        for peer in (ann, bob):
+            task = await peer.next("FEEDBACK/TASK")
+            tasks[task["DATA"]["sample_id"]] = (peer, task["DATA"]["task_id"])
+        assert set(tasks) == {"r", "t"}
+        peer_r, task_r = tasks["r"]
+        peer_t, task_t = tasks["t"]
+        cases = [
+            (peer_r, label_message(task_r, "five"), "invalid_answer"),  # wrong type
+            (peer_r, label_message(task_r, 6), "invalid_answer"),  # out of range
+            (peer_r, label_message(task_r, 2.5), "invalid_answer"),  # off the step
+            (peer_r, label_message(task_r, True), "invalid_answer"),  # a bool is no number
+            (peer_t, label_message(task_t, "too long"), "invalid_answer"),
+            (peer_t, label_message(task_t, 3), "invalid_answer"),
+            (peer_r, label_message("no-such-task", 3), "unknown_task"),
+            (peer_r, label_message(task_t, "ok"), "not_your_task"),  # someone else's
+            (peer_r, feedback("LABEL", task_id=task_r), "bad_field"),  # no answer
+            (peer_r, feedback("LABEL", answer=3), "bad_field"),  # no task id
+            (peer_r, label_message(task_r, 3, seconds=-1), "bad_field"),
+            (peer_r, {**label_message(task_r, 3), "DATA": [1]}, "bad_field"),
+            (peer_r, feedback("SKIP", task_id=task_t), "not_your_task"),
+            (peer_r, feedback("TASK", task_id=task_r), "forbidden"),
+        ]
+        for peer, message, code in cases:
+            await peer.send(message)
+            error = await peer.error(code)
+            assert error["MESSAGE"]
+        # Nothing changed: no label reached the model, both leases still hold.
+        await model.none_of("FEEDBACK/LABEL", 0.1)
+        await peer_r.send(label_message(task_r, 4))
+        await peer_t.send(label_message(task_t, "short"))
+        labels = [await model.next("FEEDBACK/LABEL") for _ in range(2)]
+        assert sorted((lb["DATA"]["sample_id"], lb["DATA"]["answer"]) for lb in labels) == \
+            [("r", 4), ("t", "short")]
+        # A second label for a finished task is refused too.
+        await peer_r.send(label_message(task_r, 4))
+        await peer_r.error("unknown_task")
+
+
+async def test_bad_requests_get_bad_field(make_server: MakeServer) -> None:
+    url = await _url(make_server)
+    async with await requester(url) as model:
+        bad = [
+            request_message(None),
+            request_message(True),
+            request_message("s", answer={"type": "slider"}),
+            request_message("s", answer={"type": "choice", "choices": []}),
+            request_message("s", answer={"type": "rating", "min": 5, "max": 1}),
+            request_message("s", answer={"type": "text", "max_length": 0}),
+            request_message("s", priority="high"),
+            request_message("s", overlap=0),
+            feedback("CANCEL", sample_ids="s"),
+            feedback("RESCORE", priorities={"s": "x"}),
+            feedback("ACK", label_id="nope"),
+        ]
+        for message in bad:
+            await model.send(message)
+            await model.error("bad_field")
+
+
+async def test_pending_requests_are_capped_per_model(make_server: MakeServer) -> None:
+    url = await _url(make_server, max_pending_per_model=2)
+    async with await requester(url) as model:
+        for i in range(2):
+            await model.send(request_message(i))
+        await model.send(request_message(0, priority=5))  # an update, not a new one
+        await model.send(request_message(2))
+        await model.error("limit_reached")
+
+
+async def test_cancel_and_rescore(make_server: MakeServer) -> None:
+    url = await _url(make_server, prefetch=1)
+    async with await requester(url) as model:
+        for sample, priority in [("a", 3), ("b", 2), ("c", 1), ("d", 0)]:
+            await model.send(request_message(sample, priority=priority))
+        await model.send(feedback("CANCEL", sample_ids=["b"]))
+        await model.send(feedback("RESCORE", priorities={"d": 10, "a": 0.5}))
+        await model.client.sync()
+        async with await labeler(url, "ann") as ann:
+            task = await ann.next("FEEDBACK/TASK")
+            assert task["DATA"]["sample_id"] == "d"
+            # Canceling a sample someone holds withdraws it from them.
+            await model.send(feedback("CANCEL", sample_ids=["d"]))
+            withdrawn = await ann.next("FEEDBACK/CANCEL")
+            assert withdrawn["DATA"]["task_ids"] == [task["DATA"]["task_id"]]
+            order = []
+            for _ in range(2):
+                task = await ann.next("FEEDBACK/TASK")
+                order.append(task["DATA"]["sample_id"])
+                await ann.send(label_message(task["DATA"]["task_id"], "cat"))
+            assert order == ["c", "a"]
+            await ann.none_of("FEEDBACK/TASK", 0.1)
+            await ann.send(label_message(withdrawn["DATA"]["task_ids"][0], "cat"))
+            await ann.error("unknown_task")
+
+
+async def test_only_the_requester_can_cancel_its_samples(make_server: MakeServer) -> None:
+    url = await _url(make_server)
+    async with await requester(url) as model, await requester(url, "other") as other:
+        await model.send(request_message("a"))
+        await other.send(feedback("CANCEL", sample_ids=["a"]))
+        await other.client.sync()
+        async with await labeler(url, "ann") as ann:
+            task = await ann.next("FEEDBACK/TASK")
+            assert task["DATA"]["sample_id"] == "a"
+
+
+async def test_offline_requester_gets_labels_replayed_until_acked(
+        make_server: MakeServer) -> None:
+    url = await _url(make_server)
+    model = await requester(url)
+    await model.send(request_message("a", content=[1, 2]))
+    await model.send(request_message(7))
+    await model.client.sync()
+    await model.close()
+    async with await labeler(url, "ann") as ann:
+        for _ in range(2):
+            task = await ann.next("FEEDBACK/TASK")
+            await ann.send(label_message(task["DATA"]["task_id"], "dog"))
+            await ann.next("FEEDBACK/ACK")
+    model = await Peer.connect(url, "model", room=None)  # replay comes on REGISTER
+    replayed = [await model.next("FEEDBACK/LABEL") for _ in range(2)]
+    assert sorted(str(lb["DATA"]["sample_id"]) for lb in replayed) == ["7", "a"]
+    assert {type(lb["DATA"]["sample_id"]) for lb in replayed} == {int, str}  # types kept
+    assert all(lb["DATA"]["replay"] is True for lb in replayed)
+    await model.join()
+    await model.send(feedback("ACK", label_id=replayed[0]["DATA"]["label_id"]))
+    await model.client.sync()
+    await model.close()
+    model = await Peer.connect(url, "model", room=None)
+    again = await model.next("FEEDBACK/LABEL")
+    assert again["DATA"]["label_id"] == replayed[1]["DATA"]["label_id"]
+    await model.none_of("FEEDBACK/LABEL", 0.2)
+    await model.close()
+
+
+async def test_history_replays_every_label_then_counts(make_server: MakeServer) -> None:
+    url = await _url(make_server)
+    async with await requester(url) as model, await labeler(url, "ann") as ann:
+        for i in range(3):
+            await model.send(request_message(i))
+        for _ in range(3):
+            task = await ann.next("FEEDBACK/TASK")
+            await ann.send(label_message(task["DATA"]["task_id"], "cat"))
+        live = [await model.next("FEEDBACK/LABEL") for _ in range(3)]
+        for label in live:  # acked labels are part of the history too
+            await model.send(feedback("ACK", label_id=label["DATA"]["label_id"]))
+        await model.send(feedback("HISTORY"))
+        replayed = [await model.next("FEEDBACK/LABEL") for _ in range(3)]
+        done = await model.next("FEEDBACK/HISTORY")
+        assert done["DATA"] == {"count": 3}
+        assert [lb["DATA"]["label_id"] for lb in replayed] == \
+            [lb["DATA"]["label_id"] for lb in live]
+        assert all(lb["DATA"]["replay"] for lb in replayed)
+
+
+async def test_stats_are_broadcast_on_change(make_server: MakeServer) -> None:
+    url = await _url(make_server)
+    async with await requester(url) as model, await labeler(url, "ann") as ann:
+        await model.send(request_message("a"))
+        await model.send(request_message("b"))
+        task = await ann.next("FEEDBACK/TASK")
+        await ann.send(label_message(task["DATA"]["task_id"], "cat"))
+        await model.next("FEEDBACK/LABEL")
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:  # throttled broadcasts converge on the final numbers
+            stats = (await model.client.expect("FEEDBACK/STATS"))["DATA"]
+            if stats["labeled"] == 1 and stats["in_flight"] == 1:
+                break
+            assert asyncio.get_running_loop().time() < deadline, stats
+        assert stats["queued"] == 0 and stats["labelers"] == 1
+        assert stats["labels_per_minute"] == 1
+
+
+async def test_other_messages_in_a_feedback_room_are_relayed(make_server: MakeServer) -> None:
+    url = await _url(make_server)
+    async with await requester(url) as model, await requester(url, "dash") as dash:
+        await model.client.sync()
+        await model.send({"TYPE": "LOG/KPI", "TO_ROOM": ROOM, "DATA": {"version": 3}})
+        kpi = await dash.next("LOG/KPI")
+        assert kpi["DATA"] == {"version": 3} and kpi["SENT_BY"] == "model"
