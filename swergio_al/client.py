@@ -14,7 +14,8 @@ joins rooms and reacts to messages with handlers::
 
 Incoming messages are dispatched one at a time, in arrival order: a handler
 (sync or async) finishes before the next message is looked at, so a
-component's own state needs no locks. A sync handler runs on the event loop;
+component's own state needs no locks (`on(..., concurrent=True)` opts a
+handler out). A sync handler runs on the event loop;
 move slow work to `asyncio.to_thread`. Replies to `request()` and the
 component's own round trips are picked off before dispatch, so a handler may
 await `request()` without deadlocking.
@@ -103,6 +104,7 @@ class _Subscription:
     respond_to: tuple[str, ...] | None
     response_type: str | None
     direct: bool
+    concurrent: bool
 
     def matches_type(self, kind: str) -> bool:
         if self.type_ in ("*", kind):
@@ -345,7 +347,7 @@ class Component:
 
     def on(self, type_: str, room: str | list[str] | None = None, *,
            respond_to: str | list[str] | None = None, response_type: str | None = None,
-           direct: bool = True) -> Callable[[Handler], Handler]:
+           direct: bool = True, concurrent: bool = False) -> Callable[[Handler], Handler]:
         """Register `handler(message)` for messages of TYPE `type_` (decorator).
 
         It fires for messages to one of `room` (any room when None) and, with
@@ -354,6 +356,10 @@ class Component:
         or None) is sent: TYPE defaults to `response_type`, else the trigger's;
         each answer goes to every `respond_to` room, else back where the trigger
         came from; ROOT_ID and MODEL_STATUS are copied from the trigger.
+
+        By default an async handler holds up the messages behind it until it
+        returns; with `concurrent=True` each call runs in its own task (owned,
+        cancelled on close) and the dispatcher moves on at once.
         """
         if not isinstance(type_, str) or not type_:
             raise ValueError(f"type_ must be a message TYPE such as 'DATA/TEXT', got {type_!r}")
@@ -364,7 +370,7 @@ class Component:
             if not callable(handler):
                 raise TypeError(f"handler must be callable, got {handler!r}")
             self._subscriptions.append(_Subscription(handler, type_, rooms, answers,
-                                                     response_type, direct))
+                                                     response_type, direct, concurrent))
             new_rooms = {r for r in (*(rooms or ()), *(answers or ())) if r not in self._rooms}
             self._rooms.update(new_rooms)
             if new_rooms and self._state not in (ComponentState.NEW, ComponentState.CLOSED):
@@ -631,19 +637,25 @@ class Component:
             if not self._triggers(sub, kind, message):
                 continue
             handled = True
-            try:
-                result = sub.handler(message)
-                if inspect.isawaitable(result):
-                    result = await result
-            except Exception:
-                log.exception("%s: handler %s failed on %s %s", self.name,
-                              getattr(sub.handler, "__qualname__", sub.handler), kind,
-                              message.get(ID))
-                continue
-            await self._send_responses(sub, message, result)
+            if sub.concurrent:
+                self._spawn(self._run_handler(sub, message), "handler")
+            else:
+                await self._run_handler(sub, message)
         if not handled and kind == MessageType.ERROR.value:
             log.warning("%s: server error %s: %s (ref %s)", self.name, message.get("CODE"),
                         message.get("MESSAGE"), message.get("REF"))
+
+    async def _run_handler(self, sub: _Subscription, message: Message) -> None:
+        try:
+            result = sub.handler(message)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            log.exception("%s: handler %s failed on %s %s", self.name,
+                          getattr(sub.handler, "__qualname__", sub.handler), message.get(TYPE),
+                          message.get(ID))
+            return
+        await self._send_responses(sub, message, result)
 
     def _triggers(self, sub: _Subscription, kind: str, message: Message) -> bool:
         if not sub.matches_type(kind):

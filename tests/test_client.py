@@ -395,3 +395,28 @@ async def test_feedback_round_trip_between_a_model_and_a_labeler_component(
     assert got["DATA"]["sample_id"] == "s1"
     assert got["DATA"]["answer"] == "cat"
     assert got["DATA"]["labeler"] == "alice"
+
+
+async def test_concurrent_handler_lets_later_messages_through_while_it_waits(
+        ws_url: str) -> None:
+    patient = Component("patient", ws_url)
+    second_arrived = asyncio.Event()
+    finished: asyncio.Queue[int] = asyncio.Queue()
+
+    @patient.on("DATA/TEXT", room="r", concurrent=True)
+    async def wait_for_the_next(message: Message) -> Message | None:
+        if message["DATA"] == 1:
+            await second_arrived.wait()  # with sequential dispatch this would never end
+        else:
+            second_arrived.set()
+        finished.put_nowait(message["DATA"])
+        return {"DATA": message["DATA"] * 10}
+
+    async with patient, await RawClient.connect(ws_url, "peer", rooms=("r",)) as peer:
+        for value in (1, 2):
+            await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": value})
+        done = [await asyncio.wait_for(finished.get(), 5) for _ in range(2)]
+        answers = {(await peer.expect("DATA/TEXT"))["DATA"] for _ in range(2)}
+    assert done == [2, 1]
+    assert answers == {10, 20}
+    assert _component_tasks() == []
