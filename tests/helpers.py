@@ -127,10 +127,14 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(self.port),
-             *self.args],
-            env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(self.port),
+                 *self.args],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child has its own copy of the descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
