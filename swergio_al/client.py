@@ -28,7 +28,7 @@ import copy
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Self
@@ -119,6 +119,18 @@ class _RoundTrip:
     ids: frozenset[str]
     done: asyncio.Future[None]
     errors: list[Message]
+
+
+def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Iterator[float]:
+    """Exponential backoff with full jitter: attempt n waits U(0, min(maximum, initial * 2**n)).
+
+    Full jitter spreads the reconnects of many components after a server
+    restart instead of having them arrive in waves.
+    """
+    attempt = 0
+    while True:
+        yield rng.uniform(0, min(maximum, initial * 2 ** min(attempt, 60)))
+        attempt += 1
 
 
 def _as_rooms(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -452,10 +464,10 @@ class Component:
                 break
 
     async def _reconnect(self, rng: random.Random) -> bool:
+        delays = backoff_delays(self.backoff_initial, self.backoff_max, rng)
         attempt = 0
         while self._state is ComponentState.RECONNECTING:
-            ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(attempt, 30))
-            await asyncio.sleep(rng.uniform(0, ceiling))
+            await asyncio.sleep(next(delays))
             attempt += 1
             try:
                 await self._open()
@@ -494,9 +506,9 @@ class Component:
         if kind == MessageType.ERROR.value:
             if self._settle_error(message):
                 return
-        elif message.get(SENT_BY) == self.name and SYNC in message:
-            trip = self._round_trips.get(str(message[SYNC]))
-            if trip is not None and not trip.done.done():
+        elif message.get(SENT_BY) == self.name and str(message.get(SYNC)) in self._round_trips:
+            trip = self._round_trips[str(message[SYNC])]
+            if not trip.done.done():
                 trip.done.set_result(None)
             return
         else:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from swergio_al.client import Component, ComponentState, NotConnectedError, RefusedError
+from swergio_al.client import (
+    Component,
+    ComponentState,
+    NotConnectedError,
+    RefusedError,
+    backoff_delays,
+)
 from tests.helpers import RawClient, ServerProcess
 
 Message = dict[str, Any]
@@ -420,3 +427,27 @@ async def test_concurrent_handler_lets_later_messages_through_while_it_waits(
     assert done == [2, 1]
     assert answers == {10, 20}
     assert _component_tasks() == []
+
+
+def test_backoff_is_capped_exponential_full_jitter_and_seeded() -> None:
+    def first(seed: int, n: int = 12) -> list[float]:
+        delays = backoff_delays(0.1, 2.0, random.Random(seed))
+        return [next(delays) for _ in range(n)]
+
+    assert first(7) == first(7)
+    assert first(7) != first(8)
+    ceilings = [min(2.0, 0.1 * 2 ** n) for n in range(12)]
+    assert all(0 <= d <= c for d, c in zip(first(7), ceilings, strict=True))
+    # Jitter is full: over many draws at the cap, both halves of [0, cap] occur.
+    capped = [d for seed in range(50) for d in first(seed)[6:]]
+    assert min(capped) < 0.5 and max(capped) > 1.5
+
+
+async def test_message_to_itself_with_a_sync_key_still_reaches_handlers(ws_url: str) -> None:
+    """Regression: the round-trip marker check swallowed any self-sent message with SYNC."""
+    self_talker = Component("narcissus", ws_url)
+    got: asyncio.Queue[Message] = asyncio.Queue()
+    self_talker.on("DATA/CUSTOM")(got.put_nowait)
+    async with self_talker:
+        await self_talker.send({"TYPE": "DATA/CUSTOM", "TO": "narcissus", "SYNC": "mine"})
+        assert (await asyncio.wait_for(got.get(), 5))["SYNC"] == "mine"
