@@ -1,0 +1,423 @@
+"""The model side of the feedback loop: predict, ask about the uncertain, learn from each label.
+
+A `FeedbackLoop` is a component around an `ActiveLearner`::
+
+    loop = FeedbackLoop(ActiveLearner(SGDClassifier(loss="log_loss"), classes=[0, 1]),
+                        name="spam-model", url="ws://127.0.0.1:8080/ws",
+                        answer={"type": "choice", "choices": [0, 1]},
+                        input_room="mail", output_room="mail/verdicts")
+    async with loop:
+        await loop.wait_closed()
+
+Samples arrive in `input_room` as ``{"DATA": {"samples": [{"sample_id", "x"}]}}``
+(or are handed to `observe`/`ask` directly); predictions go to `output_room`;
+the samples the learner's strategy and budget pick go to the feedback room as
+FEEDBACK/REQUEST carrying their features. Each label is learned in a worker
+thread (labels that arrive meanwhile are learned together, so the event loop
+never blocks), acknowledged only once learned, and followed by LOG/KPI and a
+rescoring of what is still pending. On start the loop asks the server for its
+label history, so a restarted model catches up; label ids make that idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from swergio_al.client import Component
+from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
+
+log = logging.getLogger(__name__)
+
+SampleId = str | int
+Render = Callable[[SampleId, NDArray[Any]], dict[str, Any]]
+
+
+def render_table(sample_id: SampleId, x: NDArray[Any]) -> dict[str, Any]:
+    """Default rendering: the feature vector as a key/value table."""
+    return {"kind": "table", "content": {f"x{i}": float(v) for i, v in enumerate(x)}}
+
+
+def load_seed_labels(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Seed labels from JSONL (``{"x": [...], "y": ...}`` per line) or CSV (last column = y)."""
+    path = Path(path)
+    rows_x: list[list[float]] = []
+    rows_y: list[Any] = []
+    with path.open(newline="") as handle:
+        if path.suffix == ".jsonl":
+            for n, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    rows_x.append([float(v) for v in record["x"]])
+                    rows_y.append(record["y"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ValueError(f"{path}:{n}: expected {{\"x\": [...], \"y\": ...}}: "
+                                     f"{exc}") from None
+        else:
+            for n, row in enumerate(csv.reader(handle), 1):
+                if not row or (n == 1 and not _numeric(row[0])):
+                    continue  # blank line or header
+                try:
+                    rows_x.append([float(v) for v in row[:-1]])
+                except ValueError as exc:
+                    raise ValueError(f"{path}:{n}: features must be numbers: {exc}") from None
+                rows_y.append(_number_or_text(row[-1]))
+    return np.asarray(rows_x, dtype=float), np.asarray(rows_y)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() else value
+
+
+class FeedbackLoop:
+    """A model component that learns from people while it works.
+
+    Parameters
+    ----------
+    learner : ActiveLearner
+        Its strategy scores uncertainty; its ``threshold``/``budget`` decide
+        which streamed samples are asked about (without either, all are).
+    answer : dict
+        The answer schema of the requests (choice, rating or text).
+    target : callable, optional
+        Turns an answer into a training target (default: the answer itself).
+    validation : (X, y), optional
+        A held-out set scored after every update and reported in LOG/KPI.
+    cancel_below : float, optional
+        After an update, pending requests scoring below this are canceled;
+        the rest are re-prioritized with their new scores.
+    """
+
+    def __init__(self, learner: Any, *, name: str, url: str, answer: dict[str, Any],
+                 feedback_room: str = "feedback", input_room: str | None = None,
+                 output_room: str | None = None, kpi_room: str | None = None,
+                 question: str = "", render: Render = render_table,
+                 target: Callable[[Any], Any] | None = None,
+                 validation: tuple[Any, Any] | None = None, cancel_below: float | None = None,
+                 seed_labels: str | Path | None = None, token: str | None = None,
+                 history_timeout: float = 30.0, reconnect: bool = True) -> None:
+        self.learner = learner
+        self.answer = answer
+        self.feedback_room = feedback_room
+        self.input_room = input_room
+        self.output_room = output_room
+        self.kpi_room = kpi_room
+        self.question = question
+        self.render = render
+        self.target = target or (lambda value: value)
+        self.validation = validation
+        self.cancel_below = cancel_below
+        self.seed_labels = seed_labels
+        self.history_timeout = history_timeout
+        self.component = Component(name, url, token=token, reconnect=reconnect)
+        self.pending: dict[SampleId, NDArray[Any]] = {}
+        self.learned: set[str] = set()  # label ids in the training set
+        self.kpis: list[dict[str, Any]] = []
+        self._features: dict[SampleId, NDArray[Any]] = {}
+        self._inbox: list[Message] = []
+        self._arrived = asyncio.Event()
+        self._updated = asyncio.Condition()
+        self._history_done = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refitting = False
+        self._busy = False
+        self._history_count = 0
+        self._wire()
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    @property
+    def version(self) -> int:
+        return int(getattr(self.learner, "version_", 0))
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.seed_labels is not None:
+            X, y = load_seed_labels(self.seed_labels)
+            if len(y):
+                await asyncio.to_thread(self.learner.teach, X, y)
+        self._spawn(self._learn_forever())
+        if self.kpi_room is not None:
+            await self.component.join(self.kpi_room)  # recorded now, joined on connect
+        await self.component.connect()
+        await self.catch_up()
+
+    async def catch_up(self) -> int:
+        """Ask the server for every label this model was given; returns how many it had."""
+        self._history_done.clear()
+        await self.component.send({TYPE: MessageType.FEEDBACK_HISTORY.value,
+                                    TO_ROOM: self.feedback_room, DATA: {}})
+        async with asyncio.timeout(self.history_timeout):
+            await self._history_done.wait()
+        await self.settled()
+        return self._history_count
+
+    async def stop(self) -> None:
+        await self.component.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def wait_closed(self) -> None:
+        await self.component.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- asking --------------------------------------------------------------
+
+    async def observe(self, samples: Sequence[tuple[SampleId, Any]]) -> list[dict[str, Any]]:
+        """Predict for streamed samples; ask people about those the learner picks."""
+        if not samples:
+            return []
+        ids = [sid for sid, _ in samples]
+        X = np.asarray([np.asarray(x, dtype=float) for _, x in samples])
+        predictions, scores, asks = await asyncio.to_thread(self._judge, X)
+        for sid, x, score, ask in zip(ids, X, scores, asks, strict=True):
+            if ask and sid not in self.pending:
+                await self.ask(sid, x, priority=float(score))
+        return [{"sample_id": sid, "prediction": _plain(p), "uncertainty": float(s)}
+                for sid, p, s in zip(ids, predictions, scores, strict=True)]
+
+    def _judge(self, X: NDArray[Any]) -> tuple[list[Any], NDArray[Any], list[bool]]:
+        scores = np.asarray(self.learner.uncertainty(X), dtype=float)
+        predictions = list(self._predict(X))
+        gate = self.learner.threshold is not None or self.learner.budget is not None
+        asks = [bool(self.learner.should_ask(x)) if gate else True for x in X]
+        return predictions, scores, asks
+
+    def _predict(self, X: NDArray[Any]) -> Iterable[Any]:
+        try:
+            return self.learner.predict(X)
+        except (ValueError, AttributeError, RuntimeError):  # NotFittedError is a ValueError
+            return [None] * len(X)
+
+    async def ask(self, sample_id: SampleId, x: Any, *, priority: float | None = None,
+                  overlap: int = 1) -> None:
+        """Send one sample to the feedback room (higher priority = asked sooner)."""
+        features = np.asarray(x, dtype=float)
+        if priority is None:
+            priority = float(np.asarray(self.learner.uncertainty(features[None, :]))[0])
+        prediction = next(iter(self._predict(features[None, :])))
+        view = self.render(sample_id, features)
+        self.pending[sample_id] = self._features[sample_id] = features
+        await self.component.send({
+            TYPE: MessageType.FEEDBACK_REQUEST.value, TO_ROOM: self.feedback_room,
+            DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
+                   "content": view.get("content"),
+                   "question": view.get("question", self.question), "answer": self.answer,
+                   "prediction": _plain(prediction), "confidence": _confidence(priority),
+                   "priority": priority, "overlap": overlap,
+                   "features": features.tolist()}})
+
+    # -- learning ------------------------------------------------------------
+
+    def _wire(self) -> None:
+        c = self.component
+
+        @c.on(MessageType.FEEDBACK_LABEL.value, room=self.feedback_room)
+        def on_label(message: Message) -> None:
+            self._inbox.append(message)
+            self._arrived.set()
+
+        @c.on(MessageType.FEEDBACK_HISTORY.value, room=self.feedback_room)
+        def on_history(message: Message) -> None:
+            data = message.get(DATA)
+            self._history_count = int(data.get("count", 0)) if isinstance(data, dict) else 0
+            self._history_done.set()
+
+        if self.input_room is not None:
+            answers = self.output_room or self.input_room
+
+            @c.on("DATA/*", room=self.input_room, respond_to=answers,
+                  response_type=MessageType.FORWARD.value, direct=False)
+            async def on_samples(message: Message) -> dict[str, Any] | None:
+                data = message.get(DATA)
+                samples = data.get("samples") if isinstance(data, dict) else None
+                if not isinstance(samples, list):
+                    log.warning("%s: ignoring %s without DATA.samples", self.name,
+                                message.get(TYPE))
+                    return None
+                parsed = [(s["sample_id"], s["x"]) for s in samples
+                          if isinstance(s, dict) and "sample_id" in s and "x" in s]
+                return {DATA: {"predictions": await self.observe(parsed),
+                               "version": self.version}}
+
+    async def _learn_forever(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._inbox = self._inbox, []
+            self._busy = True
+            try:
+                await self._learn(batch)
+            except Exception:
+                log.exception("%s: learning from %d labels failed; they stay unacked",
+                              self.name, len(batch))
+            finally:
+                self._busy = False
+                async with self._updated:
+                    self._updated.notify_all()
+
+    async def _learn(self, batch: list[Message]) -> None:
+        fresh: dict[str, tuple[Any, NDArray[Any], Any]] = {}
+        duplicates: list[str] = []
+        for message in batch:
+            data = message.get(DATA)
+            if not isinstance(data, dict) or not isinstance(data.get("label_id"), str):
+                log.warning("%s: malformed FEEDBACK/LABEL %s", self.name, message.get("ID"))
+                continue
+            label_id, sample_id = data["label_id"], data.get("sample_id")
+            if label_id in self.learned or label_id in fresh:
+                duplicates.append(label_id)
+                continue
+            x = self._features_of(sample_id, data)
+            if x is None:
+                log.error("%s: label %s for unknown sample %r has no features; not learned",
+                          self.name, label_id, sample_id)
+                continue
+            fresh[label_id] = (sample_id, x, self.target(data.get("answer")))
+        if fresh:
+            X = np.asarray([x for _, x, _ in fresh.values()])
+            y = np.asarray([t for _, _, t in fresh.values()])
+            report = await asyncio.to_thread(self._teach, X, y)
+            self.learned.update(fresh)
+            for sample_id, _, _ in fresh.values():
+                self.pending.pop(sample_id, None)
+            await self._publish_kpi(report, labels=len(fresh))
+            await self._rescore(report.pop("pending_scores"))
+        for label_id in (*fresh, *duplicates):
+            await self.component.send({TYPE: MessageType.FEEDBACK_ACK.value,
+                                       TO_ROOM: self.feedback_room, DATA: {"label_id": label_id}})
+        if fresh and getattr(self.learner, "refit_due", False) and not self._refitting:
+            self._spawn(self._refit())
+
+    def _features_of(self, sample_id: Any, data: dict[str, Any]) -> NDArray[Any] | None:
+        if isinstance(data.get("features"), list):
+            try:
+                return np.asarray(data["features"], dtype=float)
+            except (TypeError, ValueError):
+                return None
+        return self._features.get(sample_id)
+
+    def _teach(self, X: NDArray[Any], y: NDArray[Any]) -> dict[str, Any]:
+        """Runs in a worker thread: learn, score, and rescore what is pending."""
+        started = time.perf_counter()
+        self.learner.teach(X, y)
+        report = {"fit_seconds": time.perf_counter() - started, **self._measure()}
+        pending = list(self.pending.items())
+        scores: dict[SampleId, float] = {}
+        if pending:
+            values = self.learner.uncertainty(np.asarray([x for _, x in pending]))
+            scores = {sid: float(v) for (sid, _), v in zip(pending, values, strict=True)}
+        report["pending_scores"] = scores
+        return report
+
+    def _measure(self) -> dict[str, Any]:
+        score = None
+        if self.validation is not None:
+            X_val, y_val = self.validation
+            predicted = np.asarray(self.learner.predict(X_val))
+            if getattr(self.learner, "regression_", False):
+                from sklearn.metrics import r2_score
+
+                score = float(r2_score(y_val, predicted))
+            else:
+                score = float(np.mean(predicted == np.asarray(y_val)))
+        return {"score": score, "version": self.version,
+                "labels": int(getattr(self.learner, "n_labels_", len(self.learned)))}
+
+    async def _refit(self) -> None:
+        """A full refit off the event loop, swapped in atomically when it is done."""
+        self._refitting = True
+        try:
+            refit = await asyncio.to_thread(self.learner.fit_full)
+            swapped = await asyncio.to_thread(self.learner.swap_in, refit)
+            if swapped:
+                report = await asyncio.to_thread(self._measure)
+                report["fit_seconds"] = refit.seconds
+                await self._publish_kpi(report, labels=0, refit=True)
+        finally:
+            self._refitting = False
+
+    async def _publish_kpi(self, report: dict[str, Any], *, labels: int,
+                           refit: bool = False) -> None:
+        kpi = {"model": self.name, "version": report["version"], "labels": report["labels"],
+               "score": report["score"], "fit_seconds": report["fit_seconds"],
+               "new_labels": labels, "refit": refit, "time": time.time()}
+        self.kpis.append(kpi)
+        for room in {self.feedback_room, self.kpi_room} - {None}:
+            await self.component.send({TYPE: MessageType.KPI.value, TO_ROOM: room, DATA: kpi})
+
+    async def _rescore(self, scores: dict[SampleId, float]) -> None:
+        if not scores:
+            return
+        if self.cancel_below is not None:
+            settled = [sid for sid, s in scores.items() if s < self.cancel_below]
+            if settled:
+                for sid in settled:
+                    self.pending.pop(sid, None)
+                await self.component.send({TYPE: MessageType.FEEDBACK_CANCEL.value,
+                                           TO_ROOM: self.feedback_room,
+                                           DATA: {"sample_ids": settled}})
+            scores = {sid: s for sid, s in scores.items() if sid in self.pending}
+        if scores:
+            await self.component.send({TYPE: MessageType.FEEDBACK_RESCORE.value,
+                                       TO_ROOM: self.feedback_room,
+                                       DATA: {"priorities": {str(k): v
+                                                             for k, v in scores.items()}}})
+
+    async def settled(self) -> None:
+        """Wait until every label received so far has been learned."""
+        async with self._updated:
+            await self._updated.wait_for(lambda: not (self._inbox or self._busy))
+
+    async def wait_for_version(self, version: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout), self._updated:
+            await self._updated.wait_for(lambda: self.version >= version)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to JSON-able Python values."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _confidence(uncertainty: float) -> float | None:
+    """A bar for people: 1 - uncertainty where the score is a probability-like value."""
+    return round(1.0 - uncertainty, 4) if 0.0 <= uncertainty <= 1.0 else None

@@ -1,0 +1,114 @@
+"""The model-side FeedbackLoop against a real server with Python labelers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import SGDClassifier
+
+from swergio_al.feedback import Labeler
+from swergio_al.feedback.loop import FeedbackLoop, load_seed_labels
+from swergio_al.learning import ActiveLearner
+from tests.conftest import MakeServer
+from tests.helpers import RawClient
+
+ROOM = "feedback/loop"
+CHOICE = {"type": "choice", "choices": [0, 1]}
+
+
+def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    X = rng.normal(size=(n, 2)) + np.where(y[:, None] == 1, 1.5, -1.5)
+    return X, y
+
+
+def truth(task: dict[str, Any]) -> int:
+    """The oracle reads the features the model sent, as a person reads the table."""
+    content = task["content"]
+    return int(content["x0"] + content["x1"] > 0)
+
+
+def learner() -> ActiveLearner:
+    return ActiveLearner(SGDClassifier(loss="log_loss", random_state=0), classes=[0, 1],
+                         random_state=0)
+
+
+async def test_every_label_is_learned_once_and_reported(make_server: MakeServer) -> None:
+    server = await make_server(stats_interval_seconds=0.02)
+    url = str(server.make_url("/ws"))
+    X, _ = blobs(12, seed=1)
+    X_val, y_val = blobs(60, seed=2)
+    loop = FeedbackLoop(learner(), name="model", url=url, answer=CHOICE, feedback_room=ROOM,
+                        kpi_room="kpi", validation=(X_val, y_val))
+    async with await RawClient.connect(url, "watcher", rooms=("kpi",)) as watcher, \
+            loop, Labeler("ann", url, truth, room=ROOM) as ann:
+        for i, x in enumerate(X):
+            await loop.ask(f"s{i}", x)
+        await loop.wait_for_version(1, timeout=10)
+        kpi = await watcher.expect("LOG/KPI")
+        assert kpi["SENT_BY"] == "model" and kpi["DATA"]["version"] >= 1
+        async with asyncio.timeout(10):
+            while len(loop.learned) < len(X):
+                await loop.wait_for_version(loop.version + 1)
+        await ann.wait_acked(len(X), timeout=5)
+        assert loop.learner.n_labels_ == len(X)  # none twice
+        assert loop.pending == {}
+        assert loop.kpis[-1]["score"] is not None and loop.kpis[-1]["score"] > 0.8
+
+
+async def test_restarted_model_catches_up_from_history(make_server: MakeServer) -> None:
+    server = await make_server(stats_interval_seconds=0.02)
+    url = str(server.make_url("/ws"))
+    X, _ = blobs(6, seed=3)
+    first = FeedbackLoop(learner(), name="model", url=url, answer=CHOICE, feedback_room=ROOM)
+    async with first, Labeler("ann", url, truth, room=ROOM) as ann:
+        for i, x in enumerate(X):
+            await first.ask(i, x)
+        await ann.wait_acked(len(X), timeout=10)
+        async with asyncio.timeout(10):
+            while len(first.learned) < len(X):
+                await first.wait_for_version(first.version + 1)
+    second = FeedbackLoop(learner(), name="model", url=url, answer=CHOICE, feedback_room=ROOM)
+    async with second:
+        assert second.learned == first.learned
+        assert second.learner.n_labels_ == len(X)
+        again = await second.catch_up()  # asking twice adds nothing
+        assert again == len(X) and second.learner.n_labels_ == len(X)
+
+
+async def test_stream_input_room_predictions_and_budget(make_server: MakeServer) -> None:
+    server = await make_server()
+    url = str(server.make_url("/ws"))
+    X, _ = blobs(40, seed=4)
+    budgeted = ActiveLearner(SGDClassifier(loss="log_loss", random_state=0), classes=[0, 1],
+                             threshold=0.5, random_state=0)
+    loop = FeedbackLoop(budgeted, name="model", url=url, answer=CHOICE, feedback_room=ROOM,
+                        input_room="samples", output_room="verdicts")
+    async with loop, await RawClient.connect(url, "source", rooms=("samples", "verdicts")) as src:
+        samples = [{"sample_id": i, "x": x.tolist()} for i, x in enumerate(X)]
+        await src.send({"TYPE": "DATA/FORWARD", "TO_ROOM": "samples",
+                        "DATA": {"samples": samples}})
+        reply = await src.expect("DATA/FORWARD")
+        assert reply["TO_ROOM"] == "verdicts"
+        assert [p["sample_id"] for p in reply["DATA"]["predictions"]] == list(range(40))
+        # Before any label everything is maximally uncertain: all pass the threshold.
+        assert len(loop.pending) == 40
+
+
+def test_seed_labels_from_csv_and_jsonl(tmp_path: Any) -> None:
+    (tmp_path / "seed.csv").write_text("a,b,label\n1,2,0\n3,4,1\n")
+    (tmp_path / "seed.jsonl").write_text('{"x": [1, 2], "y": "cat"}\n\n{"x": [3, 4], "y": "dog"}\n')
+    X, y = load_seed_labels(tmp_path / "seed.csv")
+    assert X.tolist() == [[1, 2], [3, 4]] and y.tolist() == [0, 1]
+    X, y = load_seed_labels(tmp_path / "seed.jsonl")
+    assert X.shape == (2, 2) and y.tolist() == ["cat", "dog"]
+    (tmp_path / "bad.jsonl").write_text('{"x": [1]}\n')
+    try:
+        load_seed_labels(tmp_path / "bad.jsonl")
+    except ValueError as exc:
+        assert "bad.jsonl:1" in str(exc)
+    else:
+        raise AssertionError("a line without y must be refused")
