@@ -15,10 +15,10 @@ joins rooms and reacts to messages with handlers::
 Incoming messages are dispatched one at a time, in arrival order: a handler
 (sync or async) finishes before the next message is looked at, so a
 component's own state needs no locks (`on(..., concurrent=True)` opts a
-handler out). A sync handler runs on the event loop;
-move slow work to `asyncio.to_thread`. Replies to `request()` and the
-component's own round trips are picked off before dispatch, so a handler may
-await `request()` without deadlocking.
+handler out). A sync handler runs on the event loop; move slow work to
+`asyncio.to_thread`. Replies to `request()` and the component's own round
+trips are picked off before dispatch, so a handler may await `request()`
+without deadlocking.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ _FINAL_CLOSE_CODES = frozenset({CloseCode.TAKEN_OVER, CloseCode.UNAUTHORIZED,
                                 CloseCode.POLICY_VIOLATION})
 # aiohttp speaks WebSocket over http(s):// URLs too (the test fixtures hand those out).
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
-_SEND_FAILURES = (ConnectionError, aiohttp.ClientError, RuntimeError)
+_SEND_FAILURES = (ConnectionError, aiohttp.ClientError)
 
 
 class ComponentState(Enum):
@@ -568,10 +568,10 @@ class Component:
                     await self._round_trip(ws, frames)
                     return
                 except _SEND_FAILURES:
-                    # Lost mid-way; the rejoin after reconnecting covers rooms, retry the rest.
+                    # Lost mid-way: wait for the reconnect, then try again.
                     if self._state is ComponentState.CLOSED:
                         raise
-                    await asyncio.sleep(0)
+                    self._mark_down(ws)
 
     async def _join_rooms(self, rooms: list[str]) -> None:
         frames = [{ID: new_id(), TYPE: MessageType.JOINROOM.value, ROOM: room,
@@ -582,10 +582,11 @@ class Component:
             log.warning("%s: joining %s failed: %s", self.name, ", ".join(rooms), exc)
 
     async def _wait_up(self) -> aiohttp.ClientWebSocketResponse:
-        if self._state in (ComponentState.NEW, ComponentState.CLOSED):
-            raise NotConnectedError(f"component {self.name!r} is {self._state.value}; "
-                                    "call connect() first" if self._state is ComponentState.NEW
-                                    else f"component {self.name!r} is closed")
+        if self._state is ComponentState.NEW:
+            raise NotConnectedError(f"component {self.name!r} is not connected; "
+                                    "call connect() first")
+        if self._state is ComponentState.CLOSED:
+            raise NotConnectedError(f"component {self.name!r} is closed")
         assert self._up is not None
         await self._up.wait()
         if self._state is ComponentState.CLOSED:
@@ -607,11 +608,15 @@ class Component:
                     except _SEND_FAILURES:
                         if self._state is ComponentState.CLOSED:
                             raise NotConnectedError(f"component {self.name!r} is closed") from None
-                        if self._ws is ws and self._up is not None:
-                            self._up.clear()  # the supervisor sets it again once reconnected
+                        self._mark_down(ws)
         except TimeoutError:
             raise NotConnectedError(f"{self.name}: not connected within "
                                     f"{self.send_timeout}s; message not sent") from None
+
+    def _mark_down(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """A write on `ws` failed: hold senders until the supervisor has reconnected."""
+        if self._ws is ws and self._up is not None:
+            self._up.clear()
 
     def _fail_waiters(self, error: Exception) -> None:
         for trip in self._round_trips.values():
