@@ -10,7 +10,6 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,65 +18,37 @@ import pytest
 
 from swergio_al.relay.broker import create_broker
 from tests.helpers import RawClient, ServerProcess, free_port
+from tests.multinode import (
+    REDIS,
+    broker_url,
+    delete_keys,
+    new_prefix,
+    require_redis,
+    start_nodes,
+)
 
-REDIS = "redis://127.0.0.1:6379/0"
 PRESENCE_TTL = 1.0  # seconds; short so a killed node's names expire within a test
 
 pytestmark = pytest.mark.redis
 
 
-def _redis_problem() -> str | None:
-    try:
-        import redis
-    except ImportError:
-        return "the redis package is not installed"
-    client = redis.Redis.from_url(REDIS, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        return f"no Redis at 127.0.0.1:6379 ({exc})"
-    finally:
-        client.close()
-    return None
-
-
 @pytest.fixture(scope="module")
 def prefix() -> Iterator[str]:
-    problem = _redis_problem()
-    if problem:
-        pytest.skip(f"multi-node tests need Redis: {problem}")
-    import redis
-
-    prefix = f"swergio_al_test_{uuid.uuid4().hex[:8]}"
+    require_redis()
+    prefix = new_prefix()
     yield prefix
-    client = redis.Redis.from_url(REDIS)
-    try:
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_keys(prefix)
 
 
-def broker_url(prefix: str) -> str:
-    return f"{REDIS}?prefix={prefix}&presence_ttl={PRESENCE_TTL}"
-
-
-def start_nodes(prefix: str, logs: Path, count: int) -> list[ServerProcess]:
-    # A short shutdown timeout: connected test clients must not hold up a stop.
-    env = {"SWERGIO_AL_SHUTDOWN_TIMEOUT_SECONDS": "0.5"}
-    nodes = [ServerProcess("--broker", broker_url(prefix), "--store",
-                           f"sqlite:///{logs / f'node{i}-{uuid.uuid4().hex[:6]}.db'}",
-                           log_path=logs / f"node{i}.log", env=env)
-             for i in range(count)]
-    with ThreadPoolExecutor(count) as pool:
-        list(pool.map(ServerProcess.start, nodes))
-    return nodes
+def start_relays(prefix: str, logs: Path, count: int) -> list[ServerProcess]:
+    """Nodes for relay tests: shared Redis, each its own throwaway feedback store."""
+    return start_nodes(count, "--broker", broker_url(prefix, presence_ttl=PRESENCE_TTL),
+                       "--store", "sqlite:///:memory:", logs=logs)
 
 
 @pytest.fixture(scope="module")
 def nodes(prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
-    started = start_nodes(prefix, tmp_path_factory.mktemp("nodes"), 2)
+    started = start_relays(prefix, tmp_path_factory.mktemp("nodes"), 2)
     yield started
     for node in started:
         assert node.terminate() == 0, "a node did not shut down cleanly"
@@ -201,7 +172,7 @@ async def test_a_killed_nodes_names_expire_from_presence(
         prefix: str, nodes: list[ServerProcess], tmp_path: Path) -> None:
     import redis.asyncio as aioredis
 
-    (doomed,) = start_nodes(prefix, tmp_path, 1)
+    (doomed,) = start_relays(prefix, tmp_path, 1)
     try:
         victim = name("victim")
         client = await RawClient.connect(doomed.ws_url, victim)
@@ -233,7 +204,7 @@ async def test_a_node_that_stops_removes_its_names_at_once(
         prefix: str, tmp_path: Path) -> None:
     import redis.asyncio as aioredis
 
-    (node,) = start_nodes(prefix, tmp_path, 1)
+    (node,) = start_relays(prefix, tmp_path, 1)
     member = name("member")
     redis = aioredis.from_url(REDIS)
     try:

@@ -54,6 +54,8 @@ MAX_OVERLAP = 100
 # Replays are written in slices, waiting for each to drain, so ten thousand
 # unacked labels never overflow a connection's outbox.
 REPLAY_SLICE = 256
+# Broker signal between the services of several nodes: a room's queue changed.
+QUEUE_SIGNAL = "feedback/queue"
 
 
 def _field_error(message: Message, text: str) -> ProtocolError:
@@ -99,6 +101,7 @@ class FeedbackService:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
+        self.hub.broker.on_signal = self._on_signal
         self._loops = [asyncio.create_task(self._expire_leases(), name="feedback-leases"),
                        asyncio.create_task(self._broadcast_stats(), name="feedback-stats")]
 
@@ -169,6 +172,7 @@ class FeedbackService:
         try:
             returned = await self.store.release(room, labeler, now=self.clock())
             if returned:
+                self._announce(room)
                 await self._fill_room(room)
         except StoreError as exc:
             log.warning("could not return the tasks of %s in %s: %s", labeler, room, exc)
@@ -226,6 +230,7 @@ class FeedbackService:
                                           now=self.clock())
         if outcome is not Submitted.ALREADY_LABELED:
             self._touch(room)
+            self._announce(room)
             await self._fill_room(room)
 
     async def _on_ack(self, conn: Connection, message: Message) -> None:
@@ -243,6 +248,7 @@ class FeedbackService:
         room = message[TO_ROOM]
         assert conn.name is not None
         leased = await self.store.cancel(room, conn.name, sample_ids, now=self.clock())
+        self._announce(room, canceled=leased)
         await self._withdraw(leased)
         self._touch(room)
 
@@ -306,6 +312,7 @@ class FeedbackService:
         task = await self.store.skip(self._task_id(message), conn.name, now=self.clock())
         self._forget(task)
         self._touch(room)
+        self._announce(room)
         await self._fill_room(room, first_not=conn)
 
     _handlers: ClassVar[dict[str, Handler]] = {
@@ -412,16 +419,47 @@ class FeedbackService:
             await asyncio.sleep(interval)
             try:
                 expired = await self.store.expire(now=self.clock())
-                rooms: set[str] = set()
+                rooms: dict[str, list[Task]] = {}
                 for task in expired:
                     self._forget(task)
                     self._idle.add((task.request.room, task.labeler))
-                    rooms.add(task.request.room)
-                for room in rooms:
+                    rooms.setdefault(task.request.room, []).append(task)
+                for room, tasks in rooms.items():
                     self._touch(room)
+                    self._announce(room, ended=tasks)
                     await self._fill_room(room)
             except StoreError as exc:
                 log.warning("lease expiry failed, retrying: %s", exc)
+
+    # -- several nodes -----------------------------------------------------
+    # With the Redis broker, the services of the other nodes hear of every
+    # change to a room's queue: work to hand to their labelers, leases this
+    # node ended (expired) or the requester canceled that a labeler there holds.
+
+    def _announce(self, room: str, *, ended: Iterable[Task] = (),
+                  canceled: Iterable[Task] = ()) -> None:
+        self.hub.broker.signal(QUEUE_SIGNAL, {"room": room,
+                                              "ended": [t.task_id for t in ended],
+                                              "canceled": [t.task_id for t in canceled]})
+
+    def _on_signal(self, topic: str, data: dict[str, Any]) -> None:
+        room = data.get("room")
+        if topic == QUEUE_SIGNAL and isinstance(room, str) and self.owns(room):
+            self._spawn(self._queue_changed(room, data.get("ended") or [],
+                                            data.get("canceled") or []))
+
+    async def _queue_changed(self, room: str, ended: list[str], canceled: list[str]) -> None:
+        for task_id in ended:
+            task = self._tasks.get(task_id)
+            if task is not None:  # its lease ran out, as if it had expired here
+                self._forget(task)
+                self._idle.add((room, task.labeler))
+        try:
+            await self._withdraw([self._tasks[t] for t in canceled if t in self._tasks])
+            self._touch(room)
+            await self._fill_room(room)
+        except StoreError as exc:
+            log.warning("could not hand out the tasks of %s: %s", room, exc)
 
     def _touch(self, room: str) -> None:
         self._dirty.add(room)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class Envelope:
 
 
 OnEnvelope = Callable[[Envelope], None]
+OnSignal = Callable[[str, dict[str, Any]], None]
 
 
 class Broker(ABC):
@@ -28,6 +30,15 @@ class Broker(ABC):
     #: Set by the Hub: called with a local name that a newer connection on
     #: another node registered, so the older one is closed (4001) as locally.
     on_taken_over: Callable[[str], None] | None = None
+    #: Set by a service (the FeedbackService) to hear other nodes' `signal`s.
+    on_signal: OnSignal | None = None
+
+    def signal(self, topic: str, data: dict[str, Any]) -> None:
+        """Tell the services of every other node that something changed (JSON `data`).
+
+        Fire and forget, never blocks; one process has nobody else to tell.
+        """
+        return None
 
     @abstractmethod
     async def start(self, on_envelope: OnEnvelope) -> None:

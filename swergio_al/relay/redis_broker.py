@@ -53,6 +53,7 @@ BATCH = 512  # envelopes per pipelined round trip
 # Envelope kinds.
 DELIVER = "d"
 TAKEOVER = "t"  # a newer connection on the origin node registered `to`
+SIGNAL = "s"  # for services: topic in `to`, JSON data as the text
 
 # Refresh this node's names; re-claim any that vanished (Redis restarted, or
 # they expired while Redis was unreachable); report those another node now owns.
@@ -219,6 +220,10 @@ class RedisBroker(Broker):
             return  # addressed to a name on this node only: already delivered
         self._enqueue(DELIVER, envelope)
 
+    def signal(self, topic: str, data: dict[str, Any]) -> None:
+        self._enqueue(SIGNAL, Envelope(text=json.dumps(data), room=None, to=topic,
+                                       exclude=None))
+
     def _enqueue(self, kind: str, envelope: Envelope) -> None:
         if self.state is not BrokerState.RUNNING:
             return
@@ -309,6 +314,13 @@ class RedisBroker(Broker):
             self._on_envelope(Envelope(text=text, room=room, to=to, exclude=exclude))
         elif kind == TAKEOVER and to in self._local:
             self._taken(to)
+        elif kind == SIGNAL and self.on_signal is not None:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                log.warning("redis broker: ignoring a signal with bad data from %s", origin)
+                return
+            self.on_signal(to, data)
 
     # -- presence ----------------------------------------------------------
 

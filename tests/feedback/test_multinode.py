@@ -1,0 +1,146 @@
+"""Two server processes sharing Redis and PostgreSQL run one feedback queue.
+
+Skipped unless Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432, db test)
+are both reachable. Each run has its own Redis key prefix and its own schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.feedback.helpers import Peer, label_message, labeler, request_message, requester
+from tests.feedback.postgres import drop_schema, fresh_schema_url, require_postgres
+from tests.helpers import Message, ServerProcess
+from tests.multinode import broker_url, delete_keys, new_prefix, require_redis, start_nodes
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+LEASE_SECONDS = 1.5
+
+
+@pytest.fixture(scope="module")
+def backends() -> Iterator[tuple[str, str]]:
+    """(broker url, store url) for this run; removed afterwards."""
+    require_redis()
+    require_postgres()
+    prefix, store = new_prefix(), fresh_schema_url()
+    yield broker_url(prefix), store
+    delete_keys(prefix)
+    asyncio.run(drop_schema(store))
+
+
+def start_feedback_nodes(backends: tuple[str, str], logs: Path,
+                         count: int) -> list[ServerProcess]:
+    broker, store = backends
+    return start_nodes(count, "--broker", broker, "--store", store,
+                       "--lease-seconds", str(LEASE_SECONDS), logs=logs,
+                       env={"SWERGIO_AL_STATS_INTERVAL_SECONDS": "0.05"})
+
+
+@pytest.fixture(scope="module")
+def nodes(backends: tuple[str, str],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    started = start_feedback_nodes(backends, tmp_path_factory.mktemp("feedback-nodes"), 2)
+    yield started
+    for node in started:
+        assert node.terminate() == 0, "a node did not shut down cleanly"
+
+
+def room() -> str:
+    return f"feedback/{uuid.uuid4().hex[:8]}"
+
+
+async def answer_all(peer: Peer, room: str, answer: str, stop: asyncio.Event) -> list[Message]:
+    """Label every task this labeler gets until `stop`; returns the ACKs."""
+    acks = []
+    while not stop.is_set():
+        try:
+            task = await peer.next("FEEDBACK/TASK", timeout=0.1)
+        except TimeoutError:
+            continue
+        await peer.send(label_message(task["DATA"]["task_id"], answer, room=room))
+        acks.append(await peer.next("FEEDBACK/ACK"))
+    return acks
+
+
+async def labels_for(model: Peer, count: int, *, timeout: float = 10.0) -> list[Message]:
+    labels = []
+    for _ in range(count):
+        label = await model.next("FEEDBACK/LABEL", timeout=timeout)
+        labels.append(label)
+        await model.send({"TYPE": "FEEDBACK/ACK", "TO_ROOM": label["TO_ROOM"],
+                          "DATA": {"label_id": label["DATA"]["label_id"]}})
+    return labels
+
+
+async def test_labelers_on_both_nodes_drain_one_queue_each_sample_labeled_once(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    # Both labelers wait before any request exists: node 2 must hear of the
+    # requests stored by node 1 to hand them out.
+    async with await labeler(one.ws_url, "ann", r) as ann, \
+            await labeler(two.ws_url, "bob", r) as bob, \
+            await requester(one.ws_url, f"model-{r}", r) as model:
+        for i in range(30):
+            await model.send(request_message(i, priority=i, room=r))
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(answer_all(ann, r, "cat", stop)),
+                   asyncio.create_task(answer_all(bob, r, "dog", stop))]
+        labels = await labels_for(model, 30)
+        stop.set()
+        acks = [ack for worker in workers for ack in await worker]
+        await model.none_of("FEEDBACK/LABEL", 0.3)
+
+    assert sorted(label["DATA"]["sample_id"] for label in labels) == list(range(30))
+    assert {a["DATA"]["label_id"] for a in acks} == {lb["DATA"]["label_id"] for lb in labels}
+    assert {lb["DATA"]["labeler"] for lb in labels} == {"ann", "bob"}, \
+        "labelers on both nodes should have worked"
+    for label in labels:
+        assert label["DATA"]["answer"] == {"ann": "cat", "bob": "dog"}[label["DATA"]["labeler"]]
+
+
+async def test_new_requests_reach_an_idle_labeler_on_the_other_node(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await labeler(two.ws_url, "carl", r) as carl, \
+            await requester(one.ws_url, f"model-{r}", r) as model:
+        await carl.none_of("FEEDBACK/TASK", 0.2)  # joined, nothing to do yet
+        await model.send(request_message("late", room=r))
+        task = await carl.next("FEEDBACK/TASK", timeout=3)
+        assert task["DATA"]["sample_id"] == "late"
+
+
+async def test_killed_nodes_leases_expire_and_the_other_node_finishes_them(
+        backends: tuple[str, str], nodes: list[ServerProcess], tmp_path: Path) -> None:
+    (doomed,) = start_feedback_nodes(backends, tmp_path, 1)
+    survivor = nodes[1]
+    r = room()
+    try:
+        async with await requester(survivor.ws_url, f"model-{r}", r) as model:
+            ann = await labeler(doomed.ws_url, "ann", r)
+            for i in range(6):
+                await model.send(request_message(i, priority=10 - i, room=r))
+            held = [(await ann.next("FEEDBACK/TASK"))["DATA"]["sample_id"] for _ in range(2)]
+            doomed.kill()  # with ann's two leases
+            await ann.close()
+
+            async with await labeler(survivor.ws_url, "bob", r) as bob:
+                stop = asyncio.Event()
+                worker = asyncio.create_task(answer_all(bob, r, "dog", stop))
+                labels = await labels_for(model, 6, timeout=LEASE_SECONDS + 5)
+                stop.set()
+                await worker
+                await model.none_of("FEEDBACK/LABEL", 0.3)
+    finally:
+        doomed.kill()
+
+    assert sorted(label["DATA"]["sample_id"] for label in labels) == list(range(6))
+    assert {label["DATA"]["labeler"] for label in labels} == {"bob"}
+    assert set(held) <= {label["DATA"]["sample_id"] for label in labels}
