@@ -305,9 +305,9 @@ class LabelApp {
       this.keepDraft();
       this.shown = null;
     }
+    this.taskView.hidden = !entry; // visible before showTask: hidden elements take no focus
     if (entry && !this.shown) this.showTask(entry);
     if (entry) this.taskView.dataset.taskId = entry.data.task_id;
-    this.taskView.hidden = !entry;
     this.waitingView.hidden = Boolean(entry) || !this.relay?.isOpen;
     this.renderUndo();
     this.updateCounts();

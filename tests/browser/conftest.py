@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -79,6 +80,11 @@ async def new_page(browser: Any, watch: PageWatch) -> Any:
         page = await context.new_page()
         page.set_default_timeout(10_000)
         watch.attach(page)
+        if os.environ.get("SWERGIO_AL_UI_DEBUG"):  # print the page's console and frames
+            page.on("console", lambda m: print("console:", m.type, m.text))
+            page.on("websocket", lambda ws: (
+                ws.on("framereceived", lambda f: print("page <-", str(f)[:200])),
+                ws.on("framesent", lambda f: print("page ->", str(f)[:200]))))
         return page
 
     yield make

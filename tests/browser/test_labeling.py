@@ -1,0 +1,133 @@
+"""The labeling page in real Chromium against a real server and FeedbackService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import PageWatch, screenshot_path
+from tests.browser.pages import answer_with_keyboard, next_task, wait_state
+from tests.browser.samples import KINDS, no_label_within, request, take_labels
+from tests.conftest import MakeServer
+from tests.helpers import RawClient
+
+pytestmark = pytest.mark.browser
+
+
+async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
+        make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server(stats_interval_seconds=0.05)
+    async with await RawClient.connect(str(server.make_url("/ws")), "model",
+                                       rooms=("feedback",)) as model:
+        for k, kind in enumerate(KINDS):  # grouped by kind: higher priority is asked first
+            for i in range(5):
+                await request(model, "feedback", f"{kind}-{i}", kind, i,
+                              priority=100 - 10 * k - i)
+        page = await new_page()
+        await page.goto(str(server.make_url("/?undo=0.3")))
+        await page.fill("[data-name-input]", "ada")  # asked once, then kept
+        await page.keyboard.press("Enter")
+        await wait_state(page, "open")
+
+        expected: dict[str, Any] = {}
+        shot: set[str] = set()
+        previous = None
+        for _ in range(5 * len(KINDS)):
+            task = await next_task(page, previous)
+            kind, sample_id = task["kind"], task["sample"]
+            if kind == "melody":
+                await page.keyboard.press(" ")
+                await page.wait_for_selector('[data-play][data-playing="true"]')
+            if kind not in shot:
+                await page.screenshot(path=screenshot_path(f"label-{kind}"))
+                shot.add(kind)
+            if kind == "melody":
+                await page.keyboard.press(" ")
+                await page.wait_for_selector('[data-play][data-playing="false"]')
+            expected[sample_id] = await answer_with_keyboard(page, kind, int(sample_id[-1]))
+            previous = sample_id
+
+        labels = await take_labels(model, len(expected))
+        assert {sid: label["answer"] for sid, label in labels.items()} == expected
+        assert {label["labeler"] for label in labels.values()} == {"ada"}
+        assert shot == set(KINDS)
+        await page.wait_for_selector('[data-stat="session"]:text-is("25")')
+        await page.wait_for_selector("[data-waiting]:not([hidden])")
+
+        await page.reload()
+        await wait_state(page, "open")
+        assert await page.is_hidden("[data-name-form]")
+        assert await page.text_content("[data-labeler-name]") == "ada"
+
+
+async def test_undo_brings_an_answer_back_and_skip_sends_no_label(
+        make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server(stats_interval_seconds=0.05)
+    async with await RawClient.connect(str(server.make_url("/ws")), "model",
+                                       rooms=("feedback",)) as model:
+        for i in range(4):
+            await request(model, "feedback", f"t{i}", "text", i, priority=10 - i)
+        page = await new_page(name="bo")
+        await page.goto(str(server.make_url("/?undo=2")))
+
+        assert (await next_task(page))["sample"] == "t0"
+        await page.keyboard.press("1")
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector("[data-undo]:not([hidden])")
+        assert (await next_task(page, "t0"))["sample"] == "t1"
+        await page.keyboard.press("u")  # back to t0, with its answer still picked
+        assert (await next_task(page, "t1"))["sample"] == "t0"
+        assert await page.get_attribute('[data-answer] [data-value="positive"]',
+                                        "aria-checked") == "true"
+        assert await page.is_hidden("[data-undo]")
+        await page.keyboard.press("2")
+        await page.keyboard.press("Enter")
+        await next_task(page, "t0")
+        await page.keyboard.press("Control+z")  # the other undo key
+        assert (await next_task(page, "t1"))["sample"] == "t0"
+        await page.keyboard.press("Enter")  # "negative" is still picked
+        assert (await next_task(page, "t0"))["sample"] == "t1"
+        await page.keyboard.press("s")
+        assert (await next_task(page, "t1"))["sample"] == "t2"
+        await page.keyboard.press("3")
+        await page.keyboard.press("Enter")
+
+        labels = await take_labels(model, 2)
+        assert {sid: label["answer"] for sid, label in labels.items()} == {
+            "t0": "negative", "t2": "neutral"}
+        await no_label_within(model, 0.8)  # the skipped t1 got no label, t0 only one
+
+
+XSS = '<img src=x onerror="window.__xss=1;alert(1)"><script>window.__xss=2;alert(2)</script>'
+
+
+async def test_hostile_sample_text_renders_as_text(make_server: MakeServer, new_page: Any,
+                                                   watch: PageWatch) -> None:
+    server = await make_server()
+    async with await RawClient.connect(str(server.make_url("/ws")), "model",
+                                       rooms=("feedback",)) as model:
+        hostile = [
+            ("text", XSS, {"type": "choice", "choices": [XSS, "fine"]}),
+            ("table", {XSS: XSS, "rows": [XSS]}, {"type": "text", "max_length": 50}),
+            ("no-such-kind", {"html": XSS}, {"type": "rating", "min": 0, "max": 2, "step": 1}),
+            ("image", {"src": "javascript:alert(3)", "alt": XSS}, {"type": "choice",
+                                                                  "choices": ["a", "b"]}),
+        ]
+        for i, (kind, content, answer) in enumerate(hostile):
+            await request(model, "feedback", f"x{i}", kind, 0, priority=10 - i, content=content,
+                          answer=answer, question=XSS, prediction=XSS)
+        page = await new_page(name="eve")
+        await page.goto(str(server.make_url("/?undo=0")))
+        previous = None
+        for _ in hostile:
+            previous = (await next_task(page, previous))["sample"]
+            task_text = await page.text_content("[data-task]")
+            assert task_text is not None and XSS in task_text
+            injected = await page.evaluate(
+                "document.querySelectorAll('[data-task] img, [data-task] script').length")
+            assert injected == 0
+            await page.keyboard.press("Escape")  # leaves a text box, if there is one
+            await page.keyboard.press("s")
+        assert await page.evaluate("window.__xss") is None
+        assert watch.dialogs == []
