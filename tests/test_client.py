@@ -341,6 +341,7 @@ async def test_reconnects_and_rejoins_after_the_server_is_killed_and_restarted(
         received: asyncio.Queue[Message] = asyncio.Queue()
         survivor.on("DATA/TEXT", room="old-room")(received.put_nowait)
         async with survivor:
+            await survivor.join("joined-by-hand")
             server.kill()
             await _until(lambda: survivor.state is ComponentState.RECONNECTING)
             # Sent while the server is down: waits for the reconnect instead of dropping.
@@ -353,11 +354,13 @@ async def test_reconnects_and_rejoins_after_the_server_is_killed_and_restarted(
             assert (await asyncio.wait_for(received.get(), 5))["DATA"] == "I'm back"
             # send() resumed only after re-registering and re-joining: the old room works.
             async with await RawClient.connect(server.ws_url, "peer",
-                                               rooms=("old-room",)) as peer:
+                                               rooms=("old-room", "joined-by-hand")) as peer:
                 await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "old-room", "DATA": "hi"})
                 assert (await asyncio.wait_for(received.get(), 5))["DATA"] == "hi"
                 await survivor.send({"TYPE": "DATA/TEXT", "TO_ROOM": "old-room", "DATA": "yo"})
                 assert (await peer.expect("DATA/TEXT"))["DATA"] == "yo"
+                await survivor.send({"TYPE": "DATA/TEXT", "TO_ROOM": "joined-by-hand"})
+                assert (await peer.expect("DATA/TEXT"))["TO_ROOM"] == "joined-by-hand"
             assert survivor.connected
         assert _component_tasks() == []
 
