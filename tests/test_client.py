@@ -454,3 +454,24 @@ async def test_message_to_itself_with_a_sync_key_still_reaches_handlers(ws_url: 
     async with self_talker:
         await self_talker.send({"TYPE": "DATA/CUSTOM", "TO": "narcissus", "SYNC": "mine"})
         assert (await asyncio.wait_for(got.get(), 5))["SYNC"] == "mine"
+
+
+async def test_hello_world_as_two_processes_both_stop_by_themselves(ws_url: str) -> None:
+    """universe.py (run_forever) in its own process, the World in this one."""
+    sys.path.insert(0, str(HELLO_WORLD))
+    try:
+        from world import talk  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(HELLO_WORLD))
+    universe = await asyncio.create_subprocess_exec(
+        sys.executable, str(HELLO_WORLD / "universe.py"), "--url", ws_url, "--exchanges", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert await asyncio.wait_for(talk(ws_url, 3), 20) == 3
+        out, err = await asyncio.wait_for(universe.communicate(), 10)
+    finally:
+        if universe.returncode is None:
+            universe.kill()
+            await universe.wait()
+    assert universe.returncode == 0, err.decode()
+    assert out.decode().count("universe ->") == 3
