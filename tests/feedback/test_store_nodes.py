@@ -1,0 +1,109 @@
+"""The PostgreSQL store as several nodes use it: separate pools on one database.
+
+Each PostgresStore here stands for one server process. Skipped without
+PostgreSQL at 127.0.0.1:5432 (db test); every test has a schema of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from swergio_al.feedback.records import SampleId, Task, UnknownTask
+from swergio_al.feedback.store.schema import LATEST
+from tests.feedback.helpers import ROOM, make_request
+from tests.feedback.postgres import drop_schema, fresh_schema_url, require_postgres
+
+if TYPE_CHECKING:
+    from swergio_al.feedback.store.postgres import PostgresStore
+
+pytestmark = pytest.mark.postgres
+Nodes = tuple["PostgresStore", "PostgresStore"]
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    require_postgres()
+    url = fresh_schema_url()
+    yield url
+    await drop_schema(url)
+
+
+@pytest.fixture
+async def two_nodes(url: str) -> AsyncIterator[Nodes]:
+    from swergio_al.feedback.store.postgres import PostgresStore
+
+    one, two = PostgresStore(url), PostgresStore(url)
+    # Nodes starting together: the migration runs once, under its lock.
+    await asyncio.gather(one.open(), two.open())
+    try:
+        yield one, two
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_nodes_starting_together_migrate_once_and_reopen_idempotently(url: str) -> None:
+    from swergio_al.feedback.store.postgres import PostgresStore
+
+    stores = [PostgresStore(url) for _ in range(4)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        assert [await store.schema_version() for store in stores] == [LATEST] * 4
+        await stores[0].close()
+        await stores[0].open()  # again: nothing to do
+        assert await stores[0].schema_version() == LATEST
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_labelers_on_two_nodes_never_lease_the_same_sample(two_nodes: Nodes) -> None:
+    one, two = two_nodes
+    for i in range(40):
+        await one.submit(make_request(i), max_pending=100, now=1.0)
+
+    async def drain(store: PostgresStore, labeler: str) -> list[SampleId]:
+        taken: list[SampleId] = []
+        while (task := await store.claim(ROOM, labeler, lease_seconds=60, now=2.0)) is not None:
+            taken.append(task.request.sample_id)
+        return taken
+
+    takers = [drain(store, f"{store_name}-{i}") for store_name, store in (("a", one), ("b", two))
+              for i in range(4)]
+    taken = [sample for batch in await asyncio.gather(*takers) for sample in batch]
+    assert sorted(taken) == list(range(40)), "a sample was leased twice or not at all"
+    stats = await two.stats(ROOM, now=3.0)
+    assert (stats.queued, stats.in_flight) == (0, 40)
+
+
+async def test_a_label_racing_an_expiry_on_another_node_wins_or_loses_whole(
+        two_nodes: Nodes) -> None:
+    one, two = two_nodes
+    tasks = []
+    for i in range(20):
+        await one.submit(make_request(i), max_pending=100, now=1.0)
+        task = await one.claim(ROOM, "ann", lease_seconds=1, now=1.0)
+        assert task is not None
+        tasks.append(task)
+
+    async def label(task: Task) -> str | None:
+        try:
+            await one.record_label(task.task_id, "ann", "cat", 1.0,
+                                   label_id=f"label-{task.task_id}", now=5.0)
+        except UnknownTask:
+            return None
+        return task.task_id
+
+    labels = asyncio.gather(*(label(t) for t in tasks))
+    outcomes, expired = await asyncio.gather(labels, two.expire(now=5.0))
+    labeled = {task_id for task_id in outcomes if task_id is not None}
+    expired_ids = {task.task_id for task in expired}
+    assert labeled.isdisjoint(expired_ids)
+    assert labeled | expired_ids == {task.task_id for task in tasks}
+    stats = await one.stats(ROOM, now=5.0)
+    assert (stats.labeled, stats.in_flight, stats.queued) == \
+        (len(labeled), 0, len(expired_ids))
