@@ -191,6 +191,8 @@ class FeedbackService:
         try:
             await handler(self, conn, message)
         except UnknownTask as exc:
+            # Typically a late answer to a lapsed lease: the labeler is back, so top them up.
+            await self._fill(message[TO_ROOM], conn)
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, str(exc), message[ID]) from None
         except NotYourTask as exc:
             raise ProtocolError(ErrorCode.NOT_YOUR_TASK, str(exc), message[ID]) from None

@@ -352,7 +352,7 @@ async def test_stats_are_broadcast_on_change(make_server: MakeServer) -> None:
 async def test_other_messages_in_a_feedback_room_are_relayed(make_server: MakeServer) -> None:
     url = await _url(make_server)
     async with await requester(url) as model, await requester(url, "dash") as dash:
-        await model.client.sync()
+        await dash.client.sync()  # dash has joined
         await model.send({"TYPE": "LOG/KPI", "TO_ROOM": ROOM, "DATA": {"version": 3}})
         kpi = await dash.next("LOG/KPI")
         assert kpi["DATA"] == {"version": 3} and kpi["SENT_BY"] == "model"
