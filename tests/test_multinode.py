@@ -275,3 +275,24 @@ def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delitem(sys.modules, "swergio_al.relay.redis_broker", raising=False)
     with pytest.raises(ImportError, match=r"pip install 'swergio-al\[redis\]'"):
         create_broker("redis://127.0.0.1:6379/0")
+
+
+async def test_malformed_envelopes_on_the_channel_are_ignored(
+        prefix: str, nodes: list[ServerProcess]) -> None:
+    import redis.asyncio as aioredis
+
+    one, two = nodes
+    r = room()
+    redis = aioredis.from_url(REDIS)
+    try:
+        async with await RawClient.connect(one.ws_url, name("a"), rooms=(r,)) as a, \
+                await RawClient.connect(two.ws_url, name("b"), rooms=(r,)) as b:
+            for garbage in ("no header", "[1, 2]\n{}", '["x", "seq", "d", null, null, null]\n{}',
+                            '["x", 1, "s", null, "feedback/queue", null]\nnot json'):
+                assert await redis.publish(f"{prefix}:0:relay", garbage) == 2
+            await a.send({"TYPE": "DATA/TEXT", "TO_ROOM": r, "DATA": "still here"})
+            assert (await b.expect("DATA/TEXT"))["DATA"] == "still here"
+    finally:
+        await redis.aclose()
+    assert all("malformed envelope" in (node.log_path.read_text() if node.log_path else "")
+               for node in nodes)

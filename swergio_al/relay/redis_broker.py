@@ -283,8 +283,12 @@ class RedisBroker(Broker):
                 self._subscribed.set()
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if message is not None:
+                    if message is None:
+                        continue
+                    try:
                         self._receive(message["data"])
+                    except Exception:  # a bug in one delivery must not end the subscription
+                        log.exception("redis broker: handling an envelope failed")
             except (RedisError, OSError) as exc:
                 await self._lost("subscription", exc, backoff)
             finally:
@@ -294,6 +298,8 @@ class RedisBroker(Broker):
         head, _, text = raw.partition("\n")
         try:
             origin, seq, kind, room, to, exclude = json.loads(head)
+            if not (isinstance(origin, str) and isinstance(seq, int)):
+                raise TypeError("origin must be a string, seq an integer")
         except (ValueError, TypeError):
             log.warning("redis broker: ignoring a malformed envelope on %s: %.80r",
                         self.channel, raw)
@@ -366,7 +372,10 @@ class RedisBroker(Broker):
     def _taken(self, name: str) -> None:
         self._local.discard(name)
         if self.on_taken_over is not None:
-            self.on_taken_over(name)
+            try:
+                self.on_taken_over(name)
+            except Exception:  # the heartbeat and the subscription must go on
+                log.exception("redis broker: closing the older connection of %s failed", name)
 
     @property
     def _ttl_ms(self) -> int:
