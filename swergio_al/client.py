@@ -522,6 +522,11 @@ class Component:
     def _settle_error(self, error: Message) -> bool:
         """Hand an ERROR to whoever waits on the message it refers to; False if nobody does."""
         ref = error.get("REF")
+        marked = self._round_trips.get(ref) if isinstance(ref, str) else None
+        if marked is not None:  # refused marker: handled all the same (see _round_trip)
+            if not marked.done.done():
+                marked.done.set_result(None)
+            return True
         for trip in self._round_trips.values():
             if ref in trip.ids:
                 trip.errors.append(error)
@@ -536,7 +541,10 @@ class Component:
                           *, fatal: str | None = None) -> None:
         """Send `frames`, then a marker to ourselves; when it is back, all were handled.
 
-        Raises RefusedError for the first ERROR the server sent about the frames.
+        The server handles a connection's frames in order, so the marker's echo
+        -- or an ERROR about the marker, for a role that may not message itself
+        (labelers) -- proves the frames before it were dealt with. Raises
+        RefusedError for the first ERROR the server sent about the frames.
         """
         marker = new_id()
         trip = _RoundTrip(frozenset(f[ID] for f in frames),
@@ -546,7 +554,7 @@ class Component:
             async with asyncio.timeout(self.send_timeout):
                 for frame in frames:
                     await ws.send_str(encode(frame))
-                await ws.send_str(encode({ID: new_id(), TYPE: MessageType.DATA_CUSTOM.value,
+                await ws.send_str(encode({ID: marker, TYPE: MessageType.DATA_CUSTOM.value,
                                           TO: self.name, SYNC: marker}))
                 await trip.done
         except ConnectionError:
