@@ -42,7 +42,8 @@ def create_app(config: Config | None = None) -> web.Application:
         app[SWERGIO_LISTENER] = SwergioListener(
             app[HUB], host=config.host, port=config.swergio_port,
             max_frame_size=config.max_frame_size, outbox_limit=config.outbound_queue_size,
-            frame_timeout=config.heartbeat_seconds or None)
+            frame_timeout=config.heartbeat_seconds or None,
+            close_timeout=config.close_timeout_seconds)
         app.cleanup_ctx.append(_swergio_listener_lifetime)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)

@@ -130,6 +130,11 @@ async def test_tcp_and_websocket_clients_share_a_room(swergio_port: int,
                             "SENT_BY": "spoof"})
             got = await ws.expect("DATA/TEXT")
             assert (got["ID"], got["DATA"], got["SENT_BY"]) == ("m1", "héllo", "old")
+            # With an ID and no SENT_BY the frame is relayed as it came, sender appended.
+            await tcp.send({"ID": "m0", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": {"k": [1]}})
+            got = await ws.expect("DATA/TEXT")
+            assert got == {"ID": "m0", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": {"k": [1]},
+                           "SENT_BY": "old"}
 
             await ws.send({"ID": "m2", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "ünïcode"})
             back = await tcp.recv()

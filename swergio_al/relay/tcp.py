@@ -13,6 +13,8 @@ import asyncio
 import logging
 
 from swergio_al.protocol import (
+    ID,
+    SENT_BY,
     TYPE,
     CloseCode,
     MessageType,
@@ -20,14 +22,12 @@ from swergio_al.protocol import (
     decode,
     validate,
 )
-from swergio_al.relay.connection import Connection
+from swergio_al.relay.connection import DEFAULT_CLOSE_TIMEOUT, Connection
 from swergio_al.relay.hub import Hub
 
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = 10
-# How long a closing socket may take to flush to its peer before it is dropped.
-CLOSE_GRACE_SECONDS = 5.0
 _DIGITS = frozenset(b"0123456789")
 
 
@@ -61,8 +61,9 @@ class TcpConnection(Connection):
 
     transport = "tcp"
 
-    def __init__(self, writer: asyncio.StreamWriter, *, remote: str, outbox_limit: int) -> None:
-        super().__init__(remote=remote, outbox_limit=outbox_limit)
+    def __init__(self, writer: asyncio.StreamWriter, *, remote: str, outbox_limit: int,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
+        super().__init__(remote=remote, outbox_limit=outbox_limit, close_timeout=close_timeout)
         self.writer = writer
 
     def deliver(self, text: str) -> None:
@@ -83,12 +84,8 @@ class TcpConnection(Connection):
         if code is CloseCode.TRY_AGAIN_LATER:
             self.abort()  # it stopped reading: a graceful close would wait on it forever
             return
-        self.writer.close()
-        try:
-            async with asyncio.timeout(CLOSE_GRACE_SECONDS):
-                await self.writer.wait_closed()
-        except TimeoutError:
-            self.abort()
+        self.writer.close()  # flushes what is queued; past close_timeout the base class aborts
+        await self.writer.wait_closed()
 
     def abort(self) -> None:
         self.writer.transport.abort()
@@ -98,13 +95,15 @@ class SwergioListener:
     """Accepts swergio 0.0.2 clients on a TCP port; `port` is the bound one once started."""
 
     def __init__(self, hub: Hub, *, host: str, port: int, max_frame_size: int,
-                 outbox_limit: int, frame_timeout: float | None = 30.0) -> None:
+                 outbox_limit: int, frame_timeout: float | None = 30.0,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
         self.hub = hub
         self.host = host
         self.requested_port = port
         self.max_frame_size = max_frame_size
         self.outbox_limit = outbox_limit
         self.frame_timeout = frame_timeout
+        self.close_timeout = close_timeout
         self.port: int | None = None
         self.connections: set[TcpConnection] = set()
         self._server: asyncio.Server | None = None
@@ -155,8 +154,10 @@ class SwergioListener:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
-        conn = TcpConnection(writer, remote=remote, outbox_limit=self.outbox_limit)
+        conn = TcpConnection(writer, remote=remote, outbox_limit=self.outbox_limit,
+                             close_timeout=self.close_timeout)
         self.connections.add(conn)
+        self.hub.attach(conn)
         try:
             await self._read_frames(reader, conn)
         except FramingError as exc:
@@ -186,8 +187,10 @@ class SwergioListener:
                 message = decode(text)
             except ProtocolError as exc:
                 raise FramingError(exc.message) from None
+            # As on /ws: relay the frame as it came unless the server fills in ID or SENT_BY.
+            as_is = ID in message and SENT_BY not in message
             try:
-                await self.hub.handle(conn, validate(message))
+                await self.hub.handle(conn, validate(message), text=text if as_is else None)
             except ProtocolError as error:
                 log.info("refused from swergio 0.0.2 client %s (%s): %s %s", conn.name,
                          conn.remote, error.code.value, error.message)
