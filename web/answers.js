@@ -61,7 +61,7 @@ function buttons(values, indexOfDigit, keyOf, kind) {
 }
 
 function textBox(maxLength) {
-  const box = el('textarea', { rows: 3, maxlength: maxLength, placeholder: 'Type the answer, then Enter', 'aria-label': 'answer' });
+  const box = el('textarea', { rows: 3, maxlength: maxLength, placeholder: 'Type the answer, then Enter (Esc leaves the box)', 'aria-label': 'answer' });
   return {
     element: el('div', { className: 'answer-text' }, [box]),
     textBox: box,

@@ -321,11 +321,11 @@ class LabelApp {
     need(this.taskView, '[data-question]').textContent = asText(data.question || 'What is the right answer?');
     const media = renderSample(kind, data.content, need(this.taskView, '[data-sample]'));
     const prediction = need(this.taskView, '[data-prediction]');
-    prediction.textContent = data.prediction === undefined || data.prediction === null
-      ? 'nothing yet' : asText(data.prediction);
+    const predicted = data.prediction !== undefined && data.prediction !== null;
+    prediction.textContent = predicted ? asText(data.prediction) : 'nothing yet';
     const confidence = Number(data.confidence);
     const bar = need(this.taskView, '[data-confidence-bar]');
-    const known = Number.isFinite(confidence);
+    const known = predicted && data.confidence !== null && Number.isFinite(confidence);
     bar.style.width = known ? `${Math.round(Math.min(1, Math.max(0, confidence)) * 100)}%` : '0%';
     bar.parentElement.title = known ? `confidence ${(confidence * 100).toFixed(0)}%` : 'no confidence given';
     prediction.append(known ? ` (${(confidence * 100).toFixed(0)}% sure)` : '');

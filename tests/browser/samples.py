@@ -15,6 +15,7 @@ KINDS = ("text", "image", "table", "melody", "audio")
 CHOICE = {"type": "choice", "choices": ["positive", "negative", "neutral"]}
 RATING = {"type": "rating", "min": 0, "max": 5, "step": 1}
 TEXT = {"type": "text", "max_length": 200}
+PREDICTIONS = {"text": "positive", "image": "yes", "table": "setosa", "melody": 3, "audio": "hum"}
 
 
 def _svg_image(hue: int) -> str:
@@ -64,7 +65,8 @@ def sample(kind: str, i: int) -> dict[str, Any]:
 
 async def request(model: RawClient, room: str, sample_id: str, kind: str, i: int, *,
                   priority: float, **overrides: Any) -> None:
-    data = {"sample_id": sample_id, "kind": kind, "prediction": None, "confidence": 0.55,
+    data = {"sample_id": sample_id, "kind": kind, "prediction": PREDICTIONS.get(kind),
+            "confidence": 0.55,
             "priority": priority, **(sample(kind, i) if kind in KINDS else {})}
     data.update(overrides)
     await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": room, "DATA": data})
@@ -91,3 +93,13 @@ async def no_label_within(model: RawClient, seconds: float) -> None:
     except TimeoutError:
         return
     raise AssertionError(f"unexpected label: {extra['DATA']}")
+
+
+async def connect_model(url: str, name: str = "model", room: str = "feedback") -> RawClient:
+    """A model component that keeps every frame (RawClient.connect's sync would swallow the
+    labels the server replays on REGISTER)."""
+    model = await RawClient.connect(url)
+    await model.send({"TYPE": "COMMAND/REGISTER", "NAME": name, "TO_ROOM": "_command"})
+    await model.send({"TYPE": "COMMAND/JOINROOM", "ROOM": room, "TO_ROOM": "_command"})
+    model.name = name
+    return model
