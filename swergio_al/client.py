@@ -178,6 +178,9 @@ class Component:
         self._requests: dict[str, tuple[str, asyncio.Future[Message]]] = {}
         self._stop_reason: str | None = None
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.url} {self._state.value}>"
+
     # -- public state --------------------------------------------------------
 
     @property
