@@ -204,3 +204,36 @@ def test_ga_refuses_bad_use() -> None:
         ga.step(population[:3], np.zeros(3))
     with pytest.raises(ValueError, match="elitism"):
         GeneticAlgorithm(population_size=4, elitism=4).initialize()
+
+
+def test_bayesian_linear_model_learns_and_shrinks_its_doubt() -> None:
+    from swergio_al.demos.music.model import BayesianLinearRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 3))
+    y = 1.0 + X @ np.array([2.0, -1.0, 0.5]) + rng.normal(0, 0.1, 200)
+    few = BayesianLinearRegression(noise=0.01).fit(X[:5], y[:5])
+    many = BayesianLinearRegression(noise=0.01).fit(X, y)
+    _, std_few = few.predict(X, return_std=True)
+    _, std_many = many.predict(X, return_std=True)
+    assert std_many.mean() < std_few.mean() / 3
+    assert np.abs(many.predict(X) - y).mean() < 0.15
+    stepwise = BayesianLinearRegression(noise=0.01).partial_fit(X[:100], y[:100])
+    stepwise.partial_fit(X[100:], y[100:])
+    assert np.allclose(stepwise.predict(X), many.predict(X))  # exact incremental update
+    with pytest.raises(ValueError, match="features"):
+        many.partial_fit(X[:, :2], y)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        BayesianLinearRegression().predict(X)
+
+
+def test_evaluator_asks_about_what_it_has_not_heard() -> None:
+    from swergio_al.demos.music.model import evaluator_learner, melody_matrix
+
+    learner = evaluator_learner(random_state=0)
+    genomes = random_genomes(30, random_state=5)
+    X = melody_matrix(genomes)
+    learner.teach(X[:10], [taste(decode(g)) for g in genomes[:10]])
+    doubt = learner.uncertainty(X)
+    assert doubt[10:].mean() > doubt[:10].mean()  # the rated ones are better known
+    assert learner.version_ == 1
