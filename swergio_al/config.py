@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_PREFIX = "SWERGIO_AL_"
 
@@ -62,6 +63,16 @@ class Config:
                 values[f.name] = _parse(f, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def redact_url(url: str) -> str:
+    """`scheme://user:secret@host/...` → `scheme://user:***@host/...`, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***" if parts.username else ":***"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def _parse(f: dataclasses.Field[object], raw: str) -> object:

@@ -259,10 +259,12 @@ async def test_nodes_recover_from_lost_redis_connections_and_keep_clients(
         assert "retrying in" in (node.log_path.read_text() if node.log_path else "")
 
 
-async def test_unreachable_redis_fails_at_start_with_the_address() -> None:
-    broker = create_broker(f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(RuntimeError, match=r"cannot reach Redis at redis://127\.0\.0\.1"):
+async def test_unreachable_redis_fails_at_start_with_the_address_not_the_password() -> None:
+    broker = create_broker(f"redis://:sekret@127.0.0.1:{free_port()}/0")
+    with pytest.raises(RuntimeError, match=r"cannot reach Redis at redis://:\*\*\*@127\.0\.0\.1"
+                       ) as raised:
         await broker.start(lambda envelope: None)
+    assert "sekret" not in str(raised.value)
 
 
 def test_bad_presence_ttl_is_refused_with_a_clear_error() -> None:

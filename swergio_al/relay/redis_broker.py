@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from swergio_al.config import redact_url
 from swergio_al.relay.broker import Broker, Envelope, OnEnvelope
 
 try:
@@ -165,7 +166,8 @@ class RedisBroker(Broker):
             await self._redis.ping()
         except (RedisError, OSError) as exc:
             await self._redis.aclose()
-            raise RuntimeError(f"cannot reach Redis at {self._redis_url}: {exc}") from exc
+            raise RuntimeError(f"cannot reach Redis at {redact_url(self._redis_url)}: "
+                               f"{exc}") from exc
         self._refresh = self._redis.register_script(_REFRESH)
         self._release = self._redis.register_script(_RELEASE)
         self.state = BrokerState.RUNNING
@@ -180,7 +182,7 @@ class RedisBroker(Broker):
         except TimeoutError:
             await self.stop()
             raise RuntimeError(f"could not subscribe to {self.channel} on "
-                               f"{self._redis_url}") from None
+                               f"{redact_url(self._redis_url)}") from None
         log.info("redis broker: node %s on channel %s", self.node_id, self.channel)
 
     async def stop(self) -> None:

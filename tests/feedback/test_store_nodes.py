@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from swergio_al.feedback.records import SampleId, Task, UnknownTask
+from swergio_al.feedback.records import SampleId, StoreUnavailable, Task, UnknownTask
 from swergio_al.feedback.store.schema import LATEST
 from tests.feedback.helpers import ROOM, make_request
 from tests.feedback.postgres import drop_schema, fresh_schema_url, require_postgres
+from tests.helpers import free_port
 
 if TYPE_CHECKING:
     from swergio_al.feedback.store.postgres import PostgresStore
@@ -107,3 +108,19 @@ async def test_a_label_racing_an_expiry_on_another_node_wins_or_loses_whole(
     stats = await one.stats(ROOM, now=5.0)
     assert (stats.labeled, stats.in_flight, stats.queued) == \
         (len(labeled), 0, len(expired_ids))
+
+
+async def test_unreachable_postgres_is_unavailable_naming_the_address_not_the_password() -> None:
+    from swergio_al.feedback.store.postgres import PostgresStore
+
+    store = PostgresStore(f"postgresql://ann:sekret@127.0.0.1:{free_port()}/test")
+    with pytest.raises(StoreUnavailable, match=r"ann:\*\*\*@127\.0\.0\.1") as raised:
+        await store.open()
+    assert "sekret" not in str(raised.value)
+
+
+def test_a_schema_that_is_not_a_plain_identifier_is_refused() -> None:
+    from swergio_al.feedback.store.postgres import PostgresStore
+
+    with pytest.raises(ValueError, match="plain SQL identifier"):
+        PostgresStore('postgresql://127.0.0.1/test?schema=x";drop')

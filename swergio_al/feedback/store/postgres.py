@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from swergio_al.config import redact_url
 from swergio_al.feedback.records import (
     FeedbackRequest,
     Label,
@@ -111,7 +112,8 @@ class PostgresStore(Store):
             pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self.pool_size,
                                              server_settings=settings)
         except _FAILURES as exc:
-            raise StoreUnavailable(f"cannot reach PostgreSQL at {self._dsn}: {exc}") from exc
+            raise StoreUnavailable(f"cannot reach PostgreSQL at {redact_url(self._dsn)}: "
+                                   f"{exc}") from exc
         self._pool = pool
         try:
             await self._migrate()
