@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -475,3 +476,26 @@ async def test_hello_world_as_two_processes_both_stop_by_themselves(ws_url: str)
             await universe.wait()
     assert universe.returncode == 0, err.decode()
     assert out.decode().count("universe ->") == 3
+
+
+async def test_heartbeat_notices_a_frozen_server_and_the_new_connection_takes_over(
+        tmp_path: Path) -> None:
+    """A stalled server (SIGSTOP) sends no close: only the heartbeat can tell the link is dead.
+    After SIGCONT the server still holds the old connection; registering again takes it over."""
+    with ServerProcess("--store", f"sqlite:///{tmp_path / 'store.db'}") as server:
+        assert server.proc is not None
+        component = Component("patient", server.ws_url, heartbeat=0.3, send_timeout=2,
+                              backoff_initial=0.05, backoff_max=0.2)
+        heard: asyncio.Queue[Message] = asyncio.Queue()
+        component.on("DATA/TEXT", room="r")(heard.put_nowait)
+        async with component:
+            server.proc.send_signal(signal.SIGSTOP)
+            try:
+                await _until(lambda: component.state is ComponentState.RECONNECTING)
+            finally:
+                server.proc.send_signal(signal.SIGCONT)
+            await _until(lambda: component.connected, timeout=10)
+            async with await RawClient.connect(server.ws_url, "peer", rooms=("r",)) as peer:
+                await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "still there?"})
+                assert (await asyncio.wait_for(heard.get(), 5))["DATA"] == "still there?"
+            assert component.connected  # not stopped by the takeover of its own old socket
