@@ -49,9 +49,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the relay, feedback service and pages")
     _add_serve_arguments(serve_parser)
+    export_parser = commands.add_parser("export", help="write the stored labels as CSV or JSONL")
+    export_parser.add_argument("--store", help="sqlite:///path (default ./swergio_al.db) or "
+                                               "postgresql://...")
+    export_parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export_parser.add_argument("--room", help="only this feedback room")
+    export_parser.add_argument("--output", "-o", help="file to write (default: stdout)")
+    run_parser = commands.add_parser("run", help="start, supervise and stop the components "
+                                                 "listed in a components.toml")
+    run_parser.add_argument("components", help="path to the components file")
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(_config_from(args))
+    elif args.command == "export":
+        return export(args)
+    elif args.command == "run":
+        return run_components(args.components)
+    return 0
+
+
+def run_components(path: str) -> int:
+    from swergio_al.launcher import LauncherConfigError, run_file
+
+    try:
+        return run_file(path)
+    except LauncherConfigError as exc:
+        print(f"swergio-al run: {exc}", file=sys.stderr)
+        return 2
+
+
+def export(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from swergio_al.feedback.export import require_store, write_export
+    from swergio_al.feedback.records import StoreError
+
+    store = Config.from_env(store=args.store).store
+    try:
+        require_store(store)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                asyncio.run(write_export(store, args.format, out, room=args.room))
+        else:
+            asyncio.run(write_export(store, args.format, sys.stdout, room=args.room))
+    except (OSError, ValueError, StoreError) as exc:
+        print(f"swergio-al export: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

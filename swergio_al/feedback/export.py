@@ -6,9 +6,11 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
-from swergio_al.feedback.store import Store
+from swergio_al.feedback.store import Store, create_store
+from swergio_al.feedback.store.sqlite import sqlite_path
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = ("label_id", "room", "sample_id", "requester", "labeler", "answer", "seconds",
@@ -47,3 +49,20 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
             buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue()
+
+
+def require_store(store_url: str) -> None:
+    """Refuse to export from a SQLite file that is not there (opening would create it)."""
+    if store_url.startswith("sqlite:") and not Path(sqlite_path(store_url)).exists():
+        raise FileNotFoundError(f"no store at {sqlite_path(store_url)}")
+
+
+async def write_export(store_url: str, fmt: str, out: TextIO, *, room: str | None = None) -> None:
+    """`swergio-al export`: open the store, stream its labels to `out`, close it."""
+    store = create_store(store_url)
+    await store.open()
+    try:
+        async for chunk in export_labels(store, fmt, room=room):
+            out.write(chunk)
+    finally:
+        await store.close()
