@@ -180,20 +180,29 @@ def logging_mirror(text: str) -> str:
             f'"{TO_ROOM}":"{LOGGING_ROOM}","MESSAGE":{text}}}')
 
 
-def _ref_of(message: Message) -> str | None:
-    value = message.get(ID)
-    return value if isinstance(value, str) else None
+# Plain str copies of the types the hot path compares against: reading an Enum
+# member costs several times a module global, for every message.
+_REGISTER = MessageType.REGISTER.value
+_JOIN_OR_LEAVE = frozenset({MessageType.JOINROOM.value, MessageType.LEAVEROOM.value})
+_SERVER_COMMANDS = frozenset(t.value for t in SERVER_COMMANDS)
+# Clients may send every known type except ERROR, which only the server sends.
+_CLIENT_TYPES = KNOWN_TYPES - {MessageType.ERROR.value}
+_ROLES = frozenset(r.value for r in Role)
+_MISSING: Any = object()
 
 
-def _require_str(message: Message, key: str, ref: str | None, *, optional: bool = False) -> None:
-    if key not in message:
-        if optional:
-            return
-        raise ProtocolError(ErrorCode.BAD_FIELD, f"{message.get(TYPE)} needs {key}", ref)
-    value = message[key]
+def _bad_field(key: str, value: object, ref: str | None, wanted: str = "a non-empty string"
+               ) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_FIELD,
+                         f"{key} must be {wanted}, got {type(value).__name__}", ref)
+
+
+def _require_str(message: Message, key: str, ref: str | None) -> None:
+    value = message.get(key, _MISSING)
+    if value is _MISSING:
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"{message[TYPE]} needs {key}", ref)
     if not isinstance(value, str) or not value:
-        raise ProtocolError(ErrorCode.BAD_FIELD,
-                            f"{key} must be a non-empty string, got {type(value).__name__}", ref)
+        raise _bad_field(key, value, ref)
 
 
 def validate(message: Message) -> Message:
@@ -202,36 +211,46 @@ def validate(message: Message) -> Message:
     Raises ProtocolError naming the first thing wrong. Payload keys are not
     inspected here: the relay passes them through untouched.
     """
-    if ID in message and not isinstance(message[ID], str):
-        raise ProtocolError(ErrorCode.BAD_FIELD,
-                            f"ID must be a string, got {type(message[ID]).__name__}")
-    ref = _ref_of(message)
-    if TYPE not in message:
+    get = message.get
+    ref = get(ID, _MISSING)
+    if ref is not _MISSING and not isinstance(ref, str):
+        raise _bad_field(ID, ref, None, "a string")
+    if ref is _MISSING:
+        ref = None
+    kind = get(TYPE, _MISSING)
+    if kind is _MISSING:
         raise ProtocolError(ErrorCode.MISSING_TYPE, "message has no TYPE", ref)
-    kind = message[TYPE]
     if not isinstance(kind, str):
-        raise ProtocolError(ErrorCode.BAD_FIELD,
-                            f"TYPE must be a string, got {type(kind).__name__}", ref)
-    if kind not in KNOWN_TYPES or kind == MessageType.ERROR:
+        raise _bad_field(TYPE, kind, ref, "a string")
+    if kind not in _CLIENT_TYPES:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown TYPE {kind[:80]!r}", ref)
-    if ID not in message:
+    if ref is None:
         message[ID] = new_id()
-    _require_str(message, TO_ROOM, ref, optional=True)
-    _require_str(message, TO, ref, optional=True)
-    if kind == MessageType.REGISTER:
-        _require_str(message, NAME, ref)
-        _require_str(message, TOKEN, ref, optional=True)
-        role = message.get(ROLE, Role.COMPONENT.value)
-        if role not in (Role.COMPONENT.value, Role.LABELER.value):
-            raise ProtocolError(ErrorCode.BAD_FIELD,
-                                f"ROLE must be 'component' or 'labeler', got {role!r:.80}", ref)
-    elif kind in (MessageType.JOINROOM, MessageType.LEAVEROOM):
-        _require_str(message, ROOM, ref)
-    elif kind not in SERVER_COMMANDS and TO_ROOM not in message and TO not in message:
+    room = get(TO_ROOM, _MISSING)
+    if room is not _MISSING and (not isinstance(room, str) or not room):
+        raise _bad_field(TO_ROOM, room, ref)
+    to = get(TO, _MISSING)
+    if to is not _MISSING and (not isinstance(to, str) or not to):
+        raise _bad_field(TO, to, ref)
+    if kind in _SERVER_COMMANDS:
+        if kind == _REGISTER:
+            _require_str(message, NAME, ref)
+            token = get(TOKEN, _MISSING)
+            if token is not _MISSING and (not isinstance(token, str) or not token):
+                raise _bad_field(TOKEN, token, ref)
+            role = get(ROLE, Role.COMPONENT.value)
+            if not isinstance(role, str) or role not in _ROLES:
+                raise ProtocolError(ErrorCode.BAD_FIELD,
+                                    f"ROLE must be 'component' or 'labeler', got {role!r:.80}",
+                                    ref)
+        elif kind in _JOIN_OR_LEAVE:
+            _require_str(message, ROOM, ref)
+    elif room is _MISSING and to is _MISSING:
         raise ProtocolError(ErrorCode.NO_RECIPIENT, f"{kind} needs TO_ROOM or TO", ref)
-    if ROOT_ID in message and not isinstance(message[ROOT_ID], str):
+    root_id = get(ROOT_ID)
+    if root_id is not None and not isinstance(root_id, str):
         raise ProtocolError(ErrorCode.BAD_FIELD, "ROOT_ID must be a string", ref)
-    status = message.get(MODEL_STATUS)
+    status = get(MODEL_STATUS)
     if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
         raise ProtocolError(ErrorCode.BAD_FIELD, "MODEL_STATUS must be an integer", ref)
     return message

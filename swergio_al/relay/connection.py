@@ -78,7 +78,7 @@ class Connection(ABC):
         outbox = self._outbox
         try:
             while outbox and self.state is _OPEN:
-                await self.write(outbox.popleft())
+                await self.write_from(outbox)
         except (ConnectionError, RuntimeError) as exc:
             log.debug("write to %s failed: %s", self.name, exc)
             self.close_soon(CloseCode.GOING_AWAY, "write failed")
@@ -130,6 +130,13 @@ class Connection(ABC):
     @abstractmethod
     async def write(self, text: str) -> None:
         """Send one encoded frame."""
+
+    async def write_from(self, outbox: collections.deque[str]) -> None:
+        """Send at least the first frame of `outbox`, removing what was sent.
+
+        Transports that can put several frames into one write override this.
+        """
+        await self.write(outbox.popleft())
 
     @abstractmethod
     async def close(self, code: CloseCode, reason: str) -> None:

@@ -16,6 +16,7 @@ from swergio_al.protocol import (
     ROLE,
     ROOM,
     SENT_BY,
+    SERVER_COMMANDS,
     TO,
     TO_ROOM,
     TYPE,
@@ -163,6 +164,12 @@ class Hub:
         an ID and no SENT_BY); the Hub then appends SENT_BY instead of re-encoding.
         """
         kind = message[TYPE]
+        if kind not in SERVER_COMMANDS:  # the common case first: data, log, feedback
+            if conn.name is None:
+                raise ProtocolError(ErrorCode.NOT_REGISTERED, "send COMMAND/REGISTER first",
+                                    message[ID])
+            await self.route(conn, message, text=text)
+            return
         ref = message[ID]
         if kind == MessageType.REGISTER:
             await self.register(conn, message)
@@ -177,8 +184,6 @@ class Hub:
         elif kind == MessageType.DISCONNECT:
             await self.disconnect(conn)
             conn.close_soon(CloseCode.NORMAL, "disconnected")
-        else:
-            await self.route(conn, message, text=text)
 
     async def route(self, conn: Connection, message: Message, *, text: str | None = None) -> None:
         """Deliver a data/log/feedback message to its room and/or named recipient."""
