@@ -550,3 +550,42 @@ async def test_a_tcp_client_in_logging_gets_the_0_0_2_mirror(swergio_port: int,
                                          "DATA": [1], "SENT_BY": "web"}
     finally:
         await logger.close()
+
+
+@pytest.mark.redis
+async def test_tcp_client_on_one_node_talks_to_a_websocket_client_on_another(
+        make_server: MakeServer, tmp_path: Path) -> None:
+    from tests.multinode import broker_url, delete_keys, new_prefix, require_redis
+
+    require_redis()
+    prefix = new_prefix()
+    try:
+        broker = broker_url(prefix)
+        node_a = await make_server(swergio_port=0, broker=broker,
+                                   store=f"sqlite:///{tmp_path / 'a.db'}")
+        node_b = await make_server(broker=broker, store=f"sqlite:///{tmp_path / 'b.db'}")
+        port = node_a.app[SWERGIO_LISTENER].port
+        assert port is not None
+        tcp = await TcpClient.connect(port, "legacy", rooms=("r",))
+        try:
+            async with await RawClient.connect(str(node_b.make_url("/ws")), "web",
+                                               rooms=("r",)) as ws:
+                # Subscriptions across nodes settle asynchronously: repeat until one lands.
+                async with asyncio.timeout(5):
+                    while True:
+                        await tcp.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "a→b"})
+                        try:
+                            got = await ws.expect("DATA/TEXT", timeout=0.2)
+                            break
+                        except TimeoutError:
+                            continue
+                assert (got["DATA"], got["SENT_BY"]) == ("a→b", "legacy")
+                await ws.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "b→a", "N": 1})
+                await ws.send({"TYPE": "DATA/CUSTOM", "TO": "legacy", "N": 2})
+                received = [await tcp.recv(), await tcp.recv()]
+                assert sorted((m["N"], m["SENT_BY"]) for m in received) == [(1, "web"),
+                                                                            (2, "web")]
+        finally:
+            await tcp.close()
+    finally:
+        delete_keys(prefix)
