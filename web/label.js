@@ -25,6 +25,7 @@ class LabelApp {
     this.progress = need(root, '[data-progress]');
     this.undoBar = need(root, '[data-undo]');
     this.messageLine = need(root, '[data-message]');
+    this.offline = need(root, '[data-offline]');
     /** @type {{data: object, stale: boolean, spent: number, draft?: unknown}[]} tasks[0] is on screen */
     this.tasks = [];
     /** answers given but not acknowledged, by sample_id */
@@ -77,6 +78,7 @@ class LabelApp {
 
   onState(state) {
     this.root.dataset.conn = state;
+    this.offline.hidden = state !== ConnState.RECONNECTING;
     if (state !== ConnState.OPEN) {
       // The server takes our leases back when we are gone; our copies are stale
       // until it hands the same samples out again.

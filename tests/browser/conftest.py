@@ -71,8 +71,10 @@ async def new_page(browser: Any, watch: PageWatch) -> Any:
     labeler name the page would otherwise ask for."""
     contexts: list[Any] = []
 
-    async def make(*, width: int = 900, height: int = 760, name: str | None = None) -> Any:
-        context = await browser.new_context(viewport={"width": width, "height": height})
+    async def make(*, width: int = 900, height: int = 760, name: str | None = None,
+                   touch: bool = False) -> Any:
+        context = await browser.new_context(viewport={"width": width, "height": height},
+                                            has_touch=touch)
         contexts.append(context)
         if name is not None:
             await context.add_init_script(

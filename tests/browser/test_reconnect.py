@@ -37,6 +37,7 @@ async def test_server_killed_and_restarted_mid_session_loses_no_label(
 
         await asyncio.to_thread(server.kill)
         await wait_state(page, "reconnecting")
+        await page.wait_for_selector("[data-offline]:not([hidden])")
         await page.keyboard.press("Enter")  # answered while the server is down
         assert (await next_task(page, "r1"))["sample"] == "r2"
         await page.wait_for_selector('[data-module="label-app"][data-unsent="1"]')
@@ -45,6 +46,7 @@ async def test_server_killed_and_restarted_mid_session_loses_no_label(
 
         await asyncio.to_thread(server.start)  # same port, same SQLite file
         await wait_state(page, "open")
+        assert await page.is_hidden("[data-offline]")
         await page.wait_for_selector('[data-module="label-app"][data-unsent="0"]')
         assert await page.input_value("[data-answer] textarea") == "half"
         await page.keyboard.type(" typed")

@@ -1,0 +1,82 @@
+"""The dashboard and the 360 px phone layout, in real Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import screenshot_path
+from tests.browser.pages import next_task, wait_state
+from tests.browser.samples import connect_model, request, take_labels
+from tests.conftest import MakeServer
+from tests.helpers import RawClient
+
+pytestmark = pytest.mark.browser
+
+PHONE = 360
+
+
+async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeServer,
+                                                            new_page: Any) -> None:
+    server = await make_server(stats_interval_seconds=0.05)
+    ws_url = str(server.make_url("/ws"))
+    dashboard = await new_page(width=1000, height=820)
+    await dashboard.goto(str(server.make_url("/dashboard")))
+    await wait_state(dashboard, "open")
+    await dashboard.wait_for_selector('.line-plot[data-points="0"]')
+
+    async with await connect_model(ws_url, "sentiment") as model, \
+            await RawClient.connect(ws_url, "melody-model", rooms=("kpi",)) as other:
+        for i in range(3):
+            await request(model, "feedback", f"d{i}", "text", i, priority=3 - i)
+        labeler = await new_page(name="di")
+        await labeler.goto(str(server.make_url("/?undo=0")))
+        previous = None
+        for n in range(1, 4):
+            previous = (await next_task(labeler, previous))["sample"]
+            await labeler.keyboard.press("1")
+            await labeler.keyboard.press("Enter")
+            await take_labels(model, 1)
+            # What a model loop does after learning from a label (the service relays it).
+            await model.send({"TYPE": "LOG/KPI", "TO_ROOM": "feedback", "DATA": {
+                "model": "sentiment", "version": n, "labels": n, "score": 0.5 + 0.1 * n,
+                "fit_seconds": 0.004}})
+            await dashboard.wait_for_selector(f'.line-plot[data-points="{n}"]')
+        for n in (2, 4):  # a model publishing to the `kpi` room instead
+            await other.send({"TYPE": "LOG/KPI", "TO_ROOM": "kpi", "DATA": {
+                "version": n // 2, "labels": n, "score": 0.3 + 0.1 * n, "fit_seconds": 0.02}})
+        await dashboard.wait_for_selector('.line-plot[data-points="5"]')
+
+        await dashboard.wait_for_selector('[data-stat="labeled"]:text-is("3")')
+        assert await dashboard.text_content('[data-stat="labelers"]') == "1"
+        assert await dashboard.text_content('[data-stat="queued"]') == "0"
+        row = await dashboard.inner_text('tr[data-model="sentiment"]')
+        assert row.split()[:4] == ["sentiment", "3", "3", "0.800"]
+        assert await dashboard.is_visible('tr[data-model="melody-model"]')
+        legend = await dashboard.inner_text("[data-legend]")
+        assert set(legend.split()) == {"sentiment", "melody-model"}
+        await dashboard.screenshot(path=screenshot_path("dashboard"))
+
+        await dashboard.set_viewport_size({"width": PHONE, "height": 800})
+        assert await dashboard.evaluate("document.documentElement.scrollWidth") <= PHONE
+        await dashboard.screenshot(path=screenshot_path("dashboard-phone"))
+
+
+async def test_labeling_page_fits_a_phone(make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server()
+    async with await connect_model(str(server.make_url("/ws"))) as model:
+        await request(model, "feedback", "m0", "melody", 0, priority=1)
+        await request(model, "feedback", "t0", "table", 0, priority=0)
+        page = await new_page(width=PHONE, height=740, name="a-rather-long-labeler-name",
+                              touch=True)
+        await page.goto(str(server.make_url("/?undo=0.5")))
+        assert (await next_task(page))["kind"] == "melody"
+        await page.wait_for_selector('[data-stat="queued"]:text-is("0")')
+        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE
+        await page.screenshot(path=screenshot_path("label-phone"), full_page=True)
+        await page.tap("[data-answer] button:nth-child(4)")  # touch works as well as keys
+        await page.tap("[data-submit]")
+        assert (await next_task(page, "m0"))["kind"] == "table"
+        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE
+        assert (await take_labels(model, 1))["m0"]["answer"] == 3
