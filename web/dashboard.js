@@ -29,6 +29,7 @@ class Dashboard {
     this.modelRows = need(root, '[data-models]');
     this.plot = new LinePlot(need(root, '[data-plot]'), need(root, '[data-legend]'));
     this.kpiCount = 0;
+    this.seenKpi = new Set();
   }
 
   start() {
@@ -86,6 +87,12 @@ class Dashboard {
   onKpi(message) {
     const data = message.DATA && typeof message.DATA === 'object' ? message.DATA : message;
     const model = asText(data.model ?? message.SENT_BY ?? 'model');
+    this.root.dataset.kpiReceived = String(Number(this.root.dataset.kpiReceived || 0) + 1);
+    // A model loop may publish the same report to its feedback room and to `kpi`.
+    const key = JSON.stringify([model, data.version, data.labels, data.score, data.time]);
+    if (this.seenKpi.has(key)) return;
+    this.seenKpi.add(key);
+    if (this.seenKpi.size > 10000) this.seenKpi.delete(this.seenKpi.values().next().value);
     const row = {
       version: pick(data, 'version', 'model_version'),
       labels: pick(data, 'labels', 'n_labels', 'labeled'),

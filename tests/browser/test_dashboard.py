@@ -27,7 +27,7 @@ async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeSer
     await dashboard.wait_for_selector('.line-plot[data-points="0"]')
 
     async with await connect_model(ws_url, "sentiment") as model, \
-            await RawClient.connect(ws_url, "melody-model", rooms=("kpi",)) as other:
+            await RawClient.connect(ws_url, "melody-model", rooms=("kpi", "feedback")) as other:
         for i in range(3):
             await request(model, "feedback", f"d{i}", "text", i, priority=3 - i)
         labeler = await new_page(name="di")
@@ -43,10 +43,13 @@ async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeSer
                 "model": "sentiment", "version": n, "labels": n, "score": 0.5 + 0.1 * n,
                 "fit_seconds": 0.004}})
             await dashboard.wait_for_selector(f'.line-plot[data-points="{n}"]')
-        for n in (2, 4):  # a model publishing to the `kpi` room instead
-            await other.send({"TYPE": "LOG/KPI", "TO_ROOM": "kpi", "DATA": {
-                "version": n // 2, "labels": n, "score": 0.3 + 0.1 * n, "fit_seconds": 0.02}})
-        await dashboard.wait_for_selector('.line-plot[data-points="5"]')
+        for n in (2, 4):  # a model publishing each report to both rooms: one point each
+            for room in ("kpi", "feedback"):
+                await other.send({"TYPE": "LOG/KPI", "TO_ROOM": room, "DATA": {
+                    "version": n // 2, "labels": n, "score": 0.3 + 0.1 * n,
+                    "fit_seconds": 0.02, "time": 1700000000 + n}})
+        await dashboard.wait_for_selector('[data-module="dashboard"][data-kpi-received="7"]')
+        assert await dashboard.get_attribute(".line-plot", "data-points") == "5"
 
         await dashboard.wait_for_selector('[data-stat="labeled"]:text-is("3")')
         assert await dashboard.text_content('[data-stat="labelers"]') == "1"
