@@ -1,0 +1,590 @@
+"""`swergio-al run components.toml`: start a set of components, keep them up, stop them in order.
+
+A components file lists processes in start order::
+
+    [settings]
+    stop_timeout = 5          # seconds between SIGTERM and SIGKILL
+
+    [[component]]
+    name = "server"
+    module = "swergio_al.cli:main"        # or script = "world.py", or command = [...]
+    args = ["serve", "--port", "8080"]
+    env = { SWERGIO_AL_LOG_LEVEL = "WARNING" }
+    ready = { http = "http://127.0.0.1:8080/healthz" }   # or tcp = "host:port", line = "text"
+
+    [[component]]
+    name = "world"
+    script = "world.py"
+    restart = "on-failure"     # "never" | "on-failure" (default) | "always"
+    max_restarts = 3
+    main = true                # when it exits, stop everything and exit with its code
+
+Strings may use `${VAR}` or `${VAR:-default}`, filled from the launcher's
+environment (e.g. `"--port", "${PORT:-8080}"`). Each component starts once the
+one before it is ready. A component that exits
+unexpectedly is restarted after a backoff that doubles each time, up to its
+limit; past the limit the launcher stops everything and exits non-zero. Output
+is prefixed with the component's name, line by line. Ctrl-C or SIGTERM stops
+the components in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import importlib
+import inspect
+import os
+import re
+import signal
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+RESTART_POLICIES = ("never", "on-failure", "always")
+READY_KINDS = ("tcp", "http", "line")
+_COLOURS = (36, 33, 35, 32, 34, 31)
+_POLL_SECONDS = 0.05
+_LINE_LIMIT = 1024 * 1024
+
+
+class LauncherConfigError(ValueError):
+    """A components file that cannot be run; the message says where and why."""
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    STARTING = "starting"
+    READY = "ready"
+    BACKING_OFF = "backing off"
+    STOPPING = "stopping"
+    EXITED = "exited"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Ready:
+    kind: str  # one of READY_KINDS
+    target: str
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    ready: Ready | None = None
+    restart: str = "on-failure"
+    max_restarts: int = 3
+    backoff: float = 0.5
+    backoff_max: float = 10.0
+    stop_timeout: float = 5.0
+    main: bool = False
+
+
+# -- the file --------------------------------------------------------------------------------
+
+
+def load_components(path: str | Path) -> list[ComponentSpec]:
+    """Read and validate a components file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise LauncherConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LauncherConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_components(document, base=path.parent, source=str(path))
+
+
+def parse_components(document: Mapping[str, Any], *, base: Path = Path("."),
+                     source: str = "components",
+                     environ: Mapping[str, str] | None = None) -> list[ComponentSpec]:
+    document = _expand(document, os.environ if environ is None else environ, source)
+    unknown = set(document) - {"settings", "component"}
+    if unknown:
+        raise LauncherConfigError(f"{source}: unknown top-level keys {sorted(unknown)}; "
+                                  f"expected [settings] and [[component]]")
+    settings = document.get("settings", {})
+    if not isinstance(settings, dict):
+        raise LauncherConfigError(f"{source}: [settings] must be a table")
+    entries = document.get("component")
+    if not isinstance(entries, list) or not entries:
+        raise LauncherConfigError(f"{source}: no [[component]] entries")
+    specs = [_parse_one(entry, i, settings, base, source) for i, entry in enumerate(entries)]
+    names = [spec.name for spec in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise LauncherConfigError(f"{source}: component names must be unique: {duplicates}")
+    return specs
+
+
+_COMPONENT_KEYS = {"name", "module", "script", "command", "args", "env", "cwd", "ready",
+                   "restart", "max_restarts", "backoff", "backoff_max", "stop_timeout", "main"}
+_DEFAULTED_KEYS = {"restart", "max_restarts", "backoff", "backoff_max", "stop_timeout"}
+
+
+def _parse_one(entry: Any, index: int, settings: Mapping[str, Any], base: Path,
+               source: str) -> ComponentSpec:
+    where = f"{source}: component #{index + 1}"
+    if not isinstance(entry, dict):
+        raise LauncherConfigError(f"{where} must be a table")
+    unknown = set(entry) - _COMPONENT_KEYS
+    if unknown:
+        raise LauncherConfigError(f"{where}: unknown keys {sorted(unknown)}; "
+                                  f"valid keys are {sorted(_COMPONENT_KEYS)}")
+    unknown = set(settings) - _DEFAULTED_KEYS
+    if unknown:
+        raise LauncherConfigError(f"{source}: unknown [settings] keys {sorted(unknown)}; "
+                                  f"valid keys are {sorted(_DEFAULTED_KEYS)}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name):
+        raise LauncherConfigError(f"{where}: 'name' must be letters, digits, '_', '.', '-'")
+    where = f"{source}: component {name!r}"
+    values = {**settings, **entry}
+    args = _strings(entry.get("args", []), f"{where}: 'args'")
+    argv = _argv(entry, args, base, where)
+    env = entry.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
+        raise LauncherConfigError(f"{where}: 'env' must be a table of strings")
+    cwd = entry.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        raise LauncherConfigError(f"{where}: 'cwd' must be a string")
+    restart = values.get("restart", "on-failure")
+    if restart not in RESTART_POLICIES:
+        raise LauncherConfigError(f"{where}: 'restart' must be one of {list(RESTART_POLICIES)}, "
+                                  f"got {restart!r}")
+    return ComponentSpec(
+        name=name, argv=argv, env={str(k): str(v) for k, v in env.items()},
+        cwd=str(base / cwd) if cwd is not None else None,
+        ready=_ready(entry.get("ready"), where), restart=restart,
+        max_restarts=_number(values, "max_restarts", 3, where, integer=True),
+        backoff=_number(values, "backoff", 0.5, where),
+        backoff_max=_number(values, "backoff_max", 10.0, where),
+        stop_timeout=_number(values, "stop_timeout", 5.0, where),
+        main=_flag(entry, "main", where))
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, environ: Mapping[str, str], source: str) -> Any:
+    """`${VAR}` / `${VAR:-default}` in every string of the document."""
+    if isinstance(value, str):
+        def fill(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is None:
+                raise LauncherConfigError(f"{source}: ${{{name}}} is not set "
+                                          f"(give a default: ${{{name}:-value}})")
+            return default
+        return _VARIABLE.sub(fill, value)
+    if isinstance(value, dict):
+        return {key: _expand(item, environ, source) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item, environ, source) for item in value]
+    return value
+
+
+def _argv(entry: Mapping[str, Any], args: list[str], base: Path, where: str) -> tuple[str, ...]:
+    given = [key for key in ("module", "script", "command") if key in entry]
+    if len(given) != 1:
+        raise LauncherConfigError(f"{where}: give exactly one of 'module' (package.module:callable"
+                                  f" or package.module), 'script' (a .py path) or 'command' "
+                                  f"(a list); got {given or 'none'}")
+    kind = given[0]
+    if kind == "command":
+        command = _strings(entry["command"], f"{where}: 'command'")
+        if not command:
+            raise LauncherConfigError(f"{where}: 'command' must not be empty")
+        return (*command, *args)
+    value = entry[kind]
+    if not isinstance(value, str) or not value:
+        raise LauncherConfigError(f"{where}: '{kind}' must be a non-empty string")
+    if kind == "script":
+        script = base / value
+        if not script.is_file():
+            raise LauncherConfigError(f"{where}: script {str(script)!r} does not exist")
+        return (sys.executable, str(script), *args)
+    if not re.fullmatch(r"[\w.]+(:[\w.]+)?", value):
+        raise LauncherConfigError(f"{where}: 'module' must look like package.module:callable "
+                                  f"or package.module, got {value!r}")
+    if ":" not in value:
+        return (sys.executable, "-m", value, *args)
+    return (sys.executable, "-m", "swergio_al.launcher", "--call", value, *args)
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+        raise LauncherConfigError(f"{what} must be a list of strings")
+    return [str(v) for v in value]
+
+
+def _number(values: Mapping[str, Any], key: str, default: float, where: str, *,
+            integer: bool = False) -> Any:
+    value = values.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (
+            integer and not isinstance(value, int)):
+        kind = "a whole number" if integer else "a number"
+        raise LauncherConfigError(f"{where}: '{key}' must be {kind} >= 0, got {value!r}")
+    return value
+
+
+def _flag(entry: Mapping[str, Any], key: str, where: str) -> bool:
+    value = entry.get(key, False)
+    if not isinstance(value, bool):
+        raise LauncherConfigError(f"{where}: '{key}' must be true or false")
+    return value
+
+
+def _ready(value: Any, where: str) -> Ready | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise LauncherConfigError(f"{where}: 'ready' must be a table, e.g. "
+                                  f"{{ tcp = \"host:port\" }}")
+    kinds = [k for k in READY_KINDS if k in value]
+    unknown = set(value) - {*READY_KINDS, "timeout"}
+    if len(kinds) != 1 or unknown:
+        raise LauncherConfigError(f"{where}: 'ready' needs exactly one of {list(READY_KINDS)} "
+                                  f"(and optionally 'timeout')")
+    kind = kinds[0]
+    target = value[kind]
+    if not isinstance(target, str) or not target:
+        raise LauncherConfigError(f"{where}: ready.{kind} must be a non-empty string")
+    if kind == "tcp":
+        _host_port(target, where)
+    if kind == "http" and not target.startswith(("http://", "https://")):
+        raise LauncherConfigError(f"{where}: ready.http must be an http(s) URL, got {target!r}")
+    return Ready(kind, target, _number(value, "timeout", 30.0, where))
+
+
+def _host_port(target: str, where: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise LauncherConfigError(f"{where}: ready.tcp must be host:port, got {target!r}")
+    return host, int(port)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+class ComponentGaveUp(RuntimeError):
+    """A component crashed more often than its restart limit allows, or never got ready."""
+
+
+class _Supervised:
+    """One component's process, its output pump and its lifecycle."""
+
+    def __init__(self, spec: ComponentSpec, launcher: Launcher, colour: int | None) -> None:
+        self.spec = spec
+        self.launcher = launcher
+        self.colour = colour
+        self.state = State.PENDING
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.returncode: int | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._saw_ready_line = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start the process and wait until it is ready (raises ComponentGaveUp)."""
+        spec = self.spec
+        self.state = State.STARTING
+        self._saw_ready_line.clear()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *spec.argv, cwd=spec.cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent, limit=_LINE_LIMIT)
+        except OSError as exc:
+            self.state = State.FAILED
+            raise ComponentGaveUp(f"{spec.name}: cannot start {spec.argv[0]!r}: "
+                                  f"{exc.strerror}") from None
+        self.launcher.note(self, f"started (pid {self.process.pid})")
+        self._pump = asyncio.create_task(self._pump_output(self.process))
+        if spec.ready is not None:
+            await self._wait_ready(spec.ready)
+        self.state = State.READY
+
+    async def _wait_ready(self, ready: Ready) -> None:
+        assert self.process is not None
+        exited = asyncio.ensure_future(self.process.wait())
+        probe = asyncio.ensure_future(self._probe(ready))
+        try:
+            done, _ = await asyncio.wait({exited, probe}, timeout=ready.timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (exited, probe):
+                task.cancel()
+            await asyncio.gather(exited, probe, return_exceptions=True)
+        if probe in done and not probe.cancelled() and probe.exception() is None:
+            self.launcher.note(self, f"ready ({ready.kind} {ready.target})")
+            return
+        if exited in done:
+            raise ComponentGaveUp(f"{self.spec.name}: exited with code "
+                                  f"{self.process.returncode} before it was ready")
+        raise ComponentGaveUp(f"{self.spec.name}: not ready ({ready.kind} {ready.target}) "
+                              f"within {ready.timeout:g} s")
+
+    async def _probe(self, ready: Ready) -> None:
+        if ready.kind == "line":
+            await self._saw_ready_line.wait()
+            return
+        if ready.kind == "tcp":
+            host, port = _host_port(ready.target, self.spec.name)
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection(host, port)
+                except OSError:
+                    await asyncio.sleep(_POLL_SECONDS)
+                    continue
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                return
+        import aiohttp  # here, not above: `--call` children should not pay for it
+
+        timeout = aiohttp.ClientTimeout(total=2.0)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while True:
+                try:
+                    async with session.get(ready.target) as response:
+                        if response.status < 400:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                await asyncio.sleep(_POLL_SECONDS)
+
+    async def _pump_output(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        ready = self.spec.ready
+        while True:
+            try:
+                raw = await process.stdout.readline()
+            except ValueError:  # longer than _LINE_LIMIT: asyncio has dropped it
+                self.launcher.emit(self, f"[a line over {_LINE_LIMIT} bytes was dropped]")
+                continue
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.launcher.emit(self, line)
+            if ready is not None and ready.kind == "line" and ready.target in line:
+                self._saw_ready_line.set()
+
+    async def wait(self) -> int:
+        assert self.process is not None
+        code = await self.process.wait()
+        if self._pump is not None:
+            await self._pump
+        self.returncode = code
+        return code
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after stop_timeout; waits for the output to drain."""
+        process = self.process
+        if process is None:
+            return
+        if process.returncode is None:
+            self.state = State.STOPPING
+            _signal(process, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self.spec.stop_timeout)
+            except TimeoutError:
+                self.launcher.note(self, f"did not stop within {self.spec.stop_timeout:g} s; "
+                                         f"killing it")
+                _signal(process, signal.SIGKILL)
+                await process.wait()
+        if self._pump is not None:
+            await self._pump
+        self.returncode = process.returncode
+        self.state = State.EXITED
+        self.launcher.note(self, f"stopped (code {process.returncode})")
+
+    def backoff_seconds(self) -> float:
+        return float(min(self.spec.backoff_max, self.spec.backoff * 2 ** (self.restarts - 1)))
+
+
+def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
+    # The whole process group: a component's own children go too.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the launcher itself dies (Linux only)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Launcher:
+    """Runs components: start in order, supervise, stop in reverse order.
+
+    >>> launcher = Launcher(load_components("components.toml"))  # doctest: +SKIP
+    >>> exit_code = asyncio.run(launcher.run())                   # doctest: +SKIP
+    """
+
+    def __init__(self, specs: Sequence[ComponentSpec], *, out: TextIO | None = None,
+                 colour: bool | None = None) -> None:
+        self.specs = list(specs)
+        self.out = out
+        self.colour = colour
+        self._stop_requested: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Ask `run` to stop everything (safe from a signal handler on the loop)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def run(self, *, handle_signals: bool = True) -> int:
+        out = self.out or sys.stdout
+        colour = out.isatty() if self.colour is None else self.colour
+        self._out = out
+        self._width = max(len("launcher"), *(len(spec.name) for spec in self.specs))
+        self._stop_requested = asyncio.Event()
+        self.components = [_Supervised(spec, self, _COLOURS[i % len(_COLOURS)] if colour else None)
+                           for i, spec in enumerate(self.specs)]
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, self.stop)
+                    installed.append(signum)
+        started: list[_Supervised] = []
+        watchers: dict[asyncio.Task[int], _Supervised] = {}
+        exit_code = 0
+        try:
+            for component in self.components:
+                if self._stop_requested.is_set():
+                    break
+                if not await self._start_with_retries(component):
+                    exit_code = 1
+                    break
+                started.append(component)
+                watchers[asyncio.create_task(component.wait())] = component
+            else:
+                exit_code = await self._supervise(watchers)
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            for component in reversed(self.components):
+                await component.stop()
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+        return exit_code
+
+    async def _start_with_retries(self, component: _Supervised) -> bool:
+        while True:
+            try:
+                await component.start()
+                return True
+            except ComponentGaveUp as exc:
+                self.note(component, str(exc).removeprefix(f"{component.spec.name}: "))
+                await component.stop()
+                if not await self._may_restart(component):
+                    return False
+
+    async def _may_restart(self, component: _Supervised) -> bool:
+        """Count a restart and sleep the backoff; False past the limit or when stopping."""
+        assert self._stop_requested is not None
+        if component.restarts >= component.spec.max_restarts:
+            component.state = State.FAILED
+            self.note(component, f"gave up after {component.restarts} restarts")
+            return False
+        component.restarts += 1
+        delay = component.backoff_seconds()
+        component.state = State.BACKING_OFF
+        self.note(component, f"restarting in {delay:.2g} s "
+                             f"({component.restarts}/{component.spec.max_restarts})")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
+        return not self._stop_requested.is_set()
+
+    async def _supervise(self, watchers: dict[asyncio.Task[int], _Supervised]) -> int:
+        assert self._stop_requested is not None
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            while watchers:
+                done, _ = await asyncio.wait({stop, *watchers},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stop in done:
+                    self.note(None, "stopping")
+                    return 0
+                for task in done:
+                    component = watchers.pop(task)
+                    code = task.result()
+                    self.note(component, f"exited with code {code}")
+                    if component.spec.main:
+                        return code
+                    wanted = component.spec.restart == "always" or (
+                        component.spec.restart == "on-failure" and code != 0)
+                    if not wanted:
+                        component.state = State.EXITED
+                        continue
+                    if not (await self._may_restart(component)
+                            and await self._start_with_retries(component)):
+                        return 0 if self._stop_requested.is_set() else 1
+                    watchers[asyncio.create_task(component.wait())] = component
+            return 0
+        finally:
+            stop.cancel()
+            await asyncio.gather(stop, return_exceptions=True)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def emit(self, component: _Supervised, line: str) -> None:
+        name = component.spec.name.ljust(self._width)
+        prefix = (f"\x1b[{component.colour}m{name} |\x1b[0m" if component.colour is not None
+                  else f"{name} |")
+        self._out.write(f"{prefix} {line}\n")
+        self._out.flush()
+
+    def note(self, component: _Supervised | None, text: str) -> None:
+        """The launcher's own lines, under the component they concern."""
+        about = "" if component is None else f"{component.spec.name}: "
+        self._out.write(f"{'launcher'.ljust(self._width)} | {about}{text}\n")
+        self._out.flush()
+
+
+def run_file(path: str | Path) -> int:
+    """The `swergio-al run` command."""
+    return asyncio.run(Launcher(load_components(path)).run())
+
+
+# -- `python -m swergio_al.launcher --call module:callable args...` ---------------------------
+
+
+def call_entry_point(target: str, args: Sequence[str]) -> int:
+    """Run `module:callable` as a program: sys.argv holds the args; a coroutine is awaited."""
+    module_name, _, attribute = target.partition(":")
+    function: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        function = getattr(function, part)
+    sys.argv = [target, *args]
+    result = function()
+    if inspect.isawaitable(result):
+        result = asyncio.run(_awaited(result))
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] != "--call":
+        sys.exit("usage: python -m swergio_al.launcher --call module:callable [args...]")
+    sys.exit(call_entry_point(sys.argv[2], sys.argv[3:]))
