@@ -24,10 +24,12 @@ without deadlocking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import logging
 import random
+import signal
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -279,14 +281,27 @@ class Component:
         await self.close()
 
     def run_forever(self) -> None:
-        """Connect and serve until closed or Ctrl-C; for scripts (it owns the event loop)."""
+        """Connect and serve until closed, Ctrl-C or SIGTERM; for scripts (owns the event loop).
+
+        Both signals close the component properly (DISCONNECT, tasks ended) and
+        return normally, so a process manager stopping it sees exit code 0.
+        """
 
         async def main() -> None:
+            main_task = asyncio.current_task()
+            assert main_task is not None
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+                loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
             try:
                 await self.connect()
                 await self.wait_closed()
+            except asyncio.CancelledError:
+                log.info("%s: stopping", self.name)
             finally:
                 await self.close()
+                with contextlib.suppress(NotImplementedError):
+                    loop.remove_signal_handler(signal.SIGTERM)
 
         try:
             asyncio.run(main())

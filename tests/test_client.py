@@ -499,3 +499,26 @@ async def test_heartbeat_notices_a_frozen_server_and_the_new_connection_takes_ov
                 await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "still there?"})
                 assert (await asyncio.wait_for(heard.get(), 5))["DATA"] == "still there?"
             assert component.connected  # not stopped by the takeover of its own old socket
+
+
+async def test_run_forever_closes_properly_on_sigterm_and_exits_0(ws_url: str) -> None:
+    universe = await asyncio.create_subprocess_exec(
+        sys.executable, str(HELLO_WORLD / "universe.py"), "--url", ws_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with Component("prober", ws_url) as prober, asyncio.timeout(20):
+            while True:  # until the universe has registered
+                try:
+                    await prober.request({"TYPE": "DATA/CUSTOM", "TO": "universe"}, timeout=5)
+                    break
+                except RefusedError:
+                    await asyncio.sleep(0.05)
+            universe.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(universe.communicate(), 10)
+            with pytest.raises(RefusedError, match="unknown_recipient"):
+                await prober.request({"TYPE": "DATA/CUSTOM", "TO": "universe"}, timeout=5)
+    finally:
+        if universe.returncode is None:
+            universe.kill()
+            await universe.wait()
+    assert universe.returncode == 0, err.decode()
