@@ -384,8 +384,9 @@ class Component:
         `direct`, for messages addressed TO this component. `type_` may end in
         "/*" ("FEEDBACK/*") or be "*". What it returns (a dict, a list of dicts,
         or None) is sent: TYPE defaults to `response_type`, else the trigger's;
-        each answer goes to every `respond_to` room, else back where the trigger
-        came from; ROOT_ID and MODEL_STATUS are copied from the trigger.
+        an answer without its own TO_ROOM/TO goes to every `respond_to` room,
+        else to the room the trigger came through, else TO the trigger's sender;
+        ROOT_ID and MODEL_STATUS are copied from the trigger where missing.
 
         By default an async handler holds up the messages behind it until it
         returns; with `concurrent=True` each call runs in its own task (owned,
