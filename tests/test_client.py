@@ -71,6 +71,10 @@ async def test_response_goes_back_to_trigger_room_and_to_every_respond_to_room(
     def fan_out(message: Message) -> list[Message]:
         return [{"DATA": 1}, {"DATA": 2}]
 
+    @echo.on("DATA/GRADIENT", room="a", respond_to="b")
+    def own_address(message: Message) -> Message:
+        return {"TYPE": "LOG/KPI", "TO": message["SENT_BY"], "DATA": 3}
+
     async with echo, await RawClient.connect(ws_url, "peer", rooms=("a", "b", "c")) as peer:
         await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "b", "DATA": "hi"})
         back = await peer.expect("DATA/TEXT")
@@ -78,7 +82,10 @@ async def test_response_goes_back_to_trigger_room_and_to_every_respond_to_room(
         await peer.send({"TYPE": "DATA/REWARD", "TO_ROOM": "a"})
         got = {(m["TO_ROOM"], m["DATA"]) for m in [await peer.expect("DATA/REWARD")
                                                      for _ in range(4)]}
+        await peer.send({"TYPE": "DATA/GRADIENT", "TO_ROOM": "a"})
+        direct = await peer.expect("LOG/KPI")
     assert got == {("b", 1), ("b", 2), ("c", 1), ("c", 2)}
+    assert (direct["TO"], direct["DATA"]) == ("peer", 3) and "TO_ROOM" not in direct
 
 
 async def test_direct_message_reaches_sync_handler_and_answer_goes_to_sender(
