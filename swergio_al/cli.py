@@ -58,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="start, supervise and stop the components "
                                                  "listed in a components.toml")
     run_parser.add_argument("components", help="path to the components file")
+    demo_parser = commands.add_parser("demo", help="run a demo: music")
+    demos = demo_parser.add_subparsers(dest="demo", required=True)
+    from swergio_al.demos.music.demo import add_arguments as add_music_arguments
+
+    add_music_arguments(demos.add_parser(
+        "music", help="melodies evolve; an evaluator learns your taste from a few ratings"))
     args = parser.parse_args(argv)
     if args.command == "serve":
         serve(_config_from(args))
@@ -65,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return export(args)
     elif args.command == "run":
         return run_components(args.components)
+    elif args.command == "demo":
+        from swergio_al.demos.music.demo import run as run_music_demo
+
+        return run_music_demo(args)
     return 0
 
 

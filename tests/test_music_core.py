@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import wave
 
 import numpy as np
@@ -42,9 +43,10 @@ def test_degrees_rests_and_held_notes() -> None:
     assert melody.starts == (0.0, 2.0, 3.0, 5.0, 6.0)
     assert melody.velocities[0] == 100 and melody.velocities[2] == 0
     content = melody.content()
-    assert content["notes"] == [60, 64, 72, 67]
-    assert content["durations"] == [2.0, 1.0, 1.0, 2.0]
-    assert content["starts"] == [0.0, 2.0, 5.0, 6.0]
+    assert content["notes"] == [60, 64, None, 72, 67]  # a rest is null, as web/melody.js reads
+    assert content["durations"] == [2.0, 1.0, 2.0, 1.0, 2.0]
+    assert content["starts"] == [0.0, 2.0, 3.0, 5.0, 6.0]
+    assert json.loads(json.dumps(content)) == content
     assert content["bpm"] == 120.0 and content["beats"] == 8.0
 
 

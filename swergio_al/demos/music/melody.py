@@ -59,14 +59,13 @@ class Melody:
         return [i for i, pitch in enumerate(self.pitches) if pitch is not None]
 
     def content(self) -> dict[str, Any]:
-        """The `content` of a FEEDBACK/REQUEST of kind "melody": sounding notes only,
-        each with its start, so rests are the gaps between them."""
-        notes = self.sounding
+        """The `content` of a FEEDBACK/REQUEST of kind "melody" (web/melody.js): events
+        in order, a rest being a null note, so durations alone place every note."""
         return {
-            "notes": [self.pitches[i] for i in notes],
-            "velocities": [self.velocities[i] for i in notes],
-            "durations": [self.durations[i] for i in notes],
-            "starts": [self.starts[i] for i in notes],
+            "notes": list(self.pitches),
+            "velocities": list(self.velocities),
+            "durations": list(self.durations),
+            "starts": list(self.starts),
             "bpm": self.bpm,
             "beats": self.beats,
             "key": self.key,

@@ -1,0 +1,151 @@
+"""The evaluator component: predicts every melody's rating for the GA, and asks people
+(the feedback room `feedback/melody`) about the melodies it is least sure of.
+
+It is a `FeedbackLoop` around `evaluator_learner()`: each rating is learned at
+once, bumps the model's version and is published as LOG/KPI. A generation is
+answered after the ratings asked for it have been learned, or after
+`rating_wait` seconds, whichever comes first: a person sets the pace, the GA
+never waits forever.
+
+    python -m swergio_al.demos.music.evaluator --url ws://127.0.0.1:8080/ws --budget 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from swergio_al.demos.music.melody import decode
+from swergio_al.demos.music.model import evaluator_learner, melody_matrix
+from swergio_al.demos.music.process import run_until_signalled
+from swergio_al.demos.music.wire import (
+    EVALUATE_ROOM,
+    FEEDBACK_ROOM,
+    KPI_ROOM,
+    QUESTION,
+    RATING,
+    hex_to_genome,
+)
+from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.protocol import DATA, Message, MessageType
+
+log = logging.getLogger(__name__)
+
+
+class MelodyEvaluator:
+    """Answers `DATA/FORWARD {generation, genomes}` in `EVALUATE_ROOM` with
+    `{fitness, uncertainty, asked, version, labels}`."""
+
+    def __init__(self, url: str, *, name: str = "evaluator", budget: int = 5,
+                 rating_wait: float = 60.0, random_state: int | None = None,
+                 token: str | None = None) -> None:
+        self.url = url
+        self.budget = budget
+        self.rating_wait = rating_wait
+        self.asked: set[str] = set()  # every sample id ever sent to people
+        self.genomes: dict[str, str] = {}
+        self.loop = FeedbackLoop(
+            evaluator_learner(random_state=random_state), name=name, url=url, answer=RATING,
+            feedback_room=FEEDBACK_ROOM, kpi_room=KPI_ROOM, question=QUESTION,
+            render=self._render, target=float, token=token)
+        self.loop.component.on(MessageType.FORWARD.value, room=EVALUATE_ROOM, direct=False,
+                               concurrent=True)(self._on_generation)
+
+    @property
+    def version(self) -> int:
+        return self.loop.version
+
+    async def start(self) -> None:
+        await self.loop.start()
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+
+    async def __aenter__(self) -> MelodyEvaluator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _render(self, sample_id: Any, x: NDArray[Any]) -> dict[str, Any]:
+        genome = hex_to_genome(str(sample_id))
+        content = decode(genome).content()
+        content["genome"] = str(sample_id)  # lets a Python listener rebuild the Melody exactly
+        return {"kind": "melody", "content": content, "question": QUESTION}
+
+    async def _on_generation(self, message: Message) -> dict[str, Any] | None:
+        data = message.get(DATA)
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("DATA is not an object")
+            ids = [str(g) for g in data["genomes"]]
+            genomes = np.array([hex_to_genome(g) for g in ids])
+        except (TypeError, KeyError, ValueError) as exc:
+            log.warning("evaluator: ignoring a generation without valid DATA.genomes: %s", exc)
+            return None
+        X = await asyncio.to_thread(melody_matrix, genomes)
+        doubt = np.asarray(await asyncio.to_thread(self.loop.learner.uncertainty, X))
+        fresh = [i for i in np.argsort(-doubt, kind="stable") if ids[i] not in self.asked]
+        chosen = list(dict.fromkeys(ids[i] for i in fresh))[:self.budget]  # twins asked once
+        for sample_id in chosen:
+            i = ids.index(sample_id)
+            self.asked.add(sample_id)
+            await self.loop.ask(sample_id, X[i], priority=float(doubt[i]))
+        await self._wait_learned(set(chosen))
+        fitness = await asyncio.to_thread(self._fitness, X)
+        return {DATA: {"generation": data.get("generation"), "fitness": fitness.tolist(),
+                       "uncertainty": doubt.tolist(), "asked": len(chosen),
+                       "version": self.version,
+                       "labels": int(getattr(self.loop.learner, "n_labels_", 0))}}
+
+    def _fitness(self, X: NDArray[Any]) -> NDArray[np.float64]:
+        if self.version == 0:  # nothing learned yet: every melody is as good as any
+            return np.zeros(len(X))
+        return np.asarray(self.loop.learner.predict(X), dtype=np.float64)
+
+    async def _wait_learned(self, sample_ids: set[str]) -> None:
+        deadline = time.monotonic() + self.rating_wait
+        while sample_ids & self.loop.pending.keys():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                await self.loop.wait_for_version(self.version + 1, timeout=left)
+            except TimeoutError:
+                return
+
+
+async def serve(url: str, *, budget: int, rating_wait: float, seed: int | None,
+                token: str | None) -> int:
+    async with MelodyEvaluator(url, budget=budget, rating_wait=rating_wait, random_state=seed,
+                               token=token) as evaluator:
+        print(f"evaluator ready (budget {budget} ratings per generation)", flush=True)
+        await evaluator.loop.wait_closed()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
+    parser.add_argument("--budget", type=int, default=5, help="ratings asked per generation")
+    parser.add_argument("--rating-wait", type=float, default=60.0,
+                        help="seconds a generation waits for its ratings")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--token", help="component token, if the server wants one")
+    args = parser.parse_args(argv)
+    if args.budget < 0 or args.rating_wait < 0:
+        parser.error("--budget and --rating-wait must be >= 0")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_until_signalled(serve(args.url, budget=args.budget, rating_wait=args.rating_wait,
+                                     seed=args.seed, token=args.token))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
