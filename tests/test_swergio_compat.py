@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swergio_al.keys import SWERGIO_LISTENER
 from swergio_al.protocol import ErrorCode, error_frame
+from swergio_al.relay.tcp import FrameDecoder, FramingError
 from tests.conftest import MakeServer
 from tests.helpers import RawClient, ServerProcess, free_port
 
@@ -589,3 +592,39 @@ async def test_tcp_client_on_one_node_talks_to_a_websocket_client_on_another(
             await tcp.close()
     finally:
         delete_keys(prefix)
+
+
+@settings(max_examples=200, deadline=None)
+@given(bodies=st.lists(st.binary(max_size=40), max_size=8), data=st.data())
+def test_decoder_returns_the_bodies_however_the_stream_is_cut(bodies: list[bytes],
+                                                              data: st.DataObject) -> None:
+    stream = b"".join(frame(body) for body in bodies)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    decoder = FrameDecoder(max_size=40)
+    got: list[bytes] = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        got += decoder.feed(stream[start:end])
+    assert got == bodies
+    assert not decoder.mid_frame
+
+
+def test_decoder_hands_out_the_frames_before_a_bad_header_then_fails() -> None:
+    decoder = FrameDecoder(max_size=100)
+    assert decoder.feed(frame(b"{}") + frame(b"[]") + b"oops      {}") == [b"{}", b"[]"]
+    assert isinstance(decoder.error, FramingError)
+    with pytest.raises(FramingError, match="not a length"):
+        decoder.feed(b"more")
+
+
+async def test_good_frames_before_garbage_in_one_write_are_delivered(
+        swergio_port: int, compat_ws_url: str) -> None:
+    tcp = await TcpClient.connect(swergio_port, "old", rooms=("r",))
+    try:
+        async with await RawClient.connect(compat_ws_url, "new", rooms=("r",)) as ws:
+            await tcp.send_raw(
+                message_frame({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "last words"})
+                + b"garbage!!!")
+            assert (await ws.expect("DATA/TEXT"))["DATA"] == "last words"
+            await tcp.closed_by_server()
+    finally:
+        await tcp.close()

@@ -10,6 +10,7 @@ never ERROR frames (a refused message is logged and dropped), no acks.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 
 from swergio_al.protocol import (
@@ -28,6 +29,9 @@ from swergio_al.relay.hub import Hub
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = 10
+# Bytes of queued frames put into one socket write.
+BATCH_BYTES = 64 * 1024
+READ_BYTES = 64 * 1024
 _DIGITS = frozenset(b"0123456789")
 
 
@@ -49,6 +53,53 @@ def parse_header(header: bytes, *, max_size: int) -> int:
     if length > max_size:
         raise FramingError(f"body of {length} bytes exceeds the limit of {max_size}")
     return length
+
+
+class FrameDecoder:
+    """Splits a byte stream into frame bodies, however the bytes were cut into reads (no I/O)."""
+
+    def __init__(self, *, max_size: int) -> None:
+        self.max_size = max_size
+        self._buffer = bytearray()
+        self._length: int | None = None  # of the body whose header has been read
+        #: Set once the stream turned out unreadable; nothing after it is parsed.
+        self.error: FramingError | None = None
+
+    @property
+    def mid_frame(self) -> bool:
+        """True when part of a frame has arrived but not all of it."""
+        return bool(self._buffer) or self._length is not None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes from the stream; return the bodies completed by them, in order.
+
+        Bodies before a bad header are still returned; then `error` is set.
+        """
+        if self.error is not None:
+            raise self.error
+        buffer = self._buffer
+        buffer += data
+        bodies = []
+        start = 0
+        while True:
+            if self._length is None:
+                if len(buffer) - start < HEADER_LENGTH:
+                    break
+                try:
+                    self._length = parse_header(bytes(buffer[start:start + HEADER_LENGTH]),
+                                                max_size=self.max_size)
+                except FramingError as exc:
+                    self.error = exc
+                    break
+                start += HEADER_LENGTH
+            end = start + self._length
+            if len(buffer) < end:
+                break
+            bodies.append(bytes(buffer[start:end]))
+            start = end
+            self._length = None
+        del buffer[:start]  # once per read, not once per frame
+        return bodies
 
 
 def _is_error_frame(text: str) -> bool:
@@ -76,6 +127,22 @@ class TcpConnection(Connection):
 
     async def write(self, text: str) -> None:
         self.writer.write(encode_frame(text))
+        await self.writer.drain()
+
+    async def write_from(self, outbox: collections.deque[str]) -> None:
+        # Whatever queued up meanwhile leaves in one socket write. Only while the
+        # socket keeps up: a peer that is behind gets one frame per drain, so its
+        # backlog stays in the bounded outbox and the slow-consumer rule applies.
+        if self.writer.transport.get_write_buffer_size() >= BATCH_BYTES:
+            await self.write(outbox.popleft())
+            return
+        batch: list[bytes] = []
+        size = 0
+        while outbox and size < BATCH_BYTES:
+            frame = encode_frame(outbox.popleft())
+            batch.append(frame)
+            size += len(frame)
+        self.writer.write(b"".join(batch))
         await self.writer.drain()
 
     async def close(self, code: CloseCode, reason: str) -> None:
@@ -126,26 +193,6 @@ class SwergioListener:
             session.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
 
-    async def _next_body(self, reader: asyncio.StreamReader) -> bytes | None:
-        """The next frame's body, or None when the stream ends cleanly between frames.
-
-        An idle client may stay silent for ever, but a frame once begun must be
-        finished within `frame_timeout`: a stalled half frame only holds memory.
-        """
-        first = await reader.read(1)
-        if not first:
-            return None
-        try:
-            async with asyncio.timeout(self.frame_timeout):
-                header = first + await reader.readexactly(HEADER_LENGTH - 1)
-                length = parse_header(header, max_size=self.max_frame_size)
-                return await reader.readexactly(length)
-        except TimeoutError:
-            raise FramingError(f"frame not completed within {self.frame_timeout}s") from None
-        except asyncio.IncompleteReadError as exc:
-            raise FramingError(f"stream ended inside a frame ({len(exc.partial)} of "
-                               f"{exc.expected} bytes)") from None
-
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = asyncio.get_running_loop().create_task(self._session(reader, writer))
         self._sessions.add(session)
@@ -175,22 +222,46 @@ class SwergioListener:
             await conn.wait_closed()
 
     async def _read_frames(self, reader: asyncio.StreamReader, conn: TcpConnection) -> None:
+        # An idle client may stay silent for ever, but a frame once begun must be
+        # finished within `frame_timeout`: a stalled half frame only holds memory.
+        decoder = FrameDecoder(max_size=self.max_frame_size)
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
         while conn.is_open:
-            body = await self._next_body(reader)
-            if body is None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await reader.read(READ_BYTES)
+            except TimeoutError:
+                raise FramingError(f"frame not completed within {self.frame_timeout}s") from None
+            if not data:
+                if decoder.mid_frame:
+                    raise FramingError("stream ended inside a frame")
                 return
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise FramingError(f"body is not UTF-8: {exc}") from None
-            try:
-                message = decode(text)
-            except ProtocolError as exc:
-                raise FramingError(exc.message) from None
-            # As on /ws: relay the frame as it came unless the server fills in ID or SENT_BY.
-            as_is = ID in message and SENT_BY not in message
-            try:
-                await self.hub.handle(conn, validate(message), text=text if as_is else None)
-            except ProtocolError as error:
-                log.info("refused from swergio 0.0.2 client %s (%s): %s %s", conn.name,
-                         conn.remote, error.code.value, error.message)
+            bodies = decoder.feed(data)
+            for body in bodies:
+                await self._handle_body(conn, body)
+                if not conn.is_open:
+                    return  # DISCONNECT (or a takeover): later bytes are not read
+            if decoder.error is not None:
+                raise decoder.error
+            if not decoder.mid_frame or self.frame_timeout is None:
+                deadline = None
+            elif bodies or deadline is None:  # a new frame has begun
+                deadline = loop.time() + self.frame_timeout
+
+    async def _handle_body(self, conn: TcpConnection, body: bytes) -> None:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FramingError(f"body is not UTF-8: {exc}") from None
+        try:
+            message = decode(text)
+        except ProtocolError as exc:
+            raise FramingError(exc.message) from None
+        # As on /ws: relay the frame as it came unless the server fills in ID or SENT_BY.
+        as_is = ID in message and SENT_BY not in message
+        try:
+            await self.hub.handle(conn, validate(message), text=text if as_is else None)
+        except ProtocolError as error:
+            log.info("refused from swergio 0.0.2 client %s (%s): %s %s", conn.name,
+                     conn.remote, error.code.value, error.message)
