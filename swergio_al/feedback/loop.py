@@ -109,6 +109,9 @@ class FeedbackLoop:
     cancel_below : float, optional
         After an update, pending requests scoring below this are canceled;
         the rest are re-prioritized with their new scores.
+    rescore_interval : float, default=1.0
+        Seconds between two rescorings of the pending requests: rescoring is
+        O(pending), so it is not done after every single label.
     """
 
     def __init__(self, learner: Any, *, name: str, url: str, answer: dict[str, Any],
@@ -117,6 +120,7 @@ class FeedbackLoop:
                  question: str = "", render: Render = render_table,
                  target: Callable[[Any], Any] | None = None,
                  validation: tuple[Any, Any] | None = None, cancel_below: float | None = None,
+                 rescore_interval: float = 1.0,
                  seed_labels: str | Path | None = None, token: str | None = None,
                  history_timeout: float = 30.0, reconnect: bool = True) -> None:
         self.learner = learner
@@ -130,6 +134,8 @@ class FeedbackLoop:
         self.target = target or (lambda value: value)
         self.validation = validation
         self.cancel_below = cancel_below
+        self.rescore_interval = rescore_interval
+        self._rescored_at = float("-inf")
         self.seed_labels = seed_labels
         self.history_timeout = history_timeout
         self.component = Component(name, url, token=token, reconnect=reconnect)
@@ -179,11 +185,12 @@ class FeedbackLoop:
         return self._history_count
 
     async def stop(self) -> None:
-        await self.component.close()
+        # Learning stops first: a label cut off mid-way is unacked and comes back later.
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.component.close()
 
     async def wait_closed(self) -> None:
         await self.component.wait_closed()
@@ -338,7 +345,9 @@ class FeedbackLoop:
         report = {"fit_seconds": time.perf_counter() - started, **self._measure()}
         pending = list(self.pending.items())
         scores: dict[SampleId, float] = {}
-        if pending:
+        now = time.monotonic()
+        if pending and now - self._rescored_at >= self.rescore_interval:
+            self._rescored_at = now
             values = self.learner.uncertainty(np.asarray([x for _, x in pending]))
             scores = {sid: float(v) for (sid, _), v in zip(pending, values, strict=True)}
         report["pending_scores"] = scores
