@@ -8,6 +8,7 @@ modules served from `web/`, styles and icons from `static/`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -20,6 +21,18 @@ from swergio_al.keys import CONFIG
 ASSET_DIRS = ("web", "static", "templates")
 KPI_ROOM = "kpi"  # where model loops publish LOG/KPI for the dashboard
 UNDO_SECONDS = 4.0  # how long an answer stays undoable before it is sent
+
+# Pages run no inline script and load code only from here; samples may show
+# images and sounds from anywhere (models send URLs), never run their code.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'",
+    "img-src 'self' data: blob: http: https:", "media-src 'self' data: blob: http: https:",
+    "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"])
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # a labeler token may sit in the first URL
+}
 
 
 def assets_root() -> Path:
@@ -56,14 +69,20 @@ async def label_page(request: web.Request) -> web.Response:
     if not 0.0 <= undo_seconds <= 60.0:
         raise web.HTTPBadRequest(text=f"undo must be 0 to 60 seconds, got {undo[:40]!r}")
     context = {"room": _room_of(request), "undo_seconds": undo_seconds}
-    return aiohttp_jinja2.render_template("label.html", request, context)
+    return _page("label.html", request, context)
 
 
 async def dashboard_page(request: web.Request) -> web.Response:
     prefix = request.app[CONFIG].feedback_prefix
     rooms = request.query.getall("room", []) or [prefix]
     context = {"rooms": " ".join(rooms), "kpi_room": request.query.get("kpi", KPI_ROOM)}
-    return aiohttp_jinja2.render_template("dashboard.html", request, context)
+    return _page("dashboard.html", request, context)
+
+
+def _page(template: str, request: web.Request, context: Mapping[str, object]) -> web.Response:
+    response = aiohttp_jinja2.render_template(template, request, context)
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 def setup_ui(app: web.Application) -> None:

@@ -7,8 +7,10 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -18,10 +20,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 async def get(server: TestServer, path: str) -> tuple[int, str, str]:
-    import aiohttp
+    status, headers, body = await get_with_headers(server, path)
+    return status, headers.get("Content-Type", ""), body
 
+
+async def get_with_headers(server: TestServer, path: str) -> tuple[int, Mapping[str, str], str]:
     async with aiohttp.ClientSession() as session, session.get(server.make_url(path)) as resp:
-        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+        return resp.status, resp.headers, await resp.text()
+
+
+async def test_pages_carry_a_policy_without_inline_scripts(server: TestServer) -> None:
+    for path in ("/", "/label/feedback/melody", "/dashboard"):
+        status, headers, _ = await get_with_headers(server, path)
+        assert status == 200
+        policy = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "frame-ancestors 'none'" in policy
+        assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_labeling_page_joins_the_default_feedback_room(server: TestServer) -> None:

@@ -186,7 +186,12 @@ class LabelApp {
     if (!shown) return;
     const answer = shown.control.value();
     if (answer === undefined) {
-      this.say('Pick or type an answer first.');
+      if (shown.control.textBox) {
+        shown.control.textBox.focus(); // Enter on an empty text answer opens the box
+        this.say('Type the answer, then Enter.');
+      } else {
+        this.say('Pick an answer first.');
+      }
       return;
     }
     this.flushUndoable();
@@ -340,7 +345,8 @@ class LabelApp {
     need(this.taskView, '[data-answer]').replaceChildren(control.element);
     if (entry.draft !== undefined) control.set(entry.draft);
     this.shown = { entry, control, media, since: performance.now() };
-    if (control.textBox) control.textBox.focus({ preventScroll: true });
+    // Type straight away, unless Space should first play the sample (Enter opens the box).
+    if (control.textBox && !media.toggle) control.textBox.focus({ preventScroll: true });
   }
 
   renderUndo() {

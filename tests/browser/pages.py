@@ -6,6 +6,7 @@ from typing import Any
 
 from tests.browser.samples import sample
 
+MEDIA = ("melody", "audio")
 NEXT_TASK = """prev => {
   const task = document.querySelector('[data-task]');
   return task && !task.hidden && task.dataset.sampleId && task.dataset.sampleId !== prev
@@ -29,10 +30,22 @@ async def answer_with_keyboard(page: Any, kind: str, i: int = 0) -> Any:
         await page.keyboard.press("4")
         answer = 4
     else:
+        if kind in MEDIA:  # the text box waits, so that Space plays the sample; Enter opens it
+            await page.keyboard.press("Enter")
         await page.keyboard.type("bright hum")
         answer = "bright hum"
     await page.keyboard.press("Enter")
     return answer
+
+
+async def play_and_stop(page: Any, kind: str) -> None:
+    """Space starts the sample's sound and Space stops it."""
+    playing = {"melody": "document.querySelector('[data-play]').dataset.playing === 'true'",
+               "audio": "!document.querySelector('[data-sample] audio').paused"}[kind]
+    await page.keyboard.press(" ")
+    await page.wait_for_function(playing)
+    await page.keyboard.press(" ")
+    await page.wait_for_function(f"!({playing})")
 
 
 async def wait_state(page: Any, state: str) -> None:
