@@ -245,7 +245,7 @@ class ActiveLearner(BaseEstimator):
             unknown = ~np.isin(ya, self.classes_)
             if unknown.any():
                 raise ValueError(
-                    f"label {ya[unknown][0]!r} is not one of the classes "
+                    f"label {ya[unknown][0].item()!r} is not one of the classes "
                     f"{self.classes_.tolist()}"
                 )
         return Xa, ya

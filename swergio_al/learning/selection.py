@@ -42,10 +42,11 @@ def diverse_batch(
     """Greedy batch that trades uncertainty against distance (ranked batch-mode).
 
     Among the ``candidates`` most uncertain samples (default ``max(20 n, 200)``),
-    each pick maximizes ``(1 - diversity) u(x) + diversity d(x)`` where ``u`` is the
-    score scaled to [0, 1] over the candidates and ``d`` the Euclidean distance to the
-    nearest sample already picked or labeled, scaled by its largest initial value.
-    ``diversity=0`` is plain top-n; ``diversity=1`` is k-center greedy.
+    each pick maximizes ``u(x) ** (1 - diversity) * d(x) ** diversity`` where ``u`` is
+    the score scaled to [0, 1] over the candidates and ``d`` the Euclidean distance to
+    the nearest sample already picked or labeled, scaled by its largest initial value.
+    The product (rather than a sum) makes a near-copy of a pick worthless however
+    uncertain it is. ``diversity=0`` is plain top-n; ``diversity=1`` is k-center greedy.
     """
     if not 0.0 <= diversity <= 1.0:
         raise ValueError(f"diversity must be within [0, 1], got {diversity!r}")
@@ -74,7 +75,7 @@ def diverse_batch(
     available = np.ones(len(pool), dtype=bool)
     for _ in range(n):
         dn = np.where(np.isfinite(d), d / scale if scale > 0 else 0.0, 1.0)
-        value = np.where(available, (1.0 - diversity) * u + diversity * dn, -np.inf)
+        value = np.where(available, u ** (1.0 - diversity) * dn**diversity, -np.inf)
         pick = int(np.argmax(value))
         chosen.append(pick)
         available[pick] = False

@@ -231,8 +231,11 @@ def kl_consensus(model: Any, X: ArrayLike) -> Scores:
 
 
 def _accepts_return_std(model: Any) -> bool:
+    predict = getattr(model, "predict", None)
+    if predict is None:
+        return False
     try:
-        return "return_std" in inspect.signature(model.predict).parameters
+        return "return_std" in inspect.signature(predict).parameters
     except (TypeError, ValueError):
         return False
 
