@@ -46,21 +46,22 @@ def components(args: argparse.Namespace) -> list[ComponentSpec]:
     rating_wait = args.rating_wait if args.rating_wait is not None else (
         30.0 if args.headless else 120.0)
     quiet = {"SWERGIO_AL_LOG_LEVEL": "WARNING"}
-    specs = [
-        ComponentSpec("server", (PY, "-m", "swergio_al.cli", "serve", "--port", str(args.port),
-                                 "--store", args.store), env=quiet,
-                      ready=Ready("http", f"http://127.0.0.1:{args.port}/healthz", 30.0)),
-        ComponentSpec("evaluator", (PY, "-m", "swergio_al.demos.music.evaluator", "--url", url,
-                                    "--budget", str(args.budget), "--rating-wait",
-                                    str(rating_wait), "--seed", str(args.seed)),
-                      ready=Ready("line", "evaluator ready", 60.0)),
-    ]
+    specs = [ComponentSpec("server", (PY, "-m", "swergio_al.cli", "serve", "--port",
+                                      str(args.port), "--store", args.store), env=quiet,
+                           ready=Ready("http", f"http://127.0.0.1:{args.port}/healthz", 30.0))]
     if listener is not None:
+        # No readiness wait: it may join the feedback room while the evaluator starts;
+        # tasks queued before it arrives are handed to it when it does.
         specs.append(ComponentSpec(
             "listener", (PY, "-m", "swergio_al.demos.music.labeler", "--url", url,
                          "--listener", listener, "--noise", str(args.noise),
-                         "--seed", str(args.seed + 1)),
-            ready=Ready("line", "ready", 60.0)))
+                         "--seed", str(args.seed + 1))))
+    # Evolution's first generation must find the evaluator in the room: wait for it.
+    specs.append(ComponentSpec("evaluator", (PY, "-m", "swergio_al.demos.music.evaluator",
+                                             "--url", url, "--budget", str(args.budget),
+                                             "--rating-wait", str(rating_wait),
+                                             "--seed", str(args.seed)),
+                               ready=Ready("line", "evaluator ready", 60.0)))
     evolution = [PY, "-m", "swergio_al.demos.music.evolution", "--url", url,
                  "--population", str(args.population), "--generations", str(args.generations),
                  "--seed", str(args.seed), "--evaluate-timeout", str(rating_wait + 60)]

@@ -1,0 +1,106 @@
+"""The music demo's components over a real server, and `swergio-al demo music --headless`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp.test_utils import TestServer
+
+from swergio_al.demos.music.evaluator import MelodyEvaluator
+from swergio_al.demos.music.labeler import rating_answer
+from swergio_al.demos.music.listener import SimulatedListener
+from swergio_al.demos.music.melody import Melody, decode, random_genomes
+from swergio_al.demos.music.wire import (
+    EVALUATE_ROOM,
+    FEEDBACK_ROOM,
+    genome_to_hex,
+    hex_to_genome,
+)
+from swergio_al.feedback import SKIP, Labeler
+from tests.conftest import MakeServer
+from tests.helpers import RawClient, free_port
+
+
+def test_genome_hex_round_trip() -> None:
+    genome = random_genomes(1, random_state=0)[0]
+    text = genome_to_hex(genome)
+    assert len(text) == 32
+    assert (hex_to_genome(text) == genome).all()
+
+
+def test_rating_answer_uses_the_listener_and_skips_what_it_cannot_rate() -> None:
+    genome = genome_to_hex(random_genomes(1, random_state=1)[0])
+    heard: list[Melody] = []
+
+    def fussy(melody: Melody) -> float:
+        heard.append(melody)
+        return 4.4
+
+    answer = rating_answer(fussy)
+    assert answer({"task_id": "t", "content": {"genome": genome}}) == 4
+    assert heard[0].steps == decode(hex_to_genome(genome)).steps
+    assert answer({"task_id": "t", "content": {"notes": [60]}}) is SKIP  # no genome
+    assert answer({"task_id": "t", "content": {"genome": "xyz"}}) is SKIP
+    assert rating_answer(lambda m: 9)({"task_id": "t", "content": {"genome": genome}}) is SKIP
+
+
+async def test_evaluator_asks_the_feedback_room_and_learns(make_server: MakeServer) -> None:
+    server: TestServer = await make_server()
+    url = str(server.make_url("/ws"))
+    labeler = Labeler("ears", url, rating_answer(SimulatedListener(random_state=0)),
+                      room=FEEDBACK_ROOM)
+    genomes = [genome_to_hex(g) for g in random_genomes(12, random_state=2)]
+    async with MelodyEvaluator(url, budget=3, rating_wait=10.0, random_state=0) as evaluator, \
+            labeler:
+        ga = await RawClient.connect(url, "ga", rooms=(EVALUATE_ROOM,))
+        try:
+            await ga.send({"TYPE": "DATA/FORWARD", "TO_ROOM": EVALUATE_ROOM,
+                           "DATA": {"generation": "bad", "genomes": ["not hex"]}})
+            verdicts = []
+            for generation in range(2):
+                await ga.send({"TYPE": "DATA/FORWARD", "TO_ROOM": EVALUATE_ROOM,
+                               "DATA": {"generation": generation, "genomes": genomes}})
+                verdicts.append((await ga.expect("DATA/FORWARD", timeout=15))["DATA"])
+        finally:
+            await ga.ws.close()
+            await ga.session.close()
+        assert [v["generation"] for v in verdicts] == [0, 1]  # the bad one got no answer
+        assert [v["asked"] for v in verdicts] == [3, 3]
+        assert verdicts[1]["labels"] == 6 and labeler.acked == 6
+        assert evaluator.version >= 2
+        assert len(evaluator.asked) == 6  # nothing asked twice
+        fitness = np.array(verdicts[1]["fitness"])
+        assert fitness.shape == (12,) and np.isfinite(fitness).all()
+        kinds = {kpi["model"] for kpi in evaluator.loop.kpis}
+        assert kinds == {"evaluator"}
+
+
+def test_headless_demo_improves_melodies_through_the_feedback_room(tmp_path: Path) -> None:
+    store = tmp_path / "music.db"
+    command = [sys.executable, "-m", "swergio_al.cli", "demo", "music", "--headless",
+               "--port", str(free_port()), "--store", f"sqlite:///{store}",
+               "--population", "20", "--generations", "5", "--budget", "3", "--seed", "0",
+               "--wav", str(tmp_path / "best.wav")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=90,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if "summary {" in line)
+    summary: dict[str, Any] = json.loads(line.split("summary ", 1)[1])
+    assert summary["generations"] == 5
+    assert summary["ratings"] >= 15  # 3 per generation, 6 generations measured
+    assert summary["evaluator_version"] > 1
+    assert summary["true_score_last"] > summary["true_score_first"]
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT requester, labeler, room FROM labels").fetchall()
+    assert len(rows) == summary["ratings"]  # every rating went through the feedback room
+    assert set(rows) == {("evaluator", "simulated-listener", FEEDBACK_ROOM)}
+    assert (tmp_path / "best.wav").stat().st_size > 44
+    assert "launcher  | server: stopped (code 0)" in result.stdout  # stopped cleanly, last
+    assert result.stdout.rstrip().endswith("server: stopped (code 0)")
