@@ -173,7 +173,7 @@ class FeedbackService:
             returned = await self.store.release(room, labeler, now=self.clock())
             if returned:
                 self._announce(room)
-                await self._fill_room(room)
+                await self._fill_room(room, budget=len(returned))
         except StoreError as exc:
             log.warning("could not return the tasks of %s in %s: %s", labeler, room, exc)
 
@@ -233,7 +233,7 @@ class FeedbackService:
         if outcome is not Submitted.ALREADY_LABELED:
             self._touch(room)
             self._announce(room)
-            await self._fill_room(room)
+            await self._fill_room(room, budget=overlap)
 
     async def _on_ack(self, conn: Connection, message: Message) -> None:
         label_id = self._data(message).get("label_id")
@@ -315,7 +315,7 @@ class FeedbackService:
         self._forget(task)
         self._touch(room)
         self._announce(room)
-        await self._fill_room(room, first_not=conn)
+        await self._fill_room(room, budget=1, first_not=conn)
 
     _handlers: ClassVar[dict[str, Handler]] = {
         MessageType.FEEDBACK_REQUEST: _on_request,
@@ -335,35 +335,53 @@ class FeedbackService:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def _fill(self, room: str, conn: Connection) -> None:
-        """Lease tasks to one labeler until they hold `prefetch`, or nothing is left."""
+    async def _fill(self, room: str, conn: Connection) -> int:
+        """Lease tasks to one labeler until they hold `prefetch`, or nothing is left.
+
+        Returns how many tasks it handed out.
+        """
         name = conn.name
         if conn.role is not Role.LABELER or name is None or (room, name) in self._idle:
-            return
+            return 0
         key = (room, name)
+        given = 0
         async with self._lock(key):
             held = self._held.setdefault(key, set())
             while len(held) < self.prefetch and conn.is_open and room in conn.rooms:
                 task = await self.store.claim(room, name, lease_seconds=self.lease_seconds,
                                               now=self.clock())
                 if task is None:
-                    return
+                    break
                 if not (conn.is_open and room in conn.rooms):  # left while we claimed
                     if self.hub.names.get(name) in (None, conn):
                         await self.store.release(room, name, now=self.clock())
-                    return
+                    break
                 held.add(task.task_id)
                 self._tasks[task.task_id] = task
                 self._send_task(conn, task)
                 self._touch(room)
+                given += 1
+        return given
 
-    async def _fill_room(self, room: str, *, first_not: Connection | None = None) -> None:
-        """Top up every labeler in the room, the least busy first (`first_not` last)."""
+    async def _fill_room(self, room: str, *, budget: int | None = None,
+                         first_not: Connection | None = None) -> None:
+        """Top up the labelers in the room, the least busy first (`first_not` last).
+
+        `budget` is how many tasks the change that prompted this can have made
+        claimable (a new request: its overlap); once that many are handed out
+        nobody else can get one, so the hungry labelers are not all asked
+        (which cost one store round trip each, per request, with many labelers).
+        """
         labelers = [m for m in self.hub.members(room) if m.role is Role.LABELER and m.name]
         labelers.sort(key=lambda m: (m is first_not, len(self._held.get((room, m.name or ""),
                                                                          ()))))
+        left = budget
         for member in labelers:
-            await self._fill(room, member)
+            if left is not None and left <= 0:
+                return
+            given = await self._fill(room, member)
+            if left is not None:
+                left -= given
 
     async def _withdraw(self, tasks: Iterable[Task]) -> None:
         """Tell labelers that tasks they hold were canceled, and give them new ones."""
@@ -429,7 +447,7 @@ class FeedbackService:
                 for room, tasks in rooms.items():
                     self._touch(room)
                     self._announce(room, ended=tasks)
-                    await self._fill_room(room)
+                    await self._fill_room(room, budget=len(tasks))
             except StoreError as exc:
                 log.warning("lease expiry failed, retrying: %s", exc)
 
