@@ -320,3 +320,10 @@ def test_hello_world_runs_from_its_components_file(tmp_path: Path) -> None:
     assert result.stdout.count("universe | universe -> hello") == 3
     assert "launcher | world: exited with code 0" in result.stdout
     assert "launcher | server: stopped" in result.stdout
+
+
+def test_music_generator_components_file_is_valid() -> None:
+    path = Path(__file__).parent.parent / "examples" / "music_generator" / "components.toml"
+    specs = load_components(path)
+    assert [spec.name for spec in specs] == ["server", "evaluator", "evolution"]
+    assert specs[1].ready is not None and specs[1].ready.kind == "line"

@@ -104,3 +104,16 @@ def test_headless_demo_improves_melodies_through_the_feedback_room(tmp_path: Pat
     assert (tmp_path / "best.wav").stat().st_size > 44
     assert "launcher  | server: stopped (code 0)" in result.stdout  # stopped cleanly, last
     assert result.stdout.rstrip().endswith("server: stopped (code 0)")
+
+
+def test_example_listener_is_pluggable() -> None:
+    from swergio_al.demos.music.listener import checked_rating, load_listener
+
+    example = Path(__file__).parent.parent / "examples" / "music_generator"
+    sys.path.insert(0, str(example))
+    try:
+        listener = load_listener("my_listener:likes_high_notes")
+    finally:
+        sys.path.remove(str(example))
+    melody = decode(random_genomes(1, random_state=3)[0])
+    assert 0 <= checked_rating(listener, melody) <= 5
