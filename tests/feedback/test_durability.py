@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +16,24 @@ SAMPLES = 40
 GONE = (AssertionError, ConnectionError, aiohttp.ClientError, TimeoutError)
 
 
-async def _label_until_gone(peer: Peer, acked: dict[str, object]) -> None:
+class Tally(dict[str, object]):
+    """label id -> sample id, with a way to wait until enough have come in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Condition()
+
+    async def add(self, label_id: str, sample_id: object) -> None:
+        self[label_id] = sample_id
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_for(self, done: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(done)
+
+
+async def _label_until_gone(peer: Peer, acked: Tally) -> None:
     """Answer tasks as fast as they come; record each ACKed label id. Ends with the server."""
     try:
         while True:
@@ -23,18 +41,17 @@ async def _label_until_gone(peer: Peer, acked: dict[str, object]) -> None:
             await peer.send(label_message(task["DATA"]["task_id"], "cat"))
             ack = await peer.next("FEEDBACK/ACK", timeout=10)
             assert ack["DATA"]["task_id"] == task["DATA"]["task_id"]
-            acked[ack["DATA"]["label_id"]] = task["DATA"]["sample_id"]
+            await acked.add(ack["DATA"]["label_id"], task["DATA"]["sample_id"])
     except GONE:
         return
 
 
-async def _receive_until_gone(model: Peer, received: dict[str, object],
-                              events: list[str]) -> None:
+async def _receive_until_gone(model: Peer, received: Tally, events: list[str]) -> None:
     try:
         while True:
             label = await model.next("FEEDBACK/LABEL", timeout=10)
             events.append(label["DATA"]["label_id"])
-            received[label["DATA"]["label_id"]] = label["DATA"]["sample_id"]
+            await received.add(label["DATA"]["label_id"], label["DATA"]["sample_id"])
             await model.send(feedback("ACK", label_id=label["DATA"]["label_id"]))
     except GONE:
         return
@@ -45,8 +62,8 @@ async def test_acked_labels_survive_sigkill_and_reach_the_restarted_model(
     path = tmp_path / "durable.db"
     server = ServerProcess("--store", f"sqlite:///{path}", "--lease-seconds", "30",
                            log_path=tmp_path / "server.log")
-    acked: dict[str, object] = {}  # label id -> sample id, as the labelers saw the ACKs
-    received: dict[str, object] = {}
+    acked = Tally()  # as the labelers saw the ACKs
+    received = Tally()  # as the model got the labels
     events: list[str] = []
     try:
         await asyncio.to_thread(server.start)
@@ -57,9 +74,7 @@ async def test_acked_labels_survive_sigkill_and_reach_the_restarted_model(
         receiver = asyncio.create_task(_receive_until_gone(model, received, events))
         peers = [await labeler(server.ws_url, name) for name in ("ann", "bob", "cy")]
         workers = [asyncio.create_task(_label_until_gone(p, acked)) for p in peers]
-        async with asyncio.timeout(10):
-            while len(acked) < SAMPLES // 3:
-                await asyncio.sleep(0.005)
+        await acked.wait_for(lambda: len(acked) >= SAMPLES // 3, timeout=10)
         server.kill()  # mid-stream: labels are in flight right now
         await asyncio.gather(*workers, receiver)
         for peer in (*peers, model):
@@ -72,9 +87,7 @@ async def test_acked_labels_survive_sigkill_and_reach_the_restarted_model(
         receiver = asyncio.create_task(_receive_until_gone(model, received, events))
         peers = [await labeler(server.ws_url, name) for name in ("ann", "bob", "cy")]
         workers = [asyncio.create_task(_label_until_gone(p, acked)) for p in peers]
-        async with asyncio.timeout(20):
-            while len(set(received.values())) < SAMPLES:
-                await asyncio.sleep(0.01)
+        await received.wait_for(lambda: len(set(received.values())) >= SAMPLES, timeout=20)
         for peer in (*peers, model):
             await peer.close()
         await asyncio.gather(*workers, receiver)

@@ -244,3 +244,23 @@ def test_store_urls() -> None:
         create_store("sqlite://")
     with pytest.raises(ValueError, match="unknown store"):
         create_store("mysql://x")
+
+
+async def test_concurrent_labels_commit_independently(store: Store) -> None:
+    # SQLite commits labels that arrive together in one fsync; a bad one among
+    # them must fail alone.
+    for i in range(10):
+        await store.submit(make_request(i), max_pending=100, now=NOW)
+    tasks = [await _claim(store, f"l{i}") for i in range(10)]
+    assert all(tasks)
+    attempts = [store.record_label(t.task_id, f"l{i}", i, None, label_id=f"L{i}", now=NOW)
+                for i, t in enumerate(tasks) if t is not None]
+    attempts.insert(3, store.record_label("missing", "l0", 0, None, label_id="bad", now=NOW))
+    attempts.insert(6, store.record_label(tasks[1].task_id, "l9", 0, None, label_id="bad2",
+                                          now=NOW))  # type: ignore[union-attr]
+    outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+    assert isinstance(outcomes[3], UnknownTask) and isinstance(outcomes[6], NotYourTask)
+    good = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert sorted(lb.answer for lb in good) == list(range(10))
+    assert sorted([lb.label_id async for lb in store.labels()]) == sorted(f"L{i}"
+                                                                           for i in range(10))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from swergio_al.feedback.records import (
     RequestStatus,
     RoomStats,
     SampleId,
+    StoreError,
     StoreUnavailable,
     Submitted,
     Task,
@@ -87,6 +89,15 @@ def _label(row: Sequence[Any]) -> Label:
                  answer=json.loads(answer), seconds=seconds, created=created, acked=bool(acked))
 
 
+def _settle(future: asyncio.Future[Label], outcome: Label | BaseException) -> None:
+    if future.cancelled():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 def sqlite_path(url: str) -> str:
     """`sqlite:///relative.db`, `sqlite:////abs/path.db`, `sqlite:///:memory:`."""
     prefix = "sqlite:///"
@@ -100,6 +111,9 @@ class SQLiteStore(Store):
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._batch_lock = threading.Lock()
+        self._labels_waiting: list[tuple[tuple[Any, ...], asyncio.Future[Label]]] = []
+        self._batch_queued = False
 
     # -- plumbing ----------------------------------------------------------
 
@@ -368,27 +382,64 @@ class SQLiteStore(Store):
 
     async def record_label(self, task_id: str, labeler: str, answer: object,
                            seconds: float | None, *, label_id: str, now: float) -> Label:
-        return await self._run(self._record_label, task_id, labeler, answer, seconds, label_id,
-                               now)
+        # Group commit: labels that arrive while an fsync is under way wait for the
+        # next one and share it, so throughput grows with load instead of being
+        # capped at one label per fsync.
+        if self._thread is None:
+            raise StoreUnavailable("the feedback store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Label] = loop.create_future()
+        with self._batch_lock:
+            self._labels_waiting.append(((task_id, labeler, answer, seconds, label_id, now),
+                                         future))
+            start, self._batch_queued = not self._batch_queued, True
+        if start:
+            try:
+                self._thread.submit(self._commit_labels, loop)
+            except RuntimeError:  # closing: the executor takes no more work
+                raise StoreUnavailable("the feedback store is closing") from None
+        return await future
 
-    def _record_label(self, task_id: str, labeler: str, answer: object, seconds: float | None,
-                      label_id: str, now: float) -> Label:
-        with self._transaction(durable=True) as tx:
-            task = self._leased_task(tx, task_id, labeler)
-            request = task.request
-            sample_id, is_int = _sample_key(request.sample_id)
-            request_id = tx.execute("SELECT request_id FROM tasks WHERE task_id = ?",
-                                    (task_id,)).fetchone()[0]
-            tx.execute("UPDATE tasks SET status = ?, updated = ? WHERE task_id = ?",
-                       (TaskStatus.DONE.value, now, task_id))
-            tx.execute("UPDATE requests SET labeled = labeled + 1, in_flight = in_flight - 1, "
-                       "status = CASE WHEN labeled + 1 >= overlap THEN ? ELSE status END, "
-                       "updated = ? WHERE id = ?",
-                       (RequestStatus.DONE.value, now, request_id))
-            tx.execute(f"INSERT INTO labels ({_LABEL_COLUMNS}, request_id) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                       (label_id, task_id, request.room, sample_id, is_int, request.requester,
-                        labeler, json.dumps(answer), seconds, now, request_id))
+    def _commit_labels(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._batch_lock:
+            batch, self._labels_waiting = self._labels_waiting, []
+            self._batch_queued = False
+        outcomes: list[tuple[asyncio.Future[Label], Label | BaseException]] = []
+        try:
+            with self._transaction(durable=True) as tx:
+                for args, future in batch:
+                    tx.execute("SAVEPOINT label")
+                    try:
+                        outcomes.append((future, self._record_label(tx, *args)))
+                    except StoreError as exc:  # this label only: the others still commit
+                        tx.execute("ROLLBACK TO label")
+                        outcomes.append((future, exc))
+                    tx.execute("RELEASE label")
+        except sqlite3.Error as exc:
+            failed = StoreUnavailable(f"feedback store failed: {exc}")
+            outcomes = [(future, failed) for _, future in batch]
+        except StoreError as exc:
+            outcomes = [(future, exc) for _, future in batch]
+        for future, outcome in outcomes:
+            loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def _record_label(self, tx: sqlite3.Connection, task_id: str, labeler: str, answer: object,
+                      seconds: float | None, label_id: str, now: float) -> Label:
+        task = self._leased_task(tx, task_id, labeler)
+        request = task.request
+        sample_id, is_int = _sample_key(request.sample_id)
+        request_id = tx.execute("SELECT request_id FROM tasks WHERE task_id = ?",
+                                (task_id,)).fetchone()[0]
+        tx.execute("UPDATE tasks SET status = ?, updated = ? WHERE task_id = ?",
+                   (TaskStatus.DONE.value, now, task_id))
+        tx.execute("UPDATE requests SET labeled = labeled + 1, in_flight = in_flight - 1, "
+                   "status = CASE WHEN labeled + 1 >= overlap THEN ? ELSE status END, "
+                   "updated = ? WHERE id = ?",
+                   (RequestStatus.DONE.value, now, request_id))
+        tx.execute(f"INSERT INTO labels ({_LABEL_COLUMNS}, request_id) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                   (label_id, task_id, request.room, sample_id, is_int, request.requester,
+                    labeler, json.dumps(answer), seconds, now, request_id))
         return Label(label_id=label_id, task_id=task_id, room=request.room,
                      sample_id=request.sample_id, requester=request.requester, labeler=labeler,
                      answer=answer, seconds=seconds, created=now)
