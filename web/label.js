@@ -170,6 +170,7 @@ class LabelApp {
     if (pend && TASK_GONE.has(message.CODE)) {
       pend.state = 'queued'; // sent again when the server hands this sample back
       this.updateCounts();
+      this.reclaim(pend);
       return;
     }
     if (pend) {
@@ -177,6 +178,23 @@ class LabelApp {
       this.updateCounts();
     }
     this.say(`server: ${asText(message.MESSAGE ?? message.CODE)}`);
+  }
+
+  /**
+   * The task id of an answer is gone (its lease ran out, or the server lost
+   * it). The server hands the sample out again as a new task when it can, and
+   * the answer goes with it (onTask); if it went to someone else meanwhile,
+   * this answer is no longer needed.
+   */
+  reclaim(pend) {
+    const key = asText(pend.entry.data.sample_id ?? pend.entry.data.task_id);
+    clearTimeout(pend.giveUp);
+    pend.giveUp = setTimeout(() => {
+      if (this.pending.get(key) !== pend || pend.state !== 'queued' || !this.relay?.isOpen) return;
+      this.pending.delete(key);
+      this.say(`Sample ${key} went to another labeler meanwhile; your answer was not needed.`);
+      this.updateCounts();
+    }, STALE_GRACE_MS);
   }
 
   // -- answering ----------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from tests.browser.conftest import screenshot_path
 from tests.browser.pages import next_task, wait_state
 from tests.browser.samples import TEXT, connect_model, no_label_within, request, take_labels
+from tests.conftest import MakeServer
 from tests.helpers import RawClient, ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -65,3 +66,49 @@ async def test_server_killed_and_restarted_mid_session_loses_no_label(
         await page.wait_for_selector('[data-stat="session"]:text-is("5")')
     finally:
         server.kill()
+
+
+async def test_an_answer_given_after_the_lease_ran_out_still_reaches_the_model(
+        make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server(lease_seconds=0.6, stats_interval_seconds=0.05)
+    async with await connect_model(str(server.make_url("/ws"))) as model:
+        for i in range(2):
+            await request(model, "feedback", f"slow{i}", "text", i, priority=2 - i)
+        page = await new_page(name="slowpoke")
+        await page.goto(str(server.make_url("/?undo=0")))
+        assert (await next_task(page))["sample"] == "slow0"
+        await page.wait_for_selector('[data-stat="queued"]:text-is("0")')
+        # Thinking longer than the lease: the server takes both tasks back.
+        await page.wait_for_selector('[data-stat="queued"]:text-is("2")', timeout=5000)
+        await page.keyboard.press("3")
+        await page.keyboard.press("Enter")
+        labels = await take_labels(model, 1)
+        assert labels["slow0"]["answer"] == "neutral"
+        assert labels["slow0"]["labeler"] == "slowpoke"
+        await page.wait_for_selector('[data-module="label-app"][data-unsent="0"]')
+        assert (await next_task(page, "slow0"))["sample"] == "slow1"
+
+
+async def test_an_answer_for_a_sample_someone_else_took_over_is_dropped_with_a_note(
+        make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server(lease_seconds=0.6, stats_interval_seconds=0.05)
+    ws_url = str(server.make_url("/ws"))
+    async with await connect_model(ws_url) as model, await RawClient.connect(ws_url) as other:
+        await request(model, "feedback", "only", "text", 0, priority=1)
+        page = await new_page(name="slowpoke")
+        await page.goto(str(server.make_url("/?undo=0")))
+        assert (await next_task(page))["sample"] == "only"
+        await other.send({"TYPE": "COMMAND/REGISTER", "NAME": "quick", "ROLE": "labeler",
+                          "TO_ROOM": "_command"})
+        await other.send({"TYPE": "COMMAND/JOINROOM", "ROOM": "feedback", "TO_ROOM": "_command"})
+        task = await other.expect("FEEDBACK/TASK")  # after slowpoke's lease ran out
+        await other.send({"TYPE": "FEEDBACK/LABEL", "TO_ROOM": "feedback",
+                          "DATA": {"task_id": task["DATA"]["task_id"], "answer": "negative"}})
+        labels = await take_labels(model, 1)
+        assert (labels["only"]["labeler"], labels["only"]["answer"]) == ("quick", "negative")
+        await page.keyboard.press("1")  # slowpoke answers at last
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector('[data-message]:has-text("went to another labeler")')
+        assert await page.get_attribute('[data-module="label-app"]', "data-unsent") == "0"
+        assert await page.text_content('[data-stat="session"]') == "0"
+        await no_label_within(model, 0.3)
