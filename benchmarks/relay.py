@@ -1,6 +1,8 @@
 """Relay benchmark: `swergio-al serve` against a bare aiohttp relay, on 127.0.0.1.
 
     python benchmarks/relay.py [--seconds 3] [--rounds 2] [--connections 1000]
+    python benchmarks/relay.py --nodes 2 --broker redis://127.0.0.1:6379/0
+
 
 Each server runs in its own process; the load comes from this process, over
 raw sockets with pre-built frames, so the client costs as little CPU as
@@ -10,6 +12,9 @@ possible (on a 2-core machine the server gets one core, the load the other).
   B  1 sender -> 10 receivers in one room: deliveries/s
   C  latency at a fixed 500 msg/s, 1 -> 1: p50 / p99
   D  server RSS per idle connection (connected, registered, in a room), 1000 connections
+  E  (--nodes N --broker URL) scenario B with the sender on node 1 and the
+     receivers spread over N swergio-al processes sharing the broker, beside
+     B on one process
 
 The bare relay (`--bare-server`, below) does what any relay must (parse the
 frame, join, fan out to the room) and nothing else: no validation, no SENT_BY,
@@ -318,14 +323,20 @@ async def probe(sender: Peer, receivers: list[Peer], room: str = ROOM) -> int:
 # -- scenarios ----------------------------------------------------------------
 
 
-async def throughput(server: ServerProcess, receivers_count: int,
+async def throughput(server: ServerProcess | Sequence[ServerProcess], receivers_count: int,
                      seconds: float) -> tuple[float, float]:
     """Deliveries per second from one sender to `receivers_count` room members,
     and server CPU microseconds per delivery (the figure that other load on the
-    machine disturbs least)."""
-    port = server.port
-    sender = await join(port, "sender")
-    receivers = [await join(port, f"receiver{i}") for i in range(receivers_count)]
+    machine disturbs least). Given several servers (nodes), the sender is on
+    the first and the receivers take turns over all; CPU is summed."""
+    servers = [server] if isinstance(server, ServerProcess) else list(server)
+    sender = await join(servers[0].port, "sender")
+    receivers = [await join(servers[i % len(servers)].port, f"receiver{i}")
+                 for i in range(receivers_count)]
+
+    def cpu_seconds() -> float:
+        return sum(node.cpu_seconds for node in servers)
+
     try:
         frame_size = await probe(sender, receivers)
         for peer in (sender, *receivers):
@@ -346,7 +357,7 @@ async def throughput(server: ServerProcess, receivers_count: int,
         assert sender.transport is not None
         while loop.time() < end:
             if base is None and loop.time() >= measured_from:
-                base = (loop.time(), delivered(), server.cpu_seconds)
+                base = (loop.time(), delivered(), cpu_seconds())
             if sent * receivers_count - delivered() < WINDOW * receivers_count:
                 sender.transport.write(blob)
                 sent += BATCH
@@ -355,7 +366,7 @@ async def throughput(server: ServerProcess, receivers_count: int,
                 progress.clear()
                 await progress.wait()
         assert base is not None
-        count, cpu = delivered() - base[1], server.cpu_seconds - base[2]
+        count, cpu = delivered() - base[1], cpu_seconds() - base[2]
         return count / (loop.time() - base[0]), cpu / count * 1e6
     finally:
         for peer in (sender, *receivers):
@@ -493,6 +504,38 @@ async def run(args: argparse.Namespace) -> None:
     print(table(ours, bare, args.connections))
 
 
+async def run_nodes(args: argparse.Namespace) -> None:
+    """E: fan-out across `--nodes` processes linked by `--broker`, beside one process."""
+    _raise_fd_limit()
+    single: list[tuple[float, float]] = []
+    multi: list[tuple[float, float]] = []
+    for round_ in range(args.rounds):
+        server = start_server("swergio-al")
+        try:
+            single.append(await throughput(server, 10, args.seconds))
+        finally:
+            server.stop()
+        nodes = [start_server("swergio-al", broker=args.broker) for _ in range(args.nodes)]
+        try:
+            multi.append(await throughput(nodes, 10, args.seconds))
+        finally:
+            for node in nodes:
+                node.stop()
+        print(f"round {round_ + 1}/{args.rounds}: 1 node {single[-1][0]:,.0f}/s "
+              f"{single[-1][1]:.1f}µs, {args.nodes} nodes {multi[-1][0]:,.0f}/s "
+              f"{multi[-1][1]:.1f}µs", file=sys.stderr, flush=True)
+    print(f"\nrelay benchmark, several nodes: {os.cpu_count()} cores, Python "
+          f"{sys.version.split()[0]}, ~{MESSAGE_SIZE}-byte messages, 1 sender -> 10 receivers "
+          f"(on {args.nodes} nodes: sender on node 1, receivers spread evenly), "
+          f"best of {args.rounds} rounds\n")
+    print(f"| scenario | 1 node (memory broker) | {args.nodes} nodes ({args.broker}) |")
+    print("|---|---:|---:|")
+    print(f"| E  1 -> 10 deliveries/s | {max(r for r, _ in single):,.0f} | "
+          f"{max(r for r, _ in multi):,.0f} |")
+    print(f"| E  server CPU µs per delivery (all nodes) | {min(c for _, c in single):.2f} | "
+          f"{min(c for _, c in multi):.2f} |")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -500,11 +543,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="with --broker: run scenario E across this many server processes")
+    parser.add_argument("--broker", help="broker URL linking the nodes, e.g. "
+                                         "redis://127.0.0.1:6379/0")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare_server:
         run_bare_server(args.port)
+        return 0
+    if args.nodes > 1:
+        if not args.broker:
+            parser.error("--nodes needs --broker (e.g. redis://127.0.0.1:6379/0)")
+        asyncio.run(run_nodes(args))
         return 0
     asyncio.run(run(args))
     return 0

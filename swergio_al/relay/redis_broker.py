@@ -1,9 +1,10 @@
 """Redis pub/sub between server processes, plus a presence registry of names.
 
-Wire format on the channel: one line of JSON header, a newline, then the frame
-exactly as local members received it:
+Wire format on the channel: one or more envelopes per Redis message, each a
+line of JSON header, a newline, then `length` characters of text (the frame
+exactly as local members received it):
 
-    ["<origin node>", <seq>, "<kind>", room, to, exclude]\\n{...frame...}
+    ["<origin node>", <seq>, "<kind>", room, to, exclude, length]\\n{...frame...}
 
 One channel per namespace (not one per room): the Broker interface has no
 join/leave hooks, `TO` envelopes would need per-node channels anyway, and with a
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import logging
 import random
@@ -49,7 +51,8 @@ log = logging.getLogger(__name__)
 DEFAULT_NAMESPACE = "swergio_al"
 DEFAULT_PRESENCE_TTL = 15.0
 OUR_OPTIONS = frozenset({"prefix", "presence_ttl"})
-BATCH = 512  # envelopes per pipelined round trip
+BATCH = 512  # at most this many envelopes per Redis message
+BATCH_CHARS = 256 * 1024  # and at most about this much text (a larger envelope goes alone)
 
 # Envelope kinds.
 DELIVER = "d"
@@ -239,25 +242,34 @@ class RedisBroker(Broker):
             return
         self._seq += 1
         header = json.dumps([self.node_id, self._seq, kind, envelope.room, envelope.to,
-                             envelope.exclude], separators=(",", ":"), ensure_ascii=False)
+                             envelope.exclude, len(envelope.text)], separators=(",", ":"),
+                            ensure_ascii=False)
         self._outbox.append(f"{header}\n{envelope.text}")
         self._outbox_ready.set()
         self._drained.clear()
 
     async def _send(self) -> None:
-        """Publish the outbox in order, pipelined; on failure retry the same batch."""
+        """Publish the outbox in order; on failure retry the same batch.
+
+        Whatever piled up during one round trip leaves as one Redis message, so
+        under load the per-command cost of Redis and redis-py is shared by many
+        envelopes, while a lone envelope still leaves at once.
+        """
         assert self._redis is not None
         backoff = Backoff()
         while True:
             if not self._outbox:
                 self._outbox_ready.clear()
                 await self._outbox_ready.wait()
-            batch = [self._outbox[i] for i in range(min(BATCH, len(self._outbox)))]
+            batch: list[str] = []
+            chars = 0
+            for record in itertools.islice(self._outbox, BATCH):
+                if batch and chars + len(record) > BATCH_CHARS:
+                    break
+                batch.append(record)
+                chars += len(record)
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for frame in batch:
-                    pipe.publish(self.channel, frame)
-                await pipe.execute()
+                await self._redis.publish(self.channel, "".join(batch))
             except (RedisError, OSError) as exc:
                 await self._lost("publishing", exc, backoff)
                 continue
@@ -287,25 +299,37 @@ class RedisBroker(Broker):
                     message = await pubsub.get_message(timeout=None)
                     if message is None:
                         continue
-                    try:
-                        self._receive(message["data"])
-                    except Exception:  # a bug in one delivery must not end the subscription
-                        log.exception("redis broker: handling an envelope failed")
+                    self._receive(message["data"])
             except (RedisError, OSError) as exc:
                 await self._lost("subscription", exc, backoff)
             finally:
                 await _quietly(pubsub.aclose)
 
     def _receive(self, raw: str) -> None:
-        head, _, text = raw.partition("\n")
-        try:
-            origin, seq, kind, room, to, exclude = json.loads(head)
-            if not (isinstance(origin, str) and isinstance(seq, int)):
-                raise TypeError("origin must be a string, seq an integer")
-        except (ValueError, TypeError):
-            log.warning("redis broker: ignoring a malformed envelope on %s: %.80r",
-                        self.channel, raw)
-            return
+        """One Redis message: envelopes, each a JSON header line and `length` chars of text."""
+        at = 0
+        while at < len(raw):
+            end = raw.find("\n", at)
+            try:
+                origin, seq, kind, room, to, exclude, length = json.loads(raw[at:end])
+                if end < 0 or not (isinstance(origin, str) and isinstance(seq, int)
+                                   and isinstance(length, int)
+                                   and 0 <= length <= len(raw) - end - 1):
+                    raise TypeError("bad header")
+            except (ValueError, TypeError):
+                log.warning("redis broker: ignoring a malformed envelope on %s: %.80r",
+                            self.channel, raw[at:])
+                return
+            if origin == self.node_id:
+                return  # our own batch (one message holds one node's envelopes)
+            at = end + 1 + length
+            try:
+                self._dispatch(origin, seq, kind, room, to, exclude, raw[end + 1:at])
+            except Exception:  # a bug in one delivery must not cost the others
+                log.exception("redis broker: handling an envelope from %s failed", origin)
+
+    def _dispatch(self, origin: str, seq: int, kind: str, room: str | None, to: str | None,
+                  exclude: str | None, text: str) -> None:
         if origin == self.node_id:
             return
         last = self._last_seen.get(origin)
@@ -320,9 +344,9 @@ class RedisBroker(Broker):
         if kind == DELIVER:
             assert self._on_envelope is not None
             self._on_envelope(Envelope(text=text, room=room, to=to, exclude=exclude))
-        elif kind == TAKEOVER and to in self._local:
+        elif kind == TAKEOVER and to is not None and to in self._local:
             self._taken(to)
-        elif kind == SIGNAL and self.on_signal is not None:
+        elif kind == SIGNAL and to is not None and self.on_signal is not None:
             try:
                 data = json.loads(text)
             except ValueError:
