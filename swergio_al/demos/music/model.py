@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from swergio_al.demos.music.features import genome_features
+from swergio_al.learning import ActiveLearner
 
 # Bits count for less than features: 128 of them would otherwise drown 13 features
 # under the same prior, and single bits say little about how a melody sounds.
@@ -95,13 +96,19 @@ class BayesianLinearRegression(RegressorMixin, BaseEstimator):
         return np.hstack([np.ones((values.shape[0], 1)), values])
 
 
-def evaluator_learner(*, strategy: str = "std", random_state: Any = None) -> Any:
+class RatingLearner(ActiveLearner):
+    """Predicted ratings to hundredths: what people see beside a melody ("Model says
+    3.42"), and finer than any difference a listener's stars could express."""
+
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        return np.round(np.asarray(super().predict(X), dtype=np.float64), 2)
+
+
+def evaluator_learner(*, strategy: str = "std", random_state: Any = None) -> RatingLearner:
     """The evaluator: an ActiveLearner around the Bayesian linear model.
 
     `incremental=False`: the model's exact update already equals a refit, and the
     learner's replay passes would count earlier ratings twice.
     """
-    from swergio_al.learning import ActiveLearner
-
-    return ActiveLearner(BayesianLinearRegression(), strategy, incremental=False,
+    return RatingLearner(BayesianLinearRegression(), strategy, incremental=False,
                          random_state=random_state)
