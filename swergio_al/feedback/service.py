@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ClassVar
@@ -63,7 +64,9 @@ def _field_error(message: Message, text: str) -> ProtocolError:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # Python's json accepts NaN and Infinity; neither orders a queue.
+    return isinstance(value, int | float) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 def _is_sample_id(value: Any) -> bool:
