@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from enum import IntEnum, StrEnum
@@ -170,8 +171,13 @@ def stamp_sender(text: str, sent_by: str) -> str:
     The relay's fast path: the frame a client sent is passed on as it came,
     payload untouched, instead of being parsed-then-re-encoded per message.
     """
-    end = text.rstrip().rindex("}")
-    return f'{text[:end]},"{SENT_BY}":{_encoder.encode(sent_by)}}}'
+    end = len(text) - 1 if text[-1] == "}" else text.rstrip().rindex("}")
+    return text[:end] + _sent_by_suffix(sent_by)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sent_by_suffix(sent_by: str) -> str:
+    return f',"{SENT_BY}":{_encoder.encode(sent_by)}}}'
 
 
 def logging_mirror(text: str) -> str:

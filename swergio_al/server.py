@@ -31,6 +31,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[CONFIG] = config
     app[HUB] = Hub(broker=create_broker(config.broker), max_rooms=config.max_rooms_per_connection)
     app.cleanup_ctx.append(_hub_lifetime)
+    app.on_shutdown.append(_close_connections)
     app[STORE] = create_store(config.store)
     app[FEEDBACK] = FeedbackService(
         app[HUB], app[STORE], prefix=config.feedback_prefix, lease_seconds=config.lease_seconds,
@@ -57,6 +58,12 @@ async def _hub_lifetime(app: web.Application) -> AsyncIterator[None]:
     await hub.start()
     yield
     await hub.stop()
+
+
+async def _close_connections(app: web.Application) -> None:
+    # Before aiohttp waits for the handlers: each client gets a close frame (1001)
+    # instead of waiting out the shutdown timeout and then losing its socket.
+    app[HUB].close_all()
 
 
 async def _feedback_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ from swergio_al.keys import HUB
 from swergio_al.protocol import CloseCode
 from swergio_al.relay.hub import Hub
 from tests.conftest import MakeServer
-from tests.helpers import RawClient
+from tests.helpers import RawClient, ServerProcess
 
 Message = dict[str, Any]
 HEX_UUID = re.compile(r"^[0-9a-f]{32}$")
@@ -514,6 +514,26 @@ async def test_slow_consumer_is_closed_with_1013_and_others_carry_on(
     stalled.writer.close()
 
 
+async def test_a_burst_in_one_read_does_not_count_as_a_slow_receiver(
+        make_server: MakeServer) -> None:
+    # Regression: one socket read can hold thousands of frames, all routed before
+    # the writer task runs; a receiver that reads promptly was closed with 1013.
+    server = await make_server(outbound_queue_size=16)
+    burst = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    await burst.join("burst", "r")
+    async with await RawClient.connect(ws_url_of(server), "reader", rooms=("r",)) as reader:
+        frames = [json.dumps({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "N": n}).encode()
+                  for n in range(3000)]
+        for frame in frames:
+            burst.send_frame(frame)  # buffered: all leave in one write below
+        await burst.writer.drain()
+        for n in range(3000):
+            assert (await reader.recv())["N"] == n
+        await assert_silent(reader)
+        assert hub_of(server).names["reader"].close_code is None
+    burst.writer.close()
+
+
 async def test_a_peer_that_never_reads_again_is_dropped_after_the_close_timeout(
         make_server: MakeServer) -> None:
     server = await make_server(outbound_queue_size=4, close_timeout_seconds=0.2)
@@ -573,3 +593,23 @@ async def test_every_kind_of_close_leaves_no_trace(make_server: MakeServer) -> N
     for client in clients:
         await client.close()
     await until(lambda: not hub.connections and not hub.names)
+
+
+async def test_shutdown_closes_every_client_with_1001_promptly(tmp_path: Any) -> None:
+    # Regression: open connections held SIGTERM for the whole shutdown timeout (10 s),
+    # then were dropped without a close frame.
+    server = ServerProcess("--store", f"sqlite:///{tmp_path / 'store.db'}")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, server.start)
+    try:
+        registered = await RawClient.connect(server.ws_url, "a", rooms=("r",))
+        anonymous = await RawClient.connect(server.ws_url)
+        started = loop.time()
+        exit_code = await loop.run_in_executor(None, server.terminate)
+        assert exit_code == 0
+        assert loop.time() - started < 3.0
+        for client in (registered, anonymous):
+            assert await close_code_of(client) == CloseCode.GOING_AWAY
+            await client.close()
+    finally:
+        server.__exit__()

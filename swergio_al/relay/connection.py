@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 
 #: How long a close handshake may take before the transport is simply dropped.
 DEFAULT_CLOSE_TIMEOUT = 5.0
+#: Outbox length at which `deliver` writes synchronously instead of waiting for the writer.
+SYNC_WRITE_AT = 64
 
 
 class ConnectionState(Enum):
@@ -52,6 +54,7 @@ class Connection(ABC):
         self.close_timeout = close_timeout
         self._outbox: collections.deque[str] = collections.deque()
         self._outbox_limit = outbox_limit
+        self._write_at = min(SYNC_WRITE_AT, outbox_limit)
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
@@ -64,6 +67,11 @@ class Connection(ABC):
         if self.state is not _OPEN:
             return
         outbox = self._outbox
+        if len(outbox) >= self._write_at:
+            # One incoming read can hold hundreds of frames, all routed before the
+            # writer task gets a turn: hand what the socket can take over now, so
+            # the outbox only ever holds frames the receiver is really behind on.
+            self.write_now(outbox)
         if len(outbox) >= self._outbox_limit:
             self.dropped += 1
             log.warning("closing %s (%s): outbox full (%d frames), receiver too slow",
@@ -130,6 +138,10 @@ class Connection(ABC):
     @abstractmethod
     async def write(self, text: str) -> None:
         """Send one encoded frame."""
+
+    def write_now(self, outbox: collections.deque[str]) -> None:  # noqa: B027 (optional)
+        """Without waiting, send frames from the front of `outbox` that the
+        transport can take right away (none when its peer is behind)."""
 
     async def write_from(self, outbox: collections.deque[str]) -> None:
         """Send at least the first frame of `outbox`, removing what was sent.

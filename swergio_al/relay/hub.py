@@ -203,9 +203,10 @@ class Hub:
             if service is not None:
                 await service.handle(conn, message)
                 return
-        if text is not None:
-            text = stamp_sender(text, sender)  # type: ignore[arg-type]
-        await self.publish(message, exclude=sender, text=text)
+        text = encode(message) if text is None else stamp_sender(text, sender)  # type: ignore[arg-type]
+        self._fan_out(message, text, room, to, sender)
+        if self.broker.distributed:
+            await self.broker.publish(Envelope(text=text, room=room, to=to, exclude=sender))
 
     async def publish(self, message: Message, *, exclude: str | None = None,
                       text: str | None = None) -> None:
@@ -216,11 +217,15 @@ class Hub:
         if text is None:
             text = encode(message)
         room, to = message.get(TO_ROOM), message.get(TO)
+        self._fan_out(message, text, room, to, exclude)
+        if self.broker.distributed:
+            await self.broker.publish(Envelope(text=text, room=room, to=to, exclude=exclude))
+
+    def _fan_out(self, message: Message, text: str, room: str | None, to: str | None,
+                 exclude: str | None) -> None:
         self.deliver_local(text, room=room, to=to, exclude=exclude)
         if message[TYPE] in MIRRORED_TYPES:
             self.mirror(text)
-        if self.broker.distributed:
-            await self.broker.publish(Envelope(text=text, room=room, to=to, exclude=exclude))
 
     def deliver_local(self, text: str, *, room: str | None, to: str | None,
                       exclude: str | None) -> int:

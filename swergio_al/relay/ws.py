@@ -59,17 +59,15 @@ class WebSocketConnection(Connection):
     async def write(self, text: str) -> None:
         await self.ws.send_str(text)
 
-    async def write_from(self, outbox: collections.deque[str]) -> None:
-        # Everything queued goes out in one transport write (one syscall) instead
-        # of one per frame. Frames are plain RFC 6455 text frames: the response
-        # has no compression, and aiohttp's own writes (pings, close) are whole
-        # frames too, so they cannot interleave inside ours. A peer that is
-        # behind gets the flow-controlled path, which waits for the socket.
+    def write_now(self, outbox: collections.deque[str]) -> None:
+        # Queued frames go out in one transport write (one syscall) instead of
+        # one per frame. They are plain RFC 6455 text frames: the response has
+        # no compression, and aiohttp's own writes (pings, close) are whole
+        # frames too, so nothing can interleave inside ours.
         transport = self._transport
         if (transport is None or self.ws.closed or transport.is_closing()
                 or transport.get_write_buffer_size() > BATCH_WRITE_LIMIT):
-            await self.ws.send_str(outbox.popleft())
-            return
+            return  # the peer is behind (or going): leave the frames queued
         frames = []
         size = 0
         while outbox and size < BATCH_WRITE_LIMIT:
@@ -77,6 +75,13 @@ class WebSocketConnection(Connection):
             frames.append(frame)
             size += len(frame)
         transport.write(b"".join(frames))
+
+    async def write_from(self, outbox: collections.deque[str]) -> None:
+        before = len(outbox)
+        self.write_now(outbox)
+        if len(outbox) == before:
+            # Behind: aiohttp's send waits for the socket to drain.
+            await self.ws.send_str(outbox.popleft())
 
     async def close(self, code: CloseCode, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode())
