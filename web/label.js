@@ -69,9 +69,19 @@ class LabelApp {
     need(this.taskView, '[data-submit]').addEventListener('click', (event) => { event.currentTarget.blur(); this.submit(); });
     need(this.taskView, '[data-skip]').addEventListener('click', (event) => { event.currentTarget.blur(); this.skip(); });
     need(this.undoBar, '[data-undo-button]').addEventListener('click', () => this.undo());
+    need(this.progress, '[data-change-name]').addEventListener('click', () => this.changeName());
     document.addEventListener('keydown', (event) => this.onKey(event));
     this.relay.connect();
     this.render();
+  }
+
+  /** Forget the name and start over; answers still waiting are sent first. */
+  changeName() {
+    this.flushUndoable();
+    if (this.pending.size && !window.confirm('Some answers are not confirmed yet. Change the name anyway?')) return;
+    localStorage.removeItem(NAME_KEY);
+    this.relay.close();
+    location.reload();
   }
 
   // -- connection ---------------------------------------------------------

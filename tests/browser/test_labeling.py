@@ -61,6 +61,8 @@ async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
         await wait_state(page, "open")
         assert await page.is_hidden("[data-name-form]")
         assert await page.text_content("[data-labeler-name]") == "ada"
+        await page.click("[data-change-name]")
+        await page.wait_for_selector("[data-name-form]:not([hidden])")
 
 
 async def test_undo_brings_an_answer_back_and_skip_sends_no_label(
