@@ -143,6 +143,8 @@ class SocketClient:
 
     async def recv(self) -> Message:
         opcode, payload = await self.read_frame()
+        while opcode == 0x9:  # a heartbeat ping: deliberately never answered
+            opcode, payload = await self.read_frame()
         assert opcode == 0x1, (opcode, payload)
         return json.loads(payload)  # type: ignore[no-any-return]
 
@@ -574,6 +576,30 @@ async def test_membership_is_cleaned_up_when_a_peer_vanishes(
         assert (await stays.recv())["CODE"] == "unknown_recipient"
     gone.writer.close()
     await until(lambda: not hub.connections and not hub.rooms and not hub.names)
+
+
+async def test_a_silent_peer_is_dropped_by_the_heartbeat(make_server: MakeServer) -> None:
+    # No FIN, no RST, no pong: only the heartbeat notices (a pulled cable, a frozen host).
+    server = await make_server(heartbeat_seconds=0.1)
+    hub = hub_of(server)
+    silent = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    await silent.join("silent", "r")
+    await until(no_trace(hub, "silent"), timeout=3.0)
+    silent.writer.close()
+
+
+async def test_invalid_utf8_text_frame_closes_with_1007(server: TestServer) -> None:
+    hub = hub_of(server)
+    broken = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    await broken.join("broken", "r")
+    async with await RawClient.connect(ws_url_of(server), "a", rooms=("r",)) as a, \
+            await RawClient.connect(ws_url_of(server), "b", rooms=("r",)) as b:
+        broken.send_frame(b'{"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "\xff\xfe"}')
+        assert await broken.close_code() == 1007  # invalid frame payload data
+        await until(no_trace(hub, "broken"))
+        await assert_silent(a)
+        await exchange(a, b, "r")
+    broken.writer.close()
 
 
 async def test_every_kind_of_close_leaves_no_trace(make_server: MakeServer) -> None:
