@@ -428,6 +428,16 @@ async def test_unregistered_client_is_told_to_register(server: TestServer) -> No
         assert [m.name for m in hub_of(server).rooms["r"]] == ["b"]
 
 
+async def test_joining_more_rooms_than_allowed_gets_error(make_server: MakeServer) -> None:
+    server = await make_server(max_rooms_per_connection=2)
+    async with await RawClient.connect(ws_url_of(server), "a", rooms=("r1", "r2")) as a:
+        await a.send({"ID": "j", "TYPE": "COMMAND/JOINROOM", "ROOM": "r3", "TO_ROOM": "_command"})
+        error = await a.recv()
+        assert (error["CODE"], error["REF"]) == ("too_many_rooms", "j")
+        assert hub_of(server).names["a"].rooms == {"r1", "r2"}
+        assert "r3" not in hub_of(server).rooms
+
+
 async def test_binary_frame_gets_error(server: TestServer) -> None:
     url = ws_url_of(server)
     async with await RawClient.connect(url, "a", rooms=("r",)) as a, \
