@@ -502,8 +502,11 @@ class FeedbackService:
                 except StoreError as exc:
                     log.warning("stats for %s failed: %s", room, exc)
                     continue
-                await self.hub.publish({ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value,
-                                        TO_ROOM: room, DATA: stats})
+                # Local members only: every node sends its own (from the shared store),
+                # so with several nodes nobody gets two streams of figures.
+                message = {ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value,
+                           TO_ROOM: room, DATA: stats}
+                self.hub.deliver_local(encode(message), room=room, to=None, exclude=None)
             await asyncio.sleep(self.stats_interval)
 
     async def room_stats(self, room: str) -> dict[str, Any]:

@@ -144,3 +144,30 @@ async def test_killed_nodes_leases_expire_and_the_other_node_finishes_them(
     assert sorted(label["DATA"]["sample_id"] for label in labels) == list(range(6))
     assert {label["DATA"]["labeler"] for label in labels} == {"bob"}
     assert set(held) <= {label["DATA"]["sample_id"] for label in labels}
+
+
+async def stats_within(peer: Peer, seconds: float) -> list[dict[str, object]]:
+    """Every FEEDBACK/STATS `peer` gets in the next `seconds`."""
+    got = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        try:
+            message = await peer.client.recv(left)
+        except TimeoutError:
+            break
+        if message.get("TYPE") == "FEEDBACK/STATS":
+            got.append(message["DATA"])
+    return got
+
+
+async def test_stats_reach_every_node_once_from_the_shared_store(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await requester(one.ws_url, f"model-{r}", r) as model, \
+            await Peer.connect(two.ws_url, f"watcher-{r}", room=r) as watcher:
+        await stats_within(watcher, 0.5)  # whatever the joins caused
+        await model.send(request_message("s1", room=r))
+        stats = await stats_within(watcher, 1.0)
+    assert len(stats) == 1, f"one STATS per change, from the watcher's own node: {stats}"
+    assert (stats[0]["queued"], stats[0]["labeled"]) == (1, 0)
