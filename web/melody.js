@@ -12,13 +12,16 @@ export function parseMelody(content) {
   if (!content || !Array.isArray(content.notes)) throw new TypeError('melody content needs a notes array');
   const durations = Array.isArray(content.durations) ? content.durations : [];
   const velocities = Array.isArray(content.velocities) ? content.velocities : [];
+  const starts = Array.isArray(content.starts) ? content.starts : [];
   let start = 0;
   return content.notes.map((note, i) => {
     const beats = Number(durations[i] ?? 1);
     const pitch = typeof note === 'number' && note >= 0 ? Math.round(note) : null;
     const velocity = Math.min(127, Math.max(0, Number(velocities[i] ?? 96) || 0));
-    const event = { pitch, velocity, start, beats: Number.isFinite(beats) && beats > 0 ? beats : 1 };
-    start += event.beats;
+    const given = Number(starts[i]); // explicit starts win; else events follow each other
+    const event = { pitch, velocity, start: Number.isFinite(given) && given >= 0 ? given : start,
+                    beats: Number.isFinite(beats) && beats > 0 ? beats : 1 };
+    start = event.start + event.beats;
     return event;
   });
 }
@@ -27,7 +30,8 @@ export function renderMelody(content, container) {
   const events = parseMelody(content);
   const bpm = Number(content.bpm) > 0 ? Number(content.bpm) : 120;
   const sounding = events.filter((e) => e.pitch !== null);
-  const total = events.reduce((sum, e) => sum + e.beats, 0) || 1;
+  const total = Math.max(0, ...events.map((e) => e.start + e.beats)) || 1;
+  const perBar = Number(content.beats_per_bar) > 0 ? Number(content.beats_per_bar) : 4;
   const low = sounding.length ? Math.min(...sounding.map((e) => e.pitch)) - 2 : 58;
   const high = sounding.length ? Math.max(...sounding.map((e) => e.pitch)) + 2 : 72;
   const width = total * BEAT_WIDTH;
@@ -43,7 +47,7 @@ export function renderMelody(content, container) {
   }
   for (let beat = 0; beat <= total; beat += 1) {
     roll.append(svg('line', { x1: beat * BEAT_WIDTH, x2: beat * BEAT_WIDTH, y1: 0, y2: height,
-                              class: beat % 4 === 0 ? 'bar-line' : 'beat-line' }));
+                              class: beat % perBar === 0 ? 'bar-line' : 'beat-line' }));
   }
   for (const e of sounding) {
     roll.append(svg('rect', { x: e.start * BEAT_WIDTH + 1, y: (high - e.pitch) * ROW_HEIGHT + 1,
@@ -68,7 +72,8 @@ export function renderMelody(content, container) {
   });
   button.addEventListener('click', () => { player.toggle(); button.blur(); });
   container.append(el('div', { className: 'melody' }, [roll, el('div', { className: 'melody-info' }, [
-    button, ` ${sounding.length} notes · ${total} beats · ${bpm} bpm`])]));
+    button, ` ${sounding.length} notes · ${total} beats · ${bpm} bpm`
+      + (typeof content.key === 'string' ? ` · ${content.key} ${typeof content.scale === 'string' ? content.scale : ''}` : '')])]));
   return { toggle: () => player.toggle(), stop: () => player.stop() };
 }
 

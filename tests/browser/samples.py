@@ -9,6 +9,9 @@ import struct
 import wave
 from typing import Any
 
+import numpy as np
+
+from swergio_al.demos.music.melody import decode
 from tests.helpers import RawClient
 
 KINDS = ("text", "image", "table", "melody", "audio")
@@ -51,11 +54,9 @@ def sample(kind: str, i: int) -> dict[str, Any]:
                             "petal_length": 1.4 + i / 5, "petal_width": 0.2},
                 "question": "Which iris is this?",
                 "answer": {"type": "choice", "choices": ["setosa", "versicolor", "virginica"]}}
-    if kind == "melody":
-        notes = [60 + (i + n * 2) % 12 for n in range(8)]
-        notes[3] = -1  # a rest
-        return {"content": {"notes": notes, "velocities": [90 + n for n in range(8)],
-                            "durations": [1, 0.5, 0.5, 1, 1, 2, 1, 1], "bpm": 120},
+    if kind == "melody":  # what the music demo sends: its decoded genomes
+        genome = np.random.default_rng(i).integers(0, 2, 128)
+        return {"content": decode(genome).content(),
                 "question": "How much do you like this melody?", "answer": RATING}
     if kind == "audio":
         return {"content": {"src": _wav(freq=220.0 * (1 + i / 4))},
