@@ -344,6 +344,7 @@ class LabelApp {
     if (entry && !this.shown) this.showTask(entry);
     if (entry) this.taskView.dataset.taskId = entry.data.task_id;
     this.waitingView.hidden = Boolean(entry) || !this.relay?.isOpen;
+    this.root.dataset.prefetched = String(Math.max(0, this.tasks.length - 1));
     this.renderUndo();
     this.updateCounts();
   }

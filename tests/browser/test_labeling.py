@@ -30,6 +30,15 @@ async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
         await page.keyboard.press("Enter")
         await wait_state(page, "open")
 
+        # The next task is already in the page, so answering shows it without a round trip.
+        first = (await next_task(page))["sample"]
+        await page.wait_for_selector('[data-module="label-app"][data-prefetched="1"]')
+        await page.keyboard.press("2")
+        await page.keyboard.press("Enter")
+        assert await page.get_attribute("[data-task]", "data-sample-id") not in (None, first)
+        await page.keyboard.press("u")
+        assert await page.get_attribute("[data-task]", "data-sample-id") == first
+
         expected: dict[str, Any] = {}
         shot: set[str] = set()
         previous = None
