@@ -143,6 +143,7 @@ def _refuse_constant(name: str) -> Any:
 
 
 _decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+_JSON_SPACE = " \t\n\r"
 # ASCII output: a lone surrogate escape ("\ud800") that json reads must stay an escape,
 # or the UTF-8 encoding of the frame fails on its way out.
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=True)
@@ -151,7 +152,12 @@ _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=
 def decode(text: str) -> Message:
     """Parse one frame into a message, or raise ProtocolError."""
     try:
-        value = _decoder.decode(text)
+        if text[:1] in _JSON_SPACE:  # rare: leading blanks (or nothing at all)
+            value = _decoder.decode(text)
+        else:  # raw_decode skips decode()'s two whitespace regex scans
+            value, end = _decoder.raw_decode(text)
+            if end != len(text) and text[end:].strip(_JSON_SPACE):
+                raise ValueError(f"extra data at character {end}")
     except (ValueError, RecursionError) as exc:  # ValueError: bad syntax, huge ints, NaN
         raise ProtocolError(ErrorCode.INVALID_JSON,
                             f"frame is not valid JSON: {str(exc)[:200]}") from None

@@ -265,10 +265,12 @@ async def test_payload_passes_through_untouched(server: TestServer) -> None:
         await a.ws.send_str(json.dumps({"ID": "1", "TYPE": "DATA/CUSTOM", "TO_ROOM": "r",
                                         **payload}, indent=2) + " \n")
         await a.send({"TYPE": "DATA/CUSTOM", "TO_ROOM": "r", "DATA": "lone \ud800 surrogate"})
+        await a.ws.send_str(' \n {"ID": "2", "TYPE": "DATA/CUSTOM", "TO_ROOM": "r"}\t')
         got = await b.recv()
         assert got == {"ID": "1", "TYPE": "DATA/CUSTOM", "TO_ROOM": "r", **payload,
                        "SENT_BY": "a"}
         assert (await b.recv())["DATA"] == "lone \ud800 surrogate"
+        assert (await b.recv())["ID"] == "2"
 
 
 async def test_logging_mirror_of_forward_and_gradient(server: TestServer) -> None:
@@ -358,6 +360,9 @@ async def test_disconnect_closes_normally_and_frees_the_name(server: TestServer)
 BAD_FRAMES: list[tuple[str, str, str | None]] = [
     ('{"TYPE": "DATA/TEXT", ', "invalid_json", None),
     ("", "invalid_json", None),
+    ("  ", "invalid_json", None),
+    ('{"TYPE": "DATA/TEXT", "TO_ROOM": "r"} {}', "invalid_json", None),
+    ('{"TYPE": "DATA/TEXT", "TO_ROOM": "r"}]', "invalid_json", None),
     ("[" * 100_000, "invalid_json", None),
     ('{"ID": "n", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": NaN}', "invalid_json", None),
     ('{"DATA": ' + "9" * 5000 + "}", "invalid_json", None),

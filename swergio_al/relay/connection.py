@@ -55,6 +55,7 @@ class Connection(ABC):
         self._outbox: collections.deque[str] = collections.deque()
         self._outbox_limit = outbox_limit
         self._write_at = min(SYNC_WRITE_AT, outbox_limit)
+        self._flush_soon: asyncio.Handle | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
 
@@ -79,7 +80,19 @@ class Connection(ABC):
             self.close_soon(CloseCode.TRY_AGAIN_LATER, "too slow: outbound queue full")
             return
         outbox.append(text)
-        if self._writer is None:
+        if self._flush_soon is None and self._writer is None:
+            # Written once the current batch of incoming frames has been routed, so
+            # frames routed together leave together; a plain callback, as a task
+            # (a coroutine to wait on the socket) is needed only when the peer is behind.
+            self._flush_soon = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_soon = None
+        outbox = self._outbox
+        if self.state is not _OPEN or not outbox:
+            return
+        self.write_now(outbox)
+        if outbox and self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
@@ -95,6 +108,9 @@ class Connection(ABC):
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been written."""
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+            self._flush()
         while self._writer is not None:
             await asyncio.shield(self._writer)
 
@@ -113,6 +129,9 @@ class Connection(ABC):
         if self._closer is not None:
             await self._closer
         self.state = ConnectionState.CLOSED
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+            self._flush_soon = None
         writer = self._writer
         if writer is not None:
             writer.cancel()
