@@ -102,6 +102,14 @@ export class RelayClient extends EventTarget {
     if (socket) socket.close(1000);
   }
 
+  refuse() {
+    const socket = this.socket;
+    this.socket = null;
+    clearTimeout(this.timer);
+    this.setState(ConnState.REFUSED);
+    if (socket) socket.close(1000);
+  }
+
   /** @param {object} message @returns {boolean} false when not connected (nothing sent) */
   send(message) {
     if (!this.isOpen) return false;
@@ -132,9 +140,12 @@ export class RelayClient extends EventTarget {
       console.warn('relay: ignoring a frame that is not JSON', error);
       return;
     }
-    if (message && typeof message === 'object') {
-      this.dispatchEvent(new CustomEvent('message', { detail: message }));
+    if (!message || typeof message !== 'object') return;
+    if (message.TYPE === 'ERROR' && message.CODE === 'unauthorized') {
+      this.refuse(); // a wrong or missing token: retrying cannot help
+      return;
     }
+    this.dispatchEvent(new CustomEvent('message', { detail: message }));
   }
 
   onClose(socket, code) {
@@ -143,7 +154,7 @@ export class RelayClient extends EventTarget {
     if (code === CLOSE_TAKEN_OVER) {
       this.setState(ConnState.TAKEN_OVER);
     } else if (code === CLOSE_UNAUTHORIZED || code === CLOSE_POLICY) {
-      this.setState(ConnState.REFUSED);
+      this.refuse();
     } else {
       this.scheduleReconnect();
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -144,3 +146,28 @@ async def test_hostile_sample_text_renders_as_text(make_server: MakeServer, new_
             await page.keyboard.press("s")
         assert await page.evaluate("window.__xss") is None
         assert watch.dialogs == []
+
+
+async def test_token_from_the_link_is_sent_on_register_and_leaves_the_address_bar(
+        server: Any, new_page: Any) -> None:
+    page = await new_page(name="tia")
+    registers: list[dict[str, Any]] = []
+    both = asyncio.Event()
+
+    def on_frame(frame: str) -> None:
+        if '"COMMAND/REGISTER"' in frame:
+            registers.append(json.loads(frame))
+            if len(registers) == 2:
+                both.set()
+
+    def on_socket(ws: Any) -> None:
+        ws.on("framesent", on_frame)
+
+    page.on("websocket", on_socket)
+    await page.goto(str(server.make_url("/?token=s3cret&undo=1")))
+    await wait_state(page, "open")
+    assert "token" not in page.url and page.url.endswith("/?undo=1")
+    await page.reload()  # the tab keeps the token; the URL never shows it again
+    await asyncio.wait_for(both.wait(), 10)
+    assert [(r["NAME"], r["ROLE"], r["TOKEN"]) for r in registers] == [
+        ("tia", "labeler", "s3cret")] * 2
