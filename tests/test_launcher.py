@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +328,30 @@ def test_music_generator_components_file_is_valid() -> None:
     specs = load_components(path)
     assert [spec.name for spec in specs] == ["server", "evaluator", "evolution"]
     assert specs[1].ready is not None and specs[1].ready.kind == "line"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_components_stop_when_the_launcher_is_killed(tmp_path: Path) -> None:
+    script(tmp_path, "service.py", SERVICE)
+    path = components(tmp_path, """
+        [[component]]
+        name = "orphan"
+        script = "service.py"
+        args = ["orphan"]
+        cwd = "."
+        ready = { line = "orphan up" }
+    """)
+    process = subprocess.Popen([*SWERGIO_AL, "run", str(path)], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "orphan: ready" in line:
+            break
+    process.kill()  # SIGKILL: the launcher gets no chance to stop anything
+    process.communicate(timeout=10)
+    stops = tmp_path / "stops"
+    # The component's own SIGTERM handler writes the file; wait for that, bounded.
+    deadline = time.monotonic() + 10
+    while not stops.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stops.read_text() == "orphan\n"
