@@ -171,7 +171,9 @@ class LabelApp {
   onCancel(data) {
     const gone = new Set((data.sample_ids ?? []).map(asText));
     const before = this.tasks.length;
+    const shownGone = this.tasks.length > 0 && gone.has(asText(this.tasks[0].data.sample_id));
     this.tasks = this.tasks.filter((entry) => !gone.has(asText(entry.data.sample_id)));
+    if (shownGone) this.say('The model no longer needs that sample; here is the next one.');
     if (this.tasks.length !== before) this.render();
   }
 

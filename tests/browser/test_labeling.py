@@ -171,3 +171,22 @@ async def test_token_from_the_link_is_sent_on_register_and_leaves_the_address_ba
     await asyncio.wait_for(both.wait(), 10)
     assert [(r["NAME"], r["ROLE"], r["TOKEN"]) for r in registers] == [
         ("tia", "labeler", "s3cret")] * 2
+
+
+async def test_a_sample_the_model_cancels_leaves_the_screen(make_server: MakeServer,
+                                                            new_page: Any) -> None:
+    server = await make_server()
+    async with await RawClient.connect(str(server.make_url("/ws")), "model",
+                                       rooms=("feedback",)) as model:
+        for i in range(3):
+            await request(model, "feedback", f"c{i}", "text", i, priority=3 - i)
+        page = await new_page(name="cat")
+        await page.goto(str(server.make_url("/?undo=0")))
+        assert (await next_task(page))["sample"] == "c0"
+        await model.send({"TYPE": "FEEDBACK/CANCEL", "TO_ROOM": "feedback",
+                          "DATA": {"sample_ids": ["c0"]}})
+        assert (await next_task(page, "c0"))["sample"] == "c1"
+        assert "no longer needs" in (await page.text_content("[data-message]") or "")
+        await page.keyboard.press("1")
+        await page.keyboard.press("Enter")
+        assert set(await take_labels(model, 1)) == {"c1"}
