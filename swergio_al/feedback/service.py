@@ -167,6 +167,8 @@ class FeedbackService:
         for task_id in self._held.pop(key, set()):
             self._tasks.pop(task_id, None)
         self._locks.pop(key, None)
+        if self.hub.names.get(conn.name) is not conn:
+            return  # the name was taken over on another node: its leases go with it
         # A closing connection's handler may be cancelled while it cleans up; the
         # leases must go back all the same, so the work runs in a task we own.
         await asyncio.shield(self._spawn(self._return_leases(room, conn.name)))

@@ -171,3 +171,26 @@ async def test_stats_reach_every_node_once_from_the_shared_store(
         stats = await stats_within(watcher, 1.0)
     assert len(stats) == 1, f"one STATS per change, from the watcher's own node: {stats}"
     assert (stats[0]["queued"], stats[0]["labeled"]) == (1, 0)
+
+
+async def test_a_labeler_reconnecting_to_the_other_node_keeps_their_tasks(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await requester(one.ws_url, f"model-{r}", r) as model:
+        old = await labeler(one.ws_url, "dana", r)
+        for i in range(2):
+            await model.send(request_message(i, room=r))
+        held = {(await old.next("FEEDBACK/TASK"))["DATA"]["task_id"] for _ in range(2)}
+        async with await labeler(two.ws_url, "dana", r) as new:
+            # The newer connection takes the name over; the leases go with it.
+            closed = await old.client.ws.receive(timeout=5)
+            assert closed.data == 4001
+            resent = {(await new.next("FEEDBACK/TASK"))["DATA"]["task_id"] for _ in range(2)}
+            assert resent == held
+            for task_id in sorted(held):
+                await new.send(label_message(task_id, "cat", room=r))
+                assert (await new.next("FEEDBACK/ACK"))["DATA"]["task_id"] == task_id
+            labels = await labels_for(model, 2)
+        await old.close()
+    assert sorted(label["DATA"]["sample_id"] for label in labels) == [0, 1]
