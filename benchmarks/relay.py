@@ -364,7 +364,11 @@ async def throughput(server: ServerProcess | Sequence[ServerProcess], receivers_
                 await asyncio.sleep(0)  # let the receivers read
             else:
                 progress.clear()
-                await progress.wait()
+                try:
+                    await asyncio.wait_for(progress.wait(), 10)
+                except TimeoutError:
+                    raise RuntimeError(f"{server.kind}: deliveries stopped (a receiver closed?)"
+                                       ) from None
         assert base is not None
         count, cpu = delivered() - base[1], cpu_seconds() - base[2]
         return count / (loop.time() - base[0]), cpu / count * 1e6
@@ -499,7 +503,9 @@ async def run(args: argparse.Namespace) -> None:
                   f"C p50 {result.p50[-1]:.3f} p99 {result.p99[-1]:.3f} ms  "
                   f"({time.monotonic() - started:.1f}s)", file=sys.stderr, flush=True)
     cpus = os.cpu_count()
-    print(f"\nrelay benchmark: {cpus} cores, Python {sys.version.split()[0]}, "
+    load = "/".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\nrelay benchmark: {cpus} cores, load average {load} (1/5/15 min; other work on "
+          f"the machine slows both servers), Python {sys.version.split()[0]}, "
           f"~{MESSAGE_SIZE}-byte messages, best of {args.rounds} rounds\n")
     print(table(ours, bare, args.connections))
 
