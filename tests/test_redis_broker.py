@@ -96,6 +96,10 @@ async def test_presence_names_online_elsewhere_only(nodes: tuple[Node, Node]) ->
     assert not await one.broker.is_online("model"), "is_online means on *another* node"
     assert not await two.broker.is_online("nobody")
     await one.broker.release("model")
+    # Node two remembers "model" as online until node one's GONE arrives; the
+    # fence published after it proves it has.
+    await one.broker.publish(room_envelope("fence"))
+    await two.wait_for(two.envelopes, 1)
     assert not await two.broker.is_online("model")
 
 

@@ -28,6 +28,7 @@ import itertools
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -52,12 +53,14 @@ DEFAULT_NAMESPACE = "swergio_al"
 DEFAULT_PRESENCE_TTL = 15.0
 OUR_OPTIONS = frozenset({"prefix", "presence_ttl"})
 BATCH = 512  # at most this many envelopes per Redis message
+REMOTE_CACHE = 100_000  # names remembered as online elsewhere (expired ones dropped past it)
 BATCH_CHARS = 256 * 1024  # and at most about this much text (a larger envelope goes alone)
 
 # Envelope kinds.
 DELIVER = "d"
 TAKEOVER = "t"  # a newer connection on the origin node registered `to`
 SIGNAL = "s"  # for services: topic in `to`, JSON data as the text
+GONE = "g"  # `to` disconnected from the origin node
 
 # Refresh this node's names; re-claim any that vanished (Redis restarted, or
 # they expired while Redis was unreachable); report those another node now owns.
@@ -143,6 +146,10 @@ class RedisBroker(Broker):
         self._redis: aioredis.Redis | None = None
         self._on_envelope: OnEnvelope | None = None
         self._local: set[str] = set()
+        # Names seen online on other nodes, until (monotonic time): spares `TO`
+        # traffic a Redis round trip per message. A node that releases a name
+        # says so (GONE); a killed node's names age out of here as from Redis.
+        self._remote: dict[str, float] = {}
         self._seq = 0
         self._last_seen: dict[str, int] = {}
         self._outbox: collections.deque[str] = collections.deque()
@@ -344,6 +351,8 @@ class RedisBroker(Broker):
         if kind == DELIVER:
             assert self._on_envelope is not None
             self._on_envelope(Envelope(text=text, room=room, to=to, exclude=exclude))
+        elif kind == GONE and to is not None:
+            self._remote.pop(to, None)
         elif kind == TAKEOVER and to is not None and to in self._local:
             self._taken(to)
         elif kind == SIGNAL and to is not None and self.on_signal is not None:
@@ -378,6 +387,7 @@ class RedisBroker(Broker):
         self._local.discard(name)
         if self.state is not BrokerState.RUNNING:
             return
+        self._enqueue(GONE, Envelope(text="", room=None, to=name, exclude=None))
         try:
             await self._release(keys=[self._name_key(name)], args=[self.node_id])
         except (RedisError, OSError) as exc:
@@ -387,13 +397,21 @@ class RedisBroker(Broker):
     async def is_online(self, name: str) -> bool:
         if self.state is not BrokerState.RUNNING:
             return False
+        now = time.monotonic()
+        if self._remote.get(name, 0.0) > now:
+            return True
         assert self._redis is not None
         try:
             owner = await self._redis.get(self._name_key(name))
         except (RedisError, OSError) as exc:
             log.warning("redis broker: presence lookup of %s failed: %s", name, exc)
             return False
-        return owner is not None and owner != self.node_id
+        online = owner is not None and owner != self.node_id
+        if online:
+            if len(self._remote) >= REMOTE_CACHE:
+                self._remote = {n: t for n, t in self._remote.items() if t > now}
+            self._remote[name] = now + self.presence_ttl_seconds / 2
+        return online
 
     def _taken(self, name: str) -> None:
         self._local.discard(name)
