@@ -170,7 +170,7 @@ class RedisBroker(Broker):
         # redis-py's own retries would stall the event loop's callers; our loops retry.
         self._redis = aioredis.from_url(
             self._redis_url, decode_responses=True, retry=Retry(NoBackoff(), 0),
-            socket_timeout=3.0, socket_connect_timeout=3.0,
+            socket_timeout=3.0, socket_connect_timeout=3.0, socket_keepalive=True,
             client_name=f"{self.namespace}:{self.node_id}".replace(" ", "_"))
         try:
             await self._redis.ping()
