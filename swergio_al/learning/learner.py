@@ -163,7 +163,6 @@ class ActiveLearner(BaseEstimator):
             raise ValueError(f"incremental must be 'auto', True or False, got {self.incremental!r}")
         self.strategy_ = get_strategy(self.strategy)
         self._strategy_takes_rng = accepts_random_state(self.strategy_)
-        self.rng_ = np.random.default_rng(self.random_state)
         self.regression_ = _regression(self.estimator)
         self.incremental_ = hasattr(self.estimator, "partial_fit") and self.incremental in (
             "auto",
@@ -187,6 +186,7 @@ class ActiveLearner(BaseEstimator):
         self._labels = _LabeledSet()
         self._generation = 0
         self._lock = threading.RLock()
+        self.rng_ = np.random.default_rng(self.random_state)  # last: marks the state as ready
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -73,8 +73,10 @@ def test_incremental_false_refits_even_with_partial_fit(blobs: Any) -> None:
                             incremental=False).teach(X[:20], y[:20])
     learner.teach(X[20:21], y[20:21])
     assert learner.estimator_.fits_ == 1 and not hasattr(learner.estimator_, "partial_fits_")
-    with pytest.raises(ValueError, match="partial_fit"):
-        ActiveLearner(LogisticRegression(), incremental=True).teach(X[:5], y[:5])
+    misconfigured = ActiveLearner(LogisticRegression(), incremental=True)
+    for _ in range(2):  # the error stays: no half-made state lets a second call through
+        with pytest.raises(ValueError, match="partial_fit"):
+            misconfigured.teach(X[:5], y[:5])
     with pytest.raises(ValueError, match="incremental must be"):
         ActiveLearner(LogisticRegression(), incremental="sometimes").teach(X[:5], y[:5])
 
