@@ -50,13 +50,16 @@ def assets_root() -> Path:
         f"or {package.parent}; reinstall swergio-al")
 
 
+def _not_feedback(room: str, prefix: str) -> str:
+    return f"{room[:80]!r} is not a feedback room: their names start with {prefix!r}"
+
+
 def _room_of(request: web.Request) -> str:
     """The feedback room a labeling page joins; anything else is a clear 404."""
     prefix = request.app[CONFIG].feedback_prefix
     room = request.match_info.get("room", prefix).strip("/")
-    if room != prefix and not room.startswith(prefix + "/"):
-        raise web.HTTPNotFound(text=f"{room!r} is not a feedback room: feedback rooms are "
-                                    f"{prefix!r} or start with {prefix + '/'!r}")
+    if not room.startswith(prefix):  # the FeedbackService's own test
+        raise web.HTTPNotFound(text=_not_feedback(room, prefix))
     return room
 
 
@@ -75,8 +78,13 @@ async def label_page(request: web.Request) -> web.Response:
 async def dashboard_page(request: web.Request) -> web.Response:
     prefix = request.app[CONFIG].feedback_prefix
     rooms = request.query.getall("room", []) or [prefix]
-    context = {"rooms": " ".join(rooms), "kpi_room": request.query.get("kpi", KPI_ROOM)}
-    return _page("dashboard.html", request, context)
+    for room in rooms:
+        if not room.startswith(prefix):
+            raise web.HTTPBadRequest(text=_not_feedback(room, prefix))
+    kpi_room = request.query.get("kpi", KPI_ROOM)
+    if not kpi_room or kpi_room.startswith("_"):
+        raise web.HTTPBadRequest(text=f"kpi must name an ordinary room, got {kpi_room[:80]!r}")
+    return _page("dashboard.html", request, {"rooms": rooms, "kpi_room": kpi_room})
 
 
 def _page(template: str, request: web.Request, context: Mapping[str, object]) -> web.Response:

@@ -68,8 +68,12 @@ async def test_undo_window_must_be_a_sane_number(server: TestServer) -> None:
 
 
 async def test_dashboard_and_assets_are_served(server: TestServer) -> None:
-    status, _, body = await get(server, "/dashboard?room=feedback/melody&room=feedback")
-    assert status == 200 and 'data-rooms="feedback/melody feedback"' in body
+    status, _, body = await get(server, "/dashboard?room=feedback/melody&room=feedback/a%27b")
+    assert status == 200
+    assert """data-rooms='["feedback/melody", "feedback/a\\u0027b"]'""" in body
+    for query in ("room=models", "kpi=_logging", "kpi="):
+        status, _, body = await get(server, f"/dashboard?{query}")
+        assert status == 400 and ("not a feedback room" in body or "ordinary room" in body)
     for path, mime in [("/web/label.js", "javascript"), ("/web/dashboard.js", "javascript"),
                        ("/static/app.css", "text/css"), ("/static/icon.svg", "image/svg")]:
         status, kind, _ = await get(server, path)

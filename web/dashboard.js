@@ -22,7 +22,7 @@ function pick(data, ...keys) {
 class Dashboard {
   constructor(root) {
     this.root = root;
-    this.rooms = (root.dataset.rooms || 'feedback').split(/\s+/).filter(Boolean);
+    this.rooms = JSON.parse(root.dataset.rooms || '["feedback"]'); // names may hold any character
     this.kpiRoom = root.dataset.kpiRoom || 'kpi';
     this.statsByRoom = new Map();
     this.models = new Map();
