@@ -142,6 +142,8 @@ async def test_hostile_sample_text_renders_as_text(make_server: MakeServer, new_
             injected = await page.evaluate(
                 "document.querySelectorAll('[data-task] img, [data-task] script').length")
             assert injected == 0
+            if previous == "x2":  # the JSON fallback, showing hostile text harmlessly
+                await page.screenshot(path=screenshot_path("label-fallback"))
             await page.keyboard.press("Escape")  # leaves a text box, if there is one
             await page.keyboard.press("s")
         assert await page.evaluate("window.__xss") is None
