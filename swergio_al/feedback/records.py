@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -39,6 +39,8 @@ class FeedbackRequest:
     confidence: float | None = None
     priority: float = 0.0
     overlap: int = 1
+    # The requester's other DATA keys: stored, never shown to labelers, returned with labels.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def task_fields(self) -> dict[str, Any]:
         return {"sample_id": self.sample_id, "kind": self.kind, "content": self.content,
@@ -83,10 +85,12 @@ class Label:
     seconds: float | None
     created: float
     acked: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # the request's, for the requester
 
     def message_data(self, *, replay: bool) -> dict[str, Any]:
-        return {"label_id": self.label_id, "sample_id": self.sample_id, "answer": self.answer,
-                "labeler": self.labeler, "seconds": self.seconds, "replay": replay}
+        return {**self.extra, "label_id": self.label_id, "sample_id": self.sample_id,
+                "answer": self.answer, "labeler": self.labeler, "seconds": self.seconds,
+                "replay": replay}
 
     def export_row(self) -> dict[str, Any]:
         return {"label_id": self.label_id, "room": self.room, "sample_id": self.sample_id,

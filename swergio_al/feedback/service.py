@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 LabelerKey = tuple[str, str]  # (room, labeler name)
 Handler = Callable[["FeedbackService", Connection, Message], Awaitable[None]]
 MAX_OVERLAP = 100
+# The FEEDBACK/REQUEST fields the service reads; any other DATA key is the
+# requester's own (features, say) and comes back with each label of the sample.
+REQUEST_FIELDS = frozenset({"sample_id", "kind", "content", "question", "answer", "prediction",
+                            "confidence", "priority", "overlap"})
 # Replays are written in slices, waiting for each to drain, so ten thousand
 # unacked labels never overflow a connection's outbox.
 REPLAY_SLICE = 256
@@ -232,7 +236,9 @@ class FeedbackService:
                                   answer=data["answer"], kind=kind, content=data.get("content"),
                                   question=question, prediction=data.get("prediction"),
                                   confidence=confidence, priority=float(priority),
-                                  overlap=overlap)
+                                  overlap=overlap,
+                                  extra={k: v for k, v in data.items()
+                                         if k not in REQUEST_FIELDS})
         outcome = await self.store.submit(request, max_pending=self.max_pending,
                                           now=self.clock())
         if outcome is not Submitted.ALREADY_LABELED:

@@ -26,17 +26,15 @@ async def _url(make_server: MakeServer, **overrides: Any) -> str:
     return str(server.make_url("/ws"))
 
 
-async def _answer_all(peer: Peer, answer: str, stop: asyncio.Event) -> list[Message]:
-    """Label every task until `stop`; returns the ACKs."""
-    acks = []
-    while not stop.is_set():
-        try:
-            task = await peer.next("FEEDBACK/TASK", timeout=0.2)
-        except TimeoutError:
-            continue
+async def _answer_all(peer: Peer, answer: str, acks: list[Message],
+                      all_acked: asyncio.Event, total: int) -> None:
+    """Label every task; record the ACKs (`all_acked` once `total` are in, all peers)."""
+    while True:
+        task = await peer.next("FEEDBACK/TASK", timeout=30)
         await peer.send(label_message(task["DATA"]["task_id"], answer))
         acks.append(await peer.next("FEEDBACK/ACK"))
-    return acks
+        if len(acks) >= total:
+            all_acked.set()
 
 
 async def test_two_labelers_label_twenty_samples_exactly_once(make_server: MakeServer) -> None:
@@ -45,12 +43,17 @@ async def test_two_labelers_label_twenty_samples_exactly_once(make_server: MakeS
             await labeler(url, "bob") as bob:
         for i in range(20):
             await model.send(request_message(i, priority=i))
-        stop = asyncio.Event()
-        workers = [asyncio.create_task(_answer_all(ann, "cat", stop)),
-                   asyncio.create_task(_answer_all(bob, "dog", stop))]
-        labels = [await model.next("FEEDBACK/LABEL") for _ in range(20)]
-        stop.set()
-        acks = [ack for worker in workers for ack in await worker]
+        acks: list[Message] = []
+        all_acked = asyncio.Event()
+        workers = [asyncio.create_task(_answer_all(ann, "cat", acks, all_acked, 20)),
+                   asyncio.create_task(_answer_all(bob, "dog", acks, all_acked, 20))]
+        try:
+            labels = [await model.next("FEEDBACK/LABEL") for _ in range(20)]
+            await asyncio.wait_for(all_acked.wait(), timeout=5)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
         assert sorted(label["DATA"]["sample_id"] for label in labels) == list(range(20))
         assert {a["DATA"]["label_id"] for a in acks} == {lb["DATA"]["label_id"] for lb in labels}
@@ -362,3 +365,19 @@ async def test_other_messages_in_a_feedback_room_are_relayed(make_server: MakeSe
         await model.send({"TYPE": "LOG/KPI", "TO_ROOM": ROOM, "DATA": {"version": 3}})
         kpi = await dash.next("LOG/KPI")
         assert kpi["DATA"] == {"version": 3} and kpi["SENT_BY"] == "model"
+
+
+async def test_the_requesters_own_keys_come_back_with_labels_only(
+        make_server: MakeServer) -> None:
+    url = await _url(make_server)
+    async with await requester(url) as model, await labeler(url, "ann") as ann:
+        await model.send(request_message("s1", features=[0.5, 1.5], label_id="not-mine"))
+        task = await ann.next("FEEDBACK/TASK")
+        assert "features" not in task["DATA"]  # labelers see only what they need
+        await ann.send(label_message(task["DATA"]["task_id"], "cat"))
+        live = await model.next("FEEDBACK/LABEL")
+        assert live["DATA"]["features"] == [0.5, 1.5]
+        assert live["DATA"]["label_id"] != "not-mine"  # protocol keys win
+        await model.send(feedback("HISTORY"))
+        replayed = await model.next("FEEDBACK/LABEL")
+        assert replayed["DATA"]["features"] == [0.5, 1.5] and replayed["DATA"]["replay"]

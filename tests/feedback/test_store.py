@@ -264,3 +264,27 @@ async def test_concurrent_labels_commit_independently(store: Store) -> None:
     assert sorted(lb.answer for lb in good) == list(range(10))
     assert sorted([lb.label_id async for lb in store.labels()]) == sorted(f"L{i}"
                                                                            for i in range(10))
+
+
+async def test_sqlite_store_migrates_a_version_one_file_keeping_its_data(
+        tmp_path: Path) -> None:
+    from swergio_al.feedback.store.schema import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:  # a file as the first release left it
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            db.execute(statement.format(serial="INTEGER PRIMARY KEY"))
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        db.execute("INSERT INTO requests (room, sample_id, requester, kind, answer, status, "
+                   "created, updated) VALUES (?, 'old', 'model', 'text', ?, 'open', 0, 0)",
+                   (ROOM, '{"type": "text"}'))
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        assert await store.schema_version() == LATEST
+        task = await _claim(store)
+        assert task is not None and task.request.sample_id == "old"
+        assert task.request.extra == {}
+    finally:
+        await store.close()

@@ -64,6 +64,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX labels_requester ON labels (requester, acked)",
         "CREATE INDEX labels_room ON labels (room, created)",
     ],
+    [
+        # Request DATA keys the server does not know (a model's own context for the
+        # sample, e.g. its features), echoed back with every label of the sample.
+        "ALTER TABLE requests ADD COLUMN extra TEXT",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

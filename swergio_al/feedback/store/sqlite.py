@@ -41,7 +41,8 @@ from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 T = TypeVar("T")
 
 _REQUEST_COLUMNS = ("r.id, r.room, r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, "
-                    "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap")
+                    "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap, "
+                    "r.extra")
 _TASK_SELECT = (f"SELECT t.task_id, t.labeler, t.lease_expires, t.status, {_REQUEST_COLUMNS} "
                 "FROM tasks t JOIN requests r ON r.id = t.request_id")
 _LABEL_COLUMNS = ("label_id, task_id, room, sample_id, sample_is_int, requester, labeler, answer, "
@@ -68,11 +69,14 @@ def _sample(text: str, is_int: int) -> SampleId:
 
 def _request(row: Sequence[Any]) -> FeedbackRequest:
     (_, room, sample_id, is_int, requester, kind, content, answer, question, prediction,
-     confidence, priority, overlap) = row
+     confidence, priority, overlap) = row[:13]
+    # The PostgreSQL store shares these helpers; a row without `extra` has none.
+    extra = row[13] if len(row) > 13 else None
     return FeedbackRequest(room=room, sample_id=_sample(sample_id, is_int), requester=requester,
                            kind=kind, content=_load(content), answer=json.loads(answer),
                            question=question, prediction=_load(prediction),
-                           confidence=confidence, priority=priority, overlap=overlap)
+                           confidence=confidence, priority=priority, overlap=overlap,
+                           extra=_load(extra) or {})
 
 
 def _task(row: Sequence[Any]) -> Task:
@@ -81,12 +85,13 @@ def _task(row: Sequence[Any]) -> Task:
                 lease_expires=lease_expires, status=TaskStatus(status))
 
 
-def _label(row: Sequence[Any]) -> Label:
+def _label(row: Sequence[Any], extra: str | None = None) -> Label:
     (label_id, task_id, room, sample_id, is_int, requester, labeler, answer, seconds, created,
      acked) = row
     return Label(label_id=label_id, task_id=task_id, room=room,
                  sample_id=_sample(sample_id, is_int), requester=requester, labeler=labeler,
-                 answer=json.loads(answer), seconds=seconds, created=created, acked=bool(acked))
+                 answer=json.loads(answer), seconds=seconds, created=created, acked=bool(acked),
+                 extra=_load(extra) or {})
 
 
 def _settle(future: asyncio.Future[Label], outcome: Label | BaseException) -> None:
@@ -214,7 +219,8 @@ class SQLiteStore(Store):
         sample_id, is_int = _sample_key(request.sample_id)
         fields = (request.requester, request.kind, _dump(request.content),
                   json.dumps(request.answer), request.question, _dump(request.prediction),
-                  request.confidence, request.priority, request.overlap)
+                  request.confidence, request.priority, request.overlap,
+                  _dump(request.extra or None))
         with self._transaction() as tx:
             row = tx.execute("SELECT id, status FROM requests WHERE room = ? AND sample_id = ?",
                              (request.room, sample_id)).fetchone()
@@ -223,7 +229,8 @@ class SQLiteStore(Store):
             if row is not None and row[1] == RequestStatus.OPEN:
                 tx.execute("UPDATE requests SET requester = ?, kind = ?, content = ?, answer = ?, "
                            "question = ?, prediction = ?, confidence = ?, priority = ?, "
-                           "overlap = ?, updated = ? WHERE id = ?", (*fields, now, row[0]))
+                           "overlap = ?, extra = ?, updated = ? WHERE id = ?",
+                           (*fields, now, row[0]))
                 return Submitted.UPDATED
             pending = tx.execute("SELECT COUNT(*) FROM requests WHERE requester = ? AND "
                                  "status = ?", (request.requester, RequestStatus.OPEN.value))
@@ -233,13 +240,14 @@ class SQLiteStore(Store):
             if row is not None:  # canceled earlier: ask again, from scratch
                 tx.execute("UPDATE requests SET requester = ?, kind = ?, content = ?, "
                            "answer = ?, question = ?, prediction = ?, confidence = ?, "
-                           "priority = ?, overlap = ?, status = ?, updated = ? WHERE id = ?",
+                           "priority = ?, overlap = ?, extra = ?, status = ?, updated = ? "
+                           "WHERE id = ?",
                            (*fields, RequestStatus.OPEN.value, now, row[0]))
                 return Submitted.REOPENED
             tx.execute("INSERT INTO requests (room, sample_id, sample_is_int, requester, kind, "
                        "content, answer, question, prediction, confidence, priority, overlap, "
-                       "status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                       "?, ?)", (request.room, sample_id, is_int, *fields,
+                       "extra, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                       "?, ?, ?, ?, ?)", (request.room, sample_id, is_int, *fields,
                                  RequestStatus.OPEN.value, now, now))
             return Submitted.CREATED
 
@@ -442,7 +450,7 @@ class SQLiteStore(Store):
                     labeler, json.dumps(answer), seconds, now, request_id))
         return Label(label_id=label_id, task_id=task_id, room=request.room,
                      sample_id=request.sample_id, requester=request.requester, labeler=labeler,
-                     answer=answer, seconds=seconds, created=now)
+                     answer=answer, seconds=seconds, created=now, extra=request.extra)
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
         return await self._run(self._ack, label_id, requester, now)
@@ -459,16 +467,19 @@ class SQLiteStore(Store):
             return True
 
     async def unacked(self, requester: str) -> list[Label]:
-        return await self._run(self._select_labels, "requester = ? AND acked = 0", (requester,))
+        return await self._run(self._select_labels, "l.requester = ? AND l.acked = 0",
+                               (requester,))
 
     async def history(self, room: str, requester: str) -> list[Label]:
-        return await self._run(self._select_labels, "room = ? AND requester = ?",
+        return await self._run(self._select_labels, "l.room = ? AND l.requester = ?",
                                (room, requester))
 
     def _select_labels(self, where: str, args: tuple[Any, ...]) -> list[Label]:
-        rows = self.db.execute(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE {where} ORDER BY seq",
-                               args)
-        return [_label(row) for row in rows]
+        """Labels as the requester gets them: with their request's extra keys."""
+        columns = ", ".join(f"l.{c.strip()}" for c in _LABEL_COLUMNS.split(","))
+        rows = self.db.execute(f"SELECT {columns}, r.extra FROM labels l JOIN requests r "
+                               f"ON r.id = l.request_id WHERE {where} ORDER BY l.seq", args)
+        return [_label(row[:-1], row[-1]) for row in rows]
 
     async def labels(self, *, room: str | None = None,
                      batch: int = 1000) -> AsyncIterator[Label]:
