@@ -129,12 +129,12 @@ class TcpConnection(Connection):
         self.writer.write(encode_frame(text))
         await self.writer.drain()
 
-    async def write_from(self, outbox: collections.deque[str]) -> None:
-        # Whatever queued up meanwhile leaves in one socket write. Only while the
-        # socket keeps up: a peer that is behind gets one frame per drain, so its
-        # backlog stays in the bounded outbox and the slow-consumer rule applies.
-        if self.writer.transport.get_write_buffer_size() >= BATCH_BYTES:
-            await self.write(outbox.popleft())
+    def write_now(self, outbox: collections.deque[str]) -> None:
+        # Queued frames leave in one socket write, but only while the socket keeps
+        # up: for a peer that is behind they stay in the bounded outbox, where the
+        # slow-consumer rule sees them.
+        transport = self.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() >= BATCH_BYTES:
             return
         batch: list[bytes] = []
         size = 0
@@ -142,8 +142,13 @@ class TcpConnection(Connection):
             frame = encode_frame(outbox.popleft())
             batch.append(frame)
             size += len(frame)
-        self.writer.write(b"".join(batch))
-        await self.writer.drain()
+        transport.write(b"".join(batch))
+
+    async def write_from(self, outbox: collections.deque[str]) -> None:
+        before = len(outbox)
+        self.write_now(outbox)
+        if len(outbox) == before:
+            await self.write(outbox.popleft())  # behind: wait for the socket to drain
 
     async def close(self, code: CloseCode, reason: str) -> None:
         # TCP has no close codes: the reason only goes to the log.
