@@ -426,7 +426,7 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             failed = StoreUnavailable(f"feedback store failed: {exc}")
             outcomes = [(future, failed) for _, future in batch]
-        except StoreError as exc:
+        except Exception as exc:  # rolled back; no waiter may be left hanging
             outcomes = [(future, exc) for _, future in batch]
         for future, outcome in outcomes:
             loop.call_soon_threadsafe(_settle, future, outcome)
