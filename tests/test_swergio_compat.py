@@ -163,6 +163,8 @@ async def test_refused_messages_are_logged_never_answered(
             await tcp.send({"TYPE": "DATA/TEXT", "TO": "nobody", "DATA": "x"})
             await tcp.send({"TYPE": "NO/SUCH", "TO_ROOM": "r"})
             await tcp.send({"TYPE": "DATA/TEXT", "DATA": "no recipient"})
+            # 0.0.2 broadcast every command to _command; here only the server reads it.
+            await tcp.send({"TYPE": "COMMAND/SAVEMODELWEIGHTS", "TO_ROOM": "_command"})
             # The next frame the client sees is its own sync: no ERROR, no ack came first.
             await tcp.sync()
             await unregistered.nothing_within(0.1)
@@ -174,7 +176,8 @@ async def test_refused_messages_are_logged_never_answered(
         await tcp.close()
         await unregistered.close()
     refusals = [r.getMessage() for r in caplog.records if "refused from swergio" in r.getMessage()]
-    codes = ("not_registered", "not_in_room", "unknown_recipient", "unknown_type", "no_recipient")
+    codes = ("not_registered", "not_in_room", "unknown_recipient", "unknown_type", "no_recipient",
+             "reserved_room")
     for code in codes:
         assert any(code in line for line in refusals), (code, refusals)
 
