@@ -135,13 +135,18 @@ def active_loop(
 
 
 def run_in_pool(
-    runner: Callable[[Spec], Result], specs: list[Spec], jobs: int, log: Callable[[str], None]
+    runner: Callable[[Spec], Result],
+    specs: list[Spec],
+    jobs: int,
+    log: Callable[[str], None],
+    save: Callable[[Result], None] = lambda result: None,
 ) -> list[Result]:
     results: list[Result] = []
     started = time.perf_counter()
     with get_context("fork").Pool(jobs) as pool:
         for k, result in enumerate(pool.imap_unordered(runner, specs), 1):
             results.append(result)
+            save(result)
             if k % max(1, len(specs) // 10) == 0 or k == len(specs):
                 log(f"  {k}/{len(specs)} runs, {time.perf_counter() - started:.0f} s")
     return results
@@ -158,8 +163,9 @@ OUR_STRATEGIES = {
     "committee (vote entropy)": "vote_entropy",
     "committee (KL)": "kl_consensus",
 }
-# the LogisticRegression committee refits 5 members per label: one committee row for it
-SKIP = {("lr-refit", "committee (KL)")}
+# committees cost 5 models per label: one committee row per model (vote entropy is the
+# one modAL has too)
+SKIP = {("lr-refit", "committee (KL)"), ("sgd-incremental", "committee (vote entropy)")}
 DIVERSITY = 0.3
 
 
@@ -270,6 +276,15 @@ def run_modal_elsewhere(python: str, args: argparse.Namespace) -> list[Result]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env)
     return [_result_from_json(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def _saver(path: str | None) -> Callable[[Result], None]:
+    def save(result: Result) -> None:
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps(asdict(result)) + "\n")
+
+    return save
 
 
 def _result_from_json(line: str) -> Result:
@@ -444,8 +459,8 @@ def our_specs(
                 for model in ("sgd-partial", "sgd-replay", "sgd-refit"):
                     specs.append(Spec("ours", dataset, model, "margin", seed=seed,
                                       max_labels=max_labels))
-    # longest first, so the pool's two workers finish together
-    return sorted(specs, key=lambda s: (not s.strategy.startswith("committee"), s.model))
+    # seed by seed, so an interrupted run with --save still holds whole comparisons
+    return sorted(specs, key=lambda s: (s.seed, s.dataset != "digits"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -458,8 +473,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", choices=("all", "incremental"), default="all",
                         help="incremental: only the incremental-vs-refit rows (margin)")
     parser.add_argument("--no-timing", action="store_true", help="skip the 10 000-row timing")
+    parser.add_argument("--timing-only", action="store_true", help="only the 10 000-row timing")
     parser.add_argument("--modal-python", help="interpreter with modAL-python installed")
-    parser.add_argument("--save", help="write every run as JSON lines to this file")
+    parser.add_argument("--save", help="append every run, as it ends, to this JSON-lines file")
+    parser.add_argument("--load", action="append", default=[], metavar="FILE",
+                        help="print the tables of runs saved with --save (repeatable); run nothing")
     parser.add_argument("--modal-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.datasets = [d for d in args.datasets.split(",") if d]
@@ -478,16 +496,27 @@ def main(argv: list[str] | None = None) -> None:
         print(text, flush=True)
 
     started = time.perf_counter()
+    if args.timing_only:
+        timing(out)
+        return
+    if args.load:
+        results = []
+        for path in args.load:
+            with open(path) as f:
+                results += [_result_from_json(line) for line in f if line.startswith("{")]
+        print_curves(results, out)
+        print_incremental(results, out)
+        return
+    save = _saver(args.save)
     specs = our_specs(args.datasets, args.seeds, args.max_labels, not args.no_sgd, args.rows)
     out(f"ours: {len(specs)} runs on {args.jobs} processes")
-    results = run_in_pool(run_ours, specs, args.jobs, out)
+    results = run_in_pool(run_ours, specs, args.jobs, out, save)
     if args.modal_python:
         out("modAL: running in " + args.modal_python)
-        results += run_modal_elsewhere(args.modal_python, args)
-    if args.save:
-        with open(args.save, "w") as f:
-            for r in results:
-                f.write(json.dumps(asdict(r)) + "\n")
+        modal = run_modal_elsewhere(args.modal_python, args)
+        for result in modal:
+            save(result)
+        results += modal
     print_curves(results, out)
     print_incremental(results, out)
     if not args.no_timing:
