@@ -297,9 +297,10 @@ async def test_malformed_envelopes_on_the_channel_are_ignored(
     try:
         async with await RawClient.connect(one.ws_url, name("a"), rooms=(r,)) as a, \
                 await RawClient.connect(two.ws_url, name("b"), rooms=(r,)) as b:
-            for garbage in ("no header", "[1, 2]\n{}", '["x", "seq", "d", null, null, null, 2]\n{}',
-                            '["x", 1, "d", "r", null, null, 99]\n{}',
-                            '["x", 1, "s", null, "feedback/queue", null, 8]\nnot json'):
+            for garbage in ("no header", "[1, 2]\n{}",
+                            '["x", [["seq", "d", null, null, null, 2]]]\n{}',
+                            '["x", [[1, "d", "r", null, null, 99]]]\n{}',
+                            '["x", [[2, "s", null, "feedback/queue", null, 8]]]\nnot json'):
                 assert await redis.publish(f"{prefix}:0:relay", garbage) == 2
             await a.send({"TYPE": "DATA/TEXT", "TO_ROOM": r, "DATA": "still here"})
             assert (await b.expect("DATA/TEXT"))["DATA"] == "still here"

@@ -1,10 +1,10 @@
 """Redis pub/sub between server processes, plus a presence registry of names.
 
-Wire format on the channel: one or more envelopes per Redis message, each a
-line of JSON header, a newline, then `length` characters of text (the frame
-exactly as local members received it):
+Wire format on the channel: one Redis message carries a batch of one node's
+envelopes: a JSON header line, a newline, then the envelopes' texts (each frame
+exactly as local members received it) back to back:
 
-    ["<origin node>", <seq>, "<kind>", room, to, exclude, length]\\n{...frame...}
+    ["<origin node>", [[<seq>, "<kind>", room, to, exclude, <length>], ...]]\\n{...}{...}
 
 One channel per namespace (not one per room): the Broker interface has no
 join/leave hooks, `TO` envelopes would need per-node channels anyway, and with a
@@ -48,6 +48,10 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
                       "pip install 'swergio-al[redis]'") from exc
 
 log = logging.getLogger(__name__)
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+# An envelope waiting to leave: (seq, kind, room, to, exclude, text).
+Outgoing = tuple[int, str, str | None, str | None, str | None, str]
 
 DEFAULT_NAMESPACE = "swergio_al"
 DEFAULT_PRESENCE_TTL = 15.0
@@ -152,7 +156,7 @@ class RedisBroker(Broker):
         self._remote: dict[str, float] = {}
         self._seq = 0
         self._last_seen: dict[str, int] = {}
-        self._outbox: collections.deque[str] = collections.deque()
+        self._outbox: collections.deque[Outgoing] = collections.deque()
         self._outbox_ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -248,10 +252,8 @@ class RedisBroker(Broker):
                             self.outbox_limit, self.dropped)
             return
         self._seq += 1
-        header = json.dumps([self.node_id, self._seq, kind, envelope.room, envelope.to,
-                             envelope.exclude, len(envelope.text)], separators=(",", ":"),
-                            ensure_ascii=False)
-        self._outbox.append(f"{header}\n{envelope.text}")
+        self._outbox.append((self._seq, kind, envelope.room, envelope.to, envelope.exclude,
+                             envelope.text))
         self._outbox_ready.set()
         self._drained.clear()
 
@@ -268,15 +270,18 @@ class RedisBroker(Broker):
             if not self._outbox:
                 self._outbox_ready.clear()
                 await self._outbox_ready.wait()
-            batch: list[str] = []
+            batch: list[Outgoing] = []
             chars = 0
-            for record in itertools.islice(self._outbox, BATCH):
-                if batch and chars + len(record) > BATCH_CHARS:
+            for outgoing in itertools.islice(self._outbox, BATCH):
+                if batch and chars + len(outgoing[5]) > BATCH_CHARS:
                     break
-                batch.append(record)
-                chars += len(record)
+                batch.append(outgoing)
+                chars += len(outgoing[5])
+            header = _encode([self.node_id, [[seq, kind, room, to, exclude, len(text)]
+                                             for seq, kind, room, to, exclude, text in batch]])
+            payload = "\n".join((header, "".join(outgoing[5] for outgoing in batch)))
             try:
-                await self._redis.publish(self.channel, "".join(batch))
+                await self._redis.publish(self.channel, payload)
             except (RedisError, OSError) as exc:
                 await self._lost("publishing", exc, backoff)
                 continue
@@ -313,25 +318,33 @@ class RedisBroker(Broker):
                 await _quietly(pubsub.aclose)
 
     def _receive(self, raw: str) -> None:
-        """One Redis message: envelopes, each a JSON header line and `length` chars of text."""
+        """One Redis message: a header line listing the envelopes, then their texts."""
+        head, newline, body = raw.partition("\n")
+        try:
+            origin, rows = json.loads(head)
+            if not (newline and isinstance(origin, str) and isinstance(rows, list)):
+                raise TypeError("bad header")
+        except (ValueError, TypeError):
+            log.warning("redis broker: ignoring a malformed envelope on %s: %.80r",
+                        self.channel, raw)
+            return
+        if origin == self.node_id:
+            return  # our own
         at = 0
-        while at < len(raw):
-            end = raw.find("\n", at)
+        for row in rows:
             try:
-                origin, seq, kind, room, to, exclude, length = json.loads(raw[at:end])
-                if end < 0 or not (isinstance(origin, str) and isinstance(seq, int)
-                                   and isinstance(length, int)
-                                   and 0 <= length <= len(raw) - end - 1):
-                    raise TypeError("bad header")
+                seq, kind, room, to, exclude, length = row
+                if not (isinstance(seq, int) and isinstance(length, int)
+                        and 0 <= length <= len(body) - at):
+                    raise TypeError("bad row")
             except (ValueError, TypeError):
-                log.warning("redis broker: ignoring a malformed envelope on %s: %.80r",
-                            self.channel, raw[at:])
+                log.warning("redis broker: ignoring a malformed envelope from %s: %.80r",
+                            origin, row)
                 return
-            if origin == self.node_id:
-                return  # our own batch (one message holds one node's envelopes)
-            at = end + 1 + length
+            text = body[at:at + length]
+            at += length
             try:
-                self._dispatch(origin, seq, kind, room, to, exclude, raw[end + 1:at])
+                self._dispatch(origin, seq, kind, room, to, exclude, text)
             except Exception:  # a bug in one delivery must not cost the others
                 log.exception("redis broker: handling an envelope from %s failed", origin)
 
