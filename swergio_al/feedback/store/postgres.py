@@ -54,7 +54,8 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 _REQUEST_COLUMNS = ("r.id, r.room, r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, "
-                    "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap")
+                    "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap, "
+                    "r.extra")
 _TASK_COLUMNS = f"t.task_id, t.labeler, t.lease_expires, t.status, {_REQUEST_COLUMNS}"
 _TASK_SELECT = f"SELECT {_TASK_COLUMNS} FROM tasks t JOIN requests r ON r.id = t.request_id"
 _LABEL_COLUMNS = ("label_id, task_id, room, sample_id, sample_is_int, requester, labeler, answer, "
@@ -158,7 +159,8 @@ class PostgresStore(Store):
         sample_id, is_int = _sample_key(request.sample_id)
         fields = (request.requester, request.kind, _dump(request.content),
                   json.dumps(request.answer), request.question, _dump(request.prediction),
-                  request.confidence, request.priority, request.overlap)
+                  request.confidence, request.priority, request.overlap,
+                  _dump(request.extra or None))
         while True:
             async with self._connection() as conn:
                 row = await conn.fetchrow("SELECT id, status FROM requests WHERE room = $1 AND "
@@ -169,7 +171,7 @@ class PostgresStore(Store):
                     await conn.execute(
                         "UPDATE requests SET requester = $1, kind = $2, content = $3, "
                         "answer = $4, question = $5, prediction = $6, confidence = $7, "
-                        "priority = $8, overlap = $9, updated = $10 WHERE id = $11",
+                        "priority = $8, overlap = $9, extra = $10, updated = $11 WHERE id = $12",
                         *fields, now, row["id"])
                     return Submitted.UPDATED
                 pending = await conn.fetchval("SELECT COUNT(*) FROM requests WHERE "
@@ -182,14 +184,15 @@ class PostgresStore(Store):
                     await conn.execute(
                         "UPDATE requests SET requester = $1, kind = $2, content = $3, "
                         "answer = $4, question = $5, prediction = $6, confidence = $7, "
-                        "priority = $8, overlap = $9, status = $10, updated = $11 "
-                        "WHERE id = $12", *fields, _OPEN, now, row["id"])
+                        "priority = $8, overlap = $9, extra = $10, status = $11, updated = $12 "
+                        "WHERE id = $13", *fields, _OPEN, now, row["id"])
                     return Submitted.REOPENED
                 created = await conn.fetchval(
                     "INSERT INTO requests (room, sample_id, sample_is_int, requester, kind, "
                     "content, answer, question, prediction, confidence, priority, overlap, "
-                    "status, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-                    "$10, $11, $12, $13, $14, $15) ON CONFLICT (room, sample_id) DO NOTHING "
+                    "extra, status, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+                    "$9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (room, sample_id) "
+                    "DO NOTHING "
                     "RETURNING id", request.room, sample_id, is_int, *fields, _OPEN, now, now)
                 if created is not None:
                     return Submitted.CREATED
@@ -339,7 +342,7 @@ class PostgresStore(Store):
                 is_int, request.requester, labeler, json.dumps(answer), seconds, now, request_id)
         return Label(label_id=label_id, task_id=task_id, room=request.room,
                      sample_id=request.sample_id, requester=request.requester, labeler=labeler,
-                     answer=answer, seconds=seconds, created=now)
+                     answer=answer, seconds=seconds, created=now, extra=request.extra)
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
         async with self._connection() as conn:
@@ -353,16 +356,19 @@ class PostgresStore(Store):
             return True
 
     async def unacked(self, requester: str) -> list[Label]:
-        return await self._select_labels("requester = $1 AND acked = 0", requester)
+        return await self._select_labels("l.requester = $1 AND l.acked = 0", requester)
 
     async def history(self, room: str, requester: str) -> list[Label]:
-        return await self._select_labels("room = $1 AND requester = $2", room, requester)
+        return await self._select_labels("l.room = $1 AND l.requester = $2", room, requester)
 
     async def _select_labels(self, where: str, *args: Any) -> list[Label]:
+        """Labels as the requester gets them: with their request's extra keys."""
+        columns = ", ".join(f"l.{column.strip()}" for column in _LABEL_COLUMNS.split(","))
         async with self._connection(transaction=False) as conn:
-            rows = await conn.fetch(f"SELECT {_LABEL_COLUMNS} FROM labels WHERE {where} "
-                                    "ORDER BY seq", *args)
-        return [_label(_row(row)) for row in rows]
+            rows = await conn.fetch(f"SELECT {columns}, r.extra FROM labels l JOIN requests r "
+                                    f"ON r.id = l.request_id WHERE {where} ORDER BY l.seq",
+                                    *args)
+        return [_label(_row(row)[:-1], row[-1]) for row in rows]
 
     async def labels(self, *, room: str | None = None,
                      batch: int = 1000) -> AsyncIterator[Label]:
