@@ -124,3 +124,46 @@ def test_a_schema_that_is_not_a_plain_identifier_is_refused() -> None:
 
     with pytest.raises(ValueError, match="plain SQL identifier"):
         PostgresStore('postgresql://127.0.0.1/test?schema=x";drop')
+
+
+async def test_extra_keys_round_trip_to_the_requester(two_nodes: Nodes) -> None:
+    one, two = two_nodes
+    request = make_request("s1")
+    request.extra = {"features": [0.5, 1.5], "batch": 3}
+    await one.submit(request, max_pending=10, now=1.0)
+    task = await two.claim(ROOM, "ann", lease_seconds=60, now=2.0)
+    assert task is not None and task.request.extra == request.extra
+    await two.record_label(task.task_id, "ann", "cat", 1.0, label_id="L1", now=3.0)
+    (unacked,) = await one.unacked("model")
+    (history,) = await one.history(ROOM, "model")
+    assert unacked.extra == history.extra == request.extra
+
+
+async def test_a_first_release_schema_is_migrated_in_place(url: str) -> None:
+    import asyncpg
+
+    from swergio_al.feedback.store.postgres import PostgresStore, split_url
+    from swergio_al.feedback.store.schema import MIGRATIONS
+
+    dsn, schema = split_url(url)
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}"'})
+    try:  # the tables as the first release left them, with one open request
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            await conn.execute(statement.format(serial="SERIAL PRIMARY KEY"))
+        await conn.execute("INSERT INTO schema_version VALUES (1)")
+        await conn.execute("INSERT INTO requests (room, sample_id, requester, kind, answer, "
+                           "status, created, updated) VALUES ($1, 'old', 'model', 'text', "
+                           "'{\"type\": \"text\"}', 'open', 0, 0)", ROOM)
+    finally:
+        await conn.close()
+    store = PostgresStore(url)
+    await store.open()
+    try:
+        assert await store.schema_version() == LATEST
+        task = await store.claim(ROOM, "ann", lease_seconds=60, now=1.0)
+        assert task is not None and task.request.sample_id == "old"
+        assert task.request.extra == {}
+    finally:
+        await store.close()
