@@ -71,6 +71,9 @@ class LabelApp {
     need(this.undoBar, '[data-undo-button]').addEventListener('click', () => this.undo());
     need(this.progress, '[data-change-name]').addEventListener('click', () => this.changeName());
     document.addEventListener('keydown', (event) => this.onKey(event));
+    // Leaving the page ends the undo window: the answer goes now, not never.
+    // beforeunload still has an open socket on desktop; pagehide is what phones fire.
+    for (const type of ['beforeunload', 'pagehide']) window.addEventListener(type, () => this.flushUndoable());
     this.relay.connect();
     this.render();
   }

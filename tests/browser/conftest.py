@@ -78,6 +78,7 @@ async def new_page(browser: Any, watch: PageWatch) -> Any:
         contexts.append(context)
         if name is not None:
             await context.add_init_script(
+                "if (location.protocol.startsWith('http')) "
                 f"localStorage.setItem('swergio_al.labeler', {json.dumps(name)})")
         page = await context.new_page()
         page.set_default_timeout(10_000)

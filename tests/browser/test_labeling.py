@@ -192,3 +192,19 @@ async def test_a_sample_the_model_cancels_leaves_the_screen(make_server: MakeSer
         await page.keyboard.press("1")
         await page.keyboard.press("Enter")
         assert set(await take_labels(model, 1)) == {"c1"}
+
+
+async def test_leaving_the_page_sends_the_answer_still_in_its_undo_window(
+        make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server()
+    async with await RawClient.connect(str(server.make_url("/ws")), "model",
+                                       rooms=("feedback",)) as model:
+        await request(model, "feedback", "bye", "text", 0, priority=1)
+        page = await new_page(name="gus")
+        await page.goto(str(server.make_url("/?undo=30")))
+        assert (await next_task(page))["sample"] == "bye"
+        await page.keyboard.press("2")
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector("[data-undo]:not([hidden])")
+        await page.goto("about:blank")
+        assert (await take_labels(model, 1, timeout=5))["bye"]["answer"] == "negative"
