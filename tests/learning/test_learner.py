@@ -47,8 +47,8 @@ def test_teach_uses_partial_fit_with_replay_and_keeps_the_labels(blobs: Any) -> 
     assert model.fits_ == 1 and learner.version_ == 1
     learner.teach(X[30:31], y[30:31])
     assert learner.estimator_ is model  # learned in place, no refit
-    assert model.fits_ == 1 and model.partial_fits_ == 2
-    assert model.last_batch_ == 1 + 8  # the new label and a replay of 8 earlier ones
+    assert model.fits_ == 1 and model.partial_fits_ == 1
+    assert model.last_batch_ == 2 * (1 + 8)  # two passes of the new label and 8 earlier ones
     assert learner.version_ == 2 and learner.n_labels_ == 31
     np.testing.assert_array_equal(learner.y_labeled_, y[:31])
     np.testing.assert_array_equal(learner.X_labeled_, X[:31])
