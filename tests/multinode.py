@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,3 +75,18 @@ def start_nodes(count: int, *args: str, logs: Path,
                 node.kill()
             raise
     return nodes
+
+
+def stop_nodes(nodes: list[ServerProcess]) -> list[int]:
+    """SIGTERM every node (SIGKILL one that will not stop); their exit codes.
+
+    Every node is stopped even when an earlier one fails, so none outlives the test.
+    """
+    codes = []
+    for node in nodes:
+        try:
+            codes.append(node.terminate())
+        except subprocess.TimeoutExpired:
+            node.kill()
+            codes.append(-9)
+    return codes

@@ -25,6 +25,7 @@ from tests.multinode import (
     new_prefix,
     require_redis,
     start_nodes,
+    stop_nodes,
 )
 
 PRESENCE_TTL = 1.0  # seconds; short so a killed node's names expire within a test
@@ -50,8 +51,7 @@ def start_relays(prefix: str, logs: Path, count: int) -> list[ServerProcess]:
 def nodes(prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
     started = start_relays(prefix, tmp_path_factory.mktemp("nodes"), 2)
     yield started
-    for node in started:
-        assert node.terminate() == 0, "a node did not shut down cleanly"
+    assert stop_nodes(started) == [0] * len(started), "a node did not shut down cleanly"
 
 
 def room() -> str:

@@ -16,7 +16,14 @@ import pytest
 from tests.feedback.helpers import Peer, label_message, labeler, request_message, requester
 from tests.feedback.postgres import drop_schema, fresh_schema_url, require_postgres
 from tests.helpers import Message, ServerProcess
-from tests.multinode import broker_url, delete_keys, new_prefix, require_redis, start_nodes
+from tests.multinode import (
+    broker_url,
+    delete_keys,
+    new_prefix,
+    require_redis,
+    start_nodes,
+    stop_nodes,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -47,8 +54,7 @@ def nodes(backends: tuple[str, str],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
     started = start_feedback_nodes(backends, tmp_path_factory.mktemp("feedback-nodes"), 2)
     yield started
-    for node in started:
-        assert node.terminate() == 0, "a node did not shut down cleanly"
+    assert stop_nodes(started) == [0] * len(started), "a node did not shut down cleanly"
 
 
 def room() -> str:
