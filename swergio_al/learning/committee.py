@@ -49,6 +49,9 @@ class Committee(BaseEstimator):
     (1,)
     """
 
+    # members are trained on the labels themselves, not on encoded 0..K-1
+    members_know_labels = True
+
     def __init__(
         self,
         estimator: Any,

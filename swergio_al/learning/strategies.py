@@ -162,14 +162,28 @@ def _member_inputs(model: Any, X: NDArray[Any]) -> list[NDArray[Any]]:
 
 
 def _class_positions(model: Any, member: Any) -> NDArray[np.intp]:
-    """Column of the committee's ``classes_`` for each of the member's classes."""
+    """Column of the committee's ``classes_`` for each of the member's classes.
+
+    sklearn's ensembles train their members on encoded labels 0..K-1 (a bagged member
+    may know only some of them); a :class:`~swergio_al.learning.Committee`'s members
+    know the labels themselves.
+    """
     classes = np.asarray(model.classes_)
     own = np.asarray(member.classes_)
-    if np.isin(own, classes).all():
-        order = np.argsort(classes)
-        return np.asarray(order[np.searchsorted(classes, own, sorter=order)], dtype=np.intp)
-    # sklearn ensembles train members on encoded labels 0..K-1
-    return own.astype(np.intp)
+    encoded = (
+        not getattr(model, "members_know_labels", False)
+        and np.issubdtype(own.dtype, np.number)
+        and bool(np.all((own >= 0) & (own < len(classes)) & (own == np.round(own))))
+    )
+    if encoded:
+        return own.astype(np.intp)
+    if not np.isin(own, classes).all():
+        raise ValueError(
+            f"a member knows classes {own.tolist()} that the committee's classes "
+            f"{classes.tolist()} do not hold"
+        )
+    order = np.argsort(classes)
+    return np.asarray(order[np.searchsorted(classes, own, sorter=order)], dtype=np.intp)
 
 
 def member_probabilities(model: Any, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:

@@ -23,6 +23,7 @@ from swergio_al.learning import (
     kl_consensus,
     least_confidence,
     margin,
+    member_probabilities,
     random,
     std,
     vote_entropy,
@@ -185,3 +186,22 @@ def test_random_scores_follow_the_random_state() -> None:
 def test_strategy_without_predict_proba_says_what_to_use() -> None:
     with pytest.raises(TypeError, match="predict_proba"):
         margin(object(), rows(2))
+
+
+def test_members_of_a_bagging_ensemble_on_other_labels_are_mapped_by_position() -> None:
+    # labels 10/20/30: sklearn's members learn them as 0/1/2, a bootstrap may miss one
+    X, y = make_classification(n_samples=60, n_classes=3, n_informative=4, random_state=1)
+    labels = np.array([10, 20, 30])[y]
+    bagging = BaggingClassifier(LogisticRegression(), n_estimators=6, max_samples=0.2,
+                                random_state=0).fit(X, labels)
+    proba, ok = member_probabilities(bagging, X)
+    assert ok.all()
+    np.testing.assert_allclose(proba.mean(axis=0), bagging.predict_proba(X), atol=1e-12)
+
+
+def test_committee_members_with_labels_unknown_to_the_committee_are_an_error() -> None:
+    committee = FixedCommittee([[[0.5, 0.5]], [[0.5, 0.5]]], classes=["a", "b"],
+                               member_classes=[None, ["a", "z"]])
+    committee.estimators_[0].classes_ = np.array(["a", "b"])
+    with pytest.raises(ValueError, match="do not hold"):
+        vote_entropy(committee, rows(1))
