@@ -4,8 +4,10 @@ The GA runs in-process (no server). Three ways to give it fitness, each for the
 same generations and 5 seeds:
 
   all     a person rates every melody of every generation (population x generations);
-  active  the evaluator predicts every melody; each generation the `budget` melodies
-          it is least sure of (strategy `std`) are rated and taught at once;
+  active  the evaluator predicts every melody; each generation `budget` melodies it
+          is unsure of are rated and taught at once (strategy `std`; batch diversity
+          0.5 weighs that by distance to melodies already picked or rated, so a
+          near-copy of a rated melody is not asked again);
   random  the same evaluator and budget, but the rated melodies are chosen at random.
 
 The person is the simulated listener (`taste` + Gaussian noise, whole stars); the
@@ -49,6 +51,7 @@ class Settings:
     generations: int = 30
     budget: int = 5
     noise: float = 0.5
+    diversity: float = 0.5  # ActiveLearner.query's trade of uncertainty against spread
 
 
 Curve = list[tuple[int, float]]  # (ratings so far, mean taste of the population)
@@ -73,7 +76,8 @@ def run(method: str, seed: int, settings: Settings) -> Curve:
             ratings += len(population)
         else:
             X = melody_matrix(population)
-            chosen, _ = learner.query(X, n=settings.budget)
+            chosen, _ = learner.query(X, n=settings.budget,
+                                      diversity=settings.diversity if method == "active" else 0)
             learner.teach(X[chosen], [rate(population[i]) for i in chosen])
             ratings += len(chosen)
             fitness = learner.predict(X)
@@ -146,10 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="ratings per generation for the evaluator runs")
     parser.add_argument("--noise", type=float, default=Settings.noise,
                         help="the simulated person's inconsistency (stars, 1 sd)")
+    parser.add_argument("--diversity", type=float, default=Settings.diversity,
+                        help="batch diversity of the active runs' queries (0..1)")
     parser.add_argument("--svg", default="docs/music_benchmark.svg", help="plot file ('' = none)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    settings = Settings(args.population, args.generations, args.budget, args.noise)
+    settings = Settings(args.population, args.generations, args.budget, args.noise,
+                        args.diversity)
 
     started = time.perf_counter()
     jobs = [(m, seed, settings) for m in METHODS for seed in range(args.seeds)]
@@ -165,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"music benchmark: population {settings.population}, {settings.generations} "
           f"generations, budget {settings.budget}/generation, listener noise {settings.noise}, "
+          f"diversity {settings.diversity}, "
           f"{args.seeds} seeds, start score {mean_curves['all'][0][1]:.2f}")
     print(f"{'method':34} {'ratings':>8} {'final score':>14} {'ratings to reach (a)':>21}")
     for method in METHODS:

@@ -35,6 +35,7 @@ import contextlib
 import ctypes
 import importlib
 import inspect
+import io
 import os
 import re
 import signal
@@ -470,7 +471,7 @@ class Launcher:
                 if self._stop_requested.is_set():
                     break
                 if not await self._start_with_retries(component):
-                    exit_code = 1
+                    exit_code = 0 if self._stop_requested.is_set() else 1
                     break
                 started.append(component)
                 watchers[asyncio.create_task(component.wait())] = component
@@ -487,9 +488,22 @@ class Launcher:
         return exit_code
 
     async def _start_with_retries(self, component: _Supervised) -> bool:
+        """Start (and wait for ready) until it works; False past the limit or when stopping."""
+        assert self._stop_requested is not None
         while True:
+            starting = asyncio.ensure_future(component.start())
+            stop = asyncio.ensure_future(self._stop_requested.wait())
             try:
-                await component.start()
+                await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                await asyncio.gather(stop, return_exceptions=True)
+            if not starting.done():  # Ctrl-C while it was getting ready
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                return False
+            try:
+                starting.result()
                 return True
             except ComponentGaveUp as exc:
                 self.note(component, str(exc).removeprefix(f"{component.spec.name}: "))
@@ -549,14 +563,19 @@ class Launcher:
         name = component.spec.name.ljust(self._width)
         prefix = (f"\x1b[{component.colour}m{name} |\x1b[0m" if component.colour is not None
                   else f"{name} |")
-        self._out.write(f"{prefix} {line}\n")
-        self._out.flush()
+        self._write(f"{prefix} {line}\n")
 
     def note(self, component: _Supervised | None, text: str) -> None:
         """The launcher's own lines, under the component they concern."""
         about = "" if component is None else f"{component.spec.name}: "
-        self._out.write(f"{'launcher'.ljust(self._width)} | {about}{text}\n")
-        self._out.flush()
+        self._write(f"{'launcher'.ljust(self._width)} | {about}{text}\n")
+
+    def _write(self, text: str) -> None:
+        try:
+            self._out.write(text)
+            self._out.flush()
+        except (BrokenPipeError, ValueError):  # whoever read our output has gone; carry on
+            self._out = io.StringIO()
 
 
 def run_file(path: str | Path) -> int:

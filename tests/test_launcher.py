@@ -355,3 +355,25 @@ def test_components_stop_when_the_launcher_is_killed(tmp_path: Path) -> None:
     while not stops.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert stops.read_text() == "orphan\n"
+
+
+def test_ctrl_c_while_a_component_gets_ready_stops_at_once(tmp_path: Path) -> None:
+    script(tmp_path, "slow.py", SERVICE)
+    path = components(tmp_path, """
+        [[component]]
+        name = "slow"
+        script = "slow.py"
+        args = ["slow"]
+        cwd = "."
+        ready = { line = "a line it never prints", timeout = 60 }
+    """)
+    process = subprocess.Popen([*SWERGIO_AL, "run", str(path)], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.endswith("| slow up\n"):  # started, not ready, and never will be
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.communicate(timeout=10)[0]  # not the 60 s readiness timeout
+    assert process.returncode == 0, rest
+    assert (tmp_path / "stops").read_text() == "slow\n"

@@ -43,10 +43,11 @@ class MelodyEvaluator:
     `{fitness, uncertainty, asked, version, labels}`."""
 
     def __init__(self, url: str, *, name: str = "evaluator", budget: int = 5,
-                 rating_wait: float = 60.0, random_state: int | None = None,
-                 token: str | None = None) -> None:
+                 rating_wait: float = 60.0, diversity: float = 0.5,
+                 random_state: int | None = None, token: str | None = None) -> None:
         self.url = url
         self.budget = budget
+        self.diversity = diversity  # 0: the most uncertain; more: spread over the population
         self.rating_wait = rating_wait
         self.asked: set[str] = set()  # every sample id ever sent to people
         self.genomes: dict[str, str] = {}
@@ -92,10 +93,19 @@ class MelodyEvaluator:
             return None
         X = await asyncio.to_thread(melody_matrix, genomes)
         doubt = np.asarray(await asyncio.to_thread(self.loop.learner.uncertainty, X))
-        fresh = [i for i in np.argsort(-doubt, kind="stable") if ids[i] not in self.asked]
-        chosen = list(dict.fromkeys(ids[i] for i in fresh))[:self.budget]  # twins asked once
+        firsts: dict[str, int] = {}  # a melody never asked before, once even if it has twins
+        for i, sample_id in enumerate(ids):
+            if sample_id not in self.asked:
+                firsts.setdefault(sample_id, i)
+        candidates = list(firsts.values())
+        chosen: list[str] = []
+        if candidates and self.budget:
+            picked, _ = await asyncio.to_thread(self.loop.learner.query, X[candidates],
+                                                min(self.budget, len(candidates)),
+                                                self.diversity)
+            chosen = [ids[candidates[j]] for j in picked]
         for sample_id in chosen:
-            i = ids.index(sample_id)
+            i = firsts[sample_id]
             self.asked.add(sample_id)
             await self.loop.ask(sample_id, X[i], priority=float(doubt[i]))
         await self._wait_learned(set(chosen))
@@ -122,10 +132,10 @@ class MelodyEvaluator:
                 return
 
 
-async def serve(url: str, *, budget: int, rating_wait: float, seed: int | None,
-                token: str | None) -> int:
-    async with MelodyEvaluator(url, budget=budget, rating_wait=rating_wait, random_state=seed,
-                               token=token) as evaluator:
+async def serve(url: str, *, budget: int, rating_wait: float, diversity: float,
+                seed: int | None, token: str | None) -> int:
+    async with MelodyEvaluator(url, budget=budget, rating_wait=rating_wait, diversity=diversity,
+                               random_state=seed, token=token) as evaluator:
         print(f"evaluator ready (budget {budget} ratings per generation)", flush=True)
         await evaluator.loop.wait_closed()
     return 0
@@ -137,14 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=5, help="ratings asked per generation")
     parser.add_argument("--rating-wait", type=float, default=60.0,
                         help="seconds a generation waits for its ratings")
+    parser.add_argument("--diversity", type=float, default=0.5,
+                        help="0 asks about the most uncertain melodies; up to 1 spreads the "
+                             "asked ones over the population (default 0.5)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--token", help="component token, if the server wants one")
     args = parser.parse_args(argv)
-    if args.budget < 0 or args.rating_wait < 0:
-        parser.error("--budget and --rating-wait must be >= 0")
+    if args.budget < 0 or args.rating_wait < 0 or not 0 <= args.diversity <= 1:
+        parser.error("need --budget >= 0, --rating-wait >= 0 and --diversity in 0..1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return run_until_signalled(serve(args.url, budget=args.budget, rating_wait=args.rating_wait,
-                                     seed=args.seed, token=args.token))
+                                     diversity=args.diversity, seed=args.seed,
+                                     token=args.token))
 
 
 if __name__ == "__main__":
