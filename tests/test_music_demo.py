@@ -117,3 +117,29 @@ def test_example_listener_is_pluggable() -> None:
         sys.path.remove(str(example))
     melody = decode(random_genomes(1, random_state=3)[0])
     assert 0 <= checked_rating(listener, melody) <= 5
+
+
+def test_demo_refuses_bad_options(capsys: Any) -> None:
+    from swergio_al.cli import main
+
+    assert main(["demo", "music", "--headless", "--population", "1"]) == 2
+    assert "--population >= 2" in capsys.readouterr().err
+    assert main(["demo", "music", "--diversity", "1.5"]) == 2
+
+
+def test_demo_components_follow_the_options() -> None:
+    import argparse
+
+    from swergio_al.demos.music.demo import add_arguments, components
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    people = components(parser.parse_args(["--port", "9001"]))
+    assert [spec.name for spec in people] == ["server", "evaluator", "evolution"]
+    assert not people[-1].main  # with people rating, the server outlives the generations
+    headless = components(parser.parse_args(["--headless", "--budget", "7"]))
+    assert [spec.name for spec in headless] == ["server", "listener", "evaluator", "evolution"]
+    assert headless[-1].main
+    evaluator = headless[2].argv
+    assert evaluator[evaluator.index("--budget") + 1] == "7"
+    assert evaluator[evaluator.index("--rating-wait") + 1] == "30.0"

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rating-wait", type=float, default=None,
                         help="seconds a generation waits for its ratings "
                              "(default 120, headless 30)")
+    parser.add_argument("--diversity", type=float, default=0.5,
+                        help="0 asks about the most uncertain melodies; up to 1 spreads "
+                             "the asked ones over the population")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--listener", default=None,
                         help="'simulated' or module:function rating a Melody 0..5; "
@@ -60,6 +63,7 @@ def components(args: argparse.Namespace) -> list[ComponentSpec]:
     specs.append(ComponentSpec("evaluator", (PY, "-m", "swergio_al.demos.music.evaluator",
                                              "--url", url, "--budget", str(args.budget),
                                              "--rating-wait", str(rating_wait),
+                                             "--diversity", str(args.diversity),
                                              "--seed", str(args.seed)),
                                ready=Ready("line", "evaluator ready", 60.0)))
     evolution = [PY, "-m", "swergio_al.demos.music.evolution", "--url", url,
@@ -74,9 +78,10 @@ def components(args: argparse.Namespace) -> list[ComponentSpec]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.population < 2 or args.generations < 1 or args.budget < 0:
+    if (args.population < 2 or args.generations < 1 or args.budget < 0
+            or not 0 <= args.diversity <= 1):
         print("swergio-al demo music: need --population >= 2, --generations >= 1, "
-              "--budget >= 0", file=sys.stderr)
+              "--budget >= 0, --diversity in 0..1", file=sys.stderr)
         return 2
     if not args.headless:
         print(f"Rate melodies at http://127.0.0.1:{args.port}/label/feedback/melody   "
