@@ -143,3 +143,32 @@ def test_demo_components_follow_the_options() -> None:
     evaluator = headless[2].argv
     assert evaluator[evaluator.index("--budget") + 1] == "7"
     assert evaluator[evaluator.index("--rating-wait") + 1] == "30.0"
+
+
+async def test_evolution_asks_again_when_the_evaluator_is_silent(server: TestServer) -> None:
+    import asyncio
+
+    from swergio_al.demos.music.evolution import Evolution
+
+    url = str(server.make_url("/ws"))
+    evaluator = await RawClient.connect(url, "evaluator", rooms=(EVALUATE_ROOM,))
+    evolution = Evolution(url, population_size=6, generations=1, evaluate_timeout=0.5,
+                          random_state=0)
+    running = asyncio.create_task(evolution.run())
+    try:
+        ignored = await evaluator.expect("DATA/FORWARD")  # as if it were restarting
+        answered: list[int] = []
+        while len(answered) < 2:
+            request = await evaluator.expect("DATA/FORWARD")
+            answered.append(request["DATA"]["generation"])
+            await evaluator.send({"TYPE": "DATA/FORWARD", "TO_ROOM": EVALUATE_ROOM,
+                                  "ROOT_ID": request["ROOT_ID"],
+                                  "DATA": {"fitness": [1.0] * 6, "version": 1, "labels": 0}})
+        summary = await asyncio.wait_for(running, 10)
+    finally:
+        running.cancel()
+        await evaluator.ws.close()
+        await evaluator.session.close()
+    assert ignored["DATA"]["generation"] == 0
+    assert answered == [0, 1]  # generation 0 asked again, then the GA went on
+    assert summary["generations"] == 1 and len(evolution.history) == 2

@@ -35,10 +35,11 @@ class Evolution:
     """Runs `generations` generations against the evaluator; `history` holds the numbers."""
 
     def __init__(self, url: str, *, name: str = "evolution", population_size: int = 50,
-                 generations: int = 20, evaluate_timeout: float = 120.0,
+                 generations: int = 20, evaluate_timeout: float = 120.0, attempts: int = 3,
                  random_state: int | None = None, token: str | None = None) -> None:
         self.generations = generations
         self.evaluate_timeout = evaluate_timeout
+        self.attempts = attempts
         self.ga = GeneticAlgorithm(population_size=population_size, random_state=random_state)
         self.component = Component(name, url, token=token)
         self.history: list[dict[str, Any]] = []
@@ -52,11 +53,7 @@ class Evolution:
             population = self.ga.initialize()
             for generation in range(self.generations + 1):
                 genomes = [genome_to_hex(g) for g in population]
-                reply = await component.request(
-                    {TYPE: MessageType.FORWARD.value, TO_ROOM: EVALUATE_ROOM,
-                     DATA: {"generation": generation, "genomes": genomes}},
-                    timeout=self.evaluate_timeout)
-                verdict = reply.get(DATA) or {}
+                verdict = await self._evaluate(generation, genomes)
                 fitness = np.asarray(verdict.get("fitness"), dtype=np.float64)
                 if fitness.shape != (len(population),):
                     raise RuntimeError(f"the evaluator answered {fitness.shape} fitness values "
@@ -76,6 +73,23 @@ class Evolution:
                 if generation < self.generations:  # the last one is only measured
                     population = self.ga.step(population, fitness)
         return self.summary()
+
+    async def _evaluate(self, generation: int, genomes: list[str]) -> dict[str, Any]:
+        """Ask the evaluator; ask again if it is silent (say, restarted by the launcher)."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                reply = await self.component.request(
+                    {TYPE: MessageType.FORWARD.value, TO_ROOM: EVALUATE_ROOM,
+                     DATA: {"generation": generation, "genomes": genomes}},
+                    timeout=self.evaluate_timeout)
+            except TimeoutError:
+                log.warning("evolution: no fitness for generation %d within %g s (attempt "
+                            "%d of %d)", generation, self.evaluate_timeout, attempt,
+                            self.attempts)
+                continue
+            data = reply.get(DATA)
+            return data if isinstance(data, dict) else {}
+        raise TimeoutError(f"the evaluator did not answer generation {generation}")
 
     def summary(self) -> dict[str, Any]:
         first, last = self.history[0], self.history[-1]
