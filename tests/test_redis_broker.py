@@ -149,3 +149,27 @@ async def test_stop_is_clean_and_publishing_after_it_is_a_no_op(
     await one.broker.stop()  # twice is fine
     with pytest.raises(RuntimeError, match="expected broker state new, got stopped"):
         await one.broker.start(lambda envelope: None)
+
+
+async def test_a_stopping_node_takes_its_names_offline_everywhere() -> None:
+    require_redis()
+    prefix = new_prefix()
+    url = f"{REDIS}?prefix={prefix}&presence_ttl=30"  # nothing ages out during the test
+    one, two, three = Node(url), Node(url), Node(url)
+    for node in (one, two, three):
+        await node.start()
+    try:
+        for name in ("asked before", "never asked"):
+            await one.broker.claim(name)
+        assert await two.broker.is_online("asked before")  # now remembered by node two
+        await one.broker.stop()  # returns once its last envelopes are published
+        assert not await two.broker.is_online("never asked")  # gone from Redis
+        # Redis hands a subscriber messages in the order it took them, so a fence
+        # published by a third node after the stop arrives after node one's notice.
+        await three.broker.publish(room_envelope("fence"))
+        await two.wait_for(two.envelopes, 1)
+        assert not await two.broker.is_online("asked before"), "node two still remembers it"
+    finally:
+        for node in (one, two, three):
+            await node.broker.stop()
+        delete_keys(prefix)

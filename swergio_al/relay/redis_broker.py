@@ -203,6 +203,8 @@ class RedisBroker(Broker):
         if self.state is not BrokerState.RUNNING:
             self.state = BrokerState.STOPPED
             return
+        for name in self._local:  # the other nodes forget them at once
+            self._enqueue(GONE, Envelope(text="", room=None, to=name, exclude=None))
         self.state = BrokerState.STOPPED
         await self._flush(timeout=2.0)
         for task in self._tasks:
@@ -211,8 +213,11 @@ class RedisBroker(Broker):
         self._tasks = []
         assert self._redis is not None
         try:
+            pipe = self._redis.pipeline(transaction=False)
             for name in self._local:
-                await self._release(keys=[self._name_key(name)], args=[self.node_id])
+                await self._release(keys=[self._name_key(name)], args=[self.node_id],
+                                    client=pipe)
+            await pipe.execute()
         except (RedisError, OSError) as exc:
             log.warning("redis broker: could not remove names on stop (%s); "
                         "they expire in %.0fs", exc, self.presence_ttl_seconds)
