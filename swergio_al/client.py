@@ -179,6 +179,7 @@ class Component:
         self._round_trips: dict[str, _RoundTrip] = {}
         self._requests: dict[str, tuple[str, asyncio.Future[Message]]] = {}
         self._stop_reason: str | None = None
+        self._state_waiters: list[tuple[ComponentState, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.url} {self._state.value}>"
@@ -203,6 +204,28 @@ class Component:
         """Rooms this component is in (or will join on connect)."""
         return frozenset(self._rooms)
 
+    async def wait_state(self, state: ComponentState) -> None:
+        """Wait until the component is in `state` (e.g. RECONNECTING after a drop).
+
+        Returns at once if it is; raises NotConnectedError if it closes first.
+        """
+        while self._state is not state:
+            if self._state is ComponentState.CLOSED:
+                raise NotConnectedError(f"component {self.name!r} closed before it was "
+                                        f"{state.value}")
+            changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._state_waiters.append((state, changed))
+            try:
+                await changed
+            finally:
+                self._state_waiters = [w for w in self._state_waiters if w[1] is not changed]
+
+    def _set_state(self, state: ComponentState) -> None:
+        self._state = state
+        for wanted, changed in self._state_waiters:
+            if (wanted is state or state is ComponentState.CLOSED) and not changed.done():
+                changed.set_result(None)
+
     # -- lifecycle -----------------------------------------------------------
 
     async def connect(self) -> None:
@@ -216,7 +239,7 @@ class Component:
             raise RuntimeError(f"connect() expects state {ComponentState.NEW.value}, "
                                f"component {self.name!r} is {self._state.value}")
         self._validate_settings()
-        self._state = ComponentState.CONNECTING
+        self._set_state(ComponentState.CONNECTING)
         self._inbox = asyncio.Queue()
         self._up = asyncio.Event()
         self._closed = asyncio.Event()
@@ -241,7 +264,7 @@ class Component:
                 await self._closed.wait()  # another close() is tearing down
             return
         was_up = self._state is ComponentState.CONNECTED
-        self._state = ComponentState.CLOSED
+        self._set_state(ComponentState.CLOSED)
         if self._up is not None:
             self._up.set()  # wake senders waiting for a reconnect; they see CLOSED and give up
         current = asyncio.current_task()
@@ -443,7 +466,7 @@ class Component:
             raise
         if self._state is ComponentState.CLOSED:
             return
-        self._state = ComponentState.CONNECTED
+        self._set_state(ComponentState.CONNECTED)
         self._up.set()
         log.info("%s connected to %s (rooms: %s)", self.name, self.url,
                  ", ".join(sorted(self._rooms)) or "none")
@@ -477,7 +500,7 @@ class Component:
                 self._stop_reason = f"connection lost (close code {code})"
                 log.warning("%s: %s; reconnect is off", self.name, self._stop_reason)
                 break
-            self._state = ComponentState.RECONNECTING
+            self._set_state(ComponentState.RECONNECTING)
             log.warning("%s: connection lost (close code %s); reconnecting", self.name, code)
             if not await self._reconnect(rng):
                 break

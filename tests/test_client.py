@@ -31,13 +31,6 @@ def _component_tasks() -> list[asyncio.Task[Any]]:
             and getattr(t.get_coro(), "__qualname__", "").startswith("Component.")]
 
 
-async def _until(condition: Any, timeout: float = 5.0) -> None:
-    """Wait for a state change the component reports no event for (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 (a state, not an event)
-            await asyncio.sleep(0.01)
-
-
 async def test_handler_answers_into_respond_to_room_copying_root_id_and_model_status(
         ws_url: str) -> None:
     model = Component("model", ws_url)
@@ -260,16 +253,20 @@ async def test_sends_while_the_server_is_down_time_out_or_end_with_close(
                               backoff_max=0.05, send_timeout=0.2)
         await component.connect()
         server.kill()  # and it stays down: every reconnect attempt fails
-        await _until(lambda: component.state is ComponentState.RECONNECTING)
+        await asyncio.wait_for(component.wait_state(ComponentState.RECONNECTING), 5)
         with pytest.raises(NotConnectedError, match=r"within 0\.2s"):
             await component.send({"TYPE": "DATA/TEXT", "TO": "x"})
         component.send_timeout = 30
         sending = asyncio.create_task(component.send({"TYPE": "DATA/TEXT", "TO": "x"}))
         await asyncio.sleep(0)
         assert not sending.done()
+        waiting = asyncio.create_task(component.wait_state(ComponentState.CONNECTED))
+        await asyncio.sleep(0)
         await component.close()
         with pytest.raises(NotConnectedError, match="closed"):
             await asyncio.wait_for(sending, 1)
+        with pytest.raises(NotConnectedError, match="closed before it was connected"):
+            await asyncio.wait_for(waiting, 1)
         assert _component_tasks() == []
 
 
@@ -351,7 +348,7 @@ async def test_reconnects_and_rejoins_after_the_server_is_killed_and_restarted(
         async with survivor:
             await survivor.join("joined-by-hand")
             server.kill()
-            await _until(lambda: survivor.state is ComponentState.RECONNECTING)
+            await asyncio.wait_for(survivor.wait_state(ComponentState.RECONNECTING), 5)
             # Sent while the server is down: waits for the reconnect instead of dropping.
             pending = asyncio.create_task(survivor.send(
                 {"TYPE": "DATA/TEXT", "TO": "survivor", "DATA": "I'm back"}))
@@ -498,10 +495,10 @@ async def test_heartbeat_notices_a_frozen_server_and_the_new_connection_takes_ov
         async with component:
             server.proc.send_signal(signal.SIGSTOP)
             try:
-                await _until(lambda: component.state is ComponentState.RECONNECTING)
+                await asyncio.wait_for(component.wait_state(ComponentState.RECONNECTING), 5)
             finally:
                 server.proc.send_signal(signal.SIGCONT)
-            await _until(lambda: component.connected, timeout=10)
+            await asyncio.wait_for(component.wait_state(ComponentState.CONNECTED), 10)
             async with await RawClient.connect(server.ws_url, "peer", rooms=("r",)) as peer:
                 await peer.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "still there?"})
                 assert (await asyncio.wait_for(heard.get(), 5))["DATA"] == "still there?"
