@@ -346,22 +346,24 @@ class FeedbackService:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def _fill(self, room: str, conn: Connection) -> int:
+    async def _fill(self, room: str, conn: Connection) -> tuple[int, bool]:
         """Lease tasks to one labeler until they hold `prefetch`, or nothing is left.
 
-        Returns how many tasks it handed out.
+        Returns how many tasks it handed out, and whether it asked the store in
+        vain (nothing this labeler may take).
         """
         name = conn.name
         if conn.role is not Role.LABELER or name is None or (room, name) in self._idle:
-            return 0
+            return 0, False
         key = (room, name)
-        given = 0
+        given, dry = 0, False
         async with self._lock(key):
             held = self._held.setdefault(key, set())
             while len(held) < self.prefetch and conn.is_open and room in conn.rooms:
                 task = await self.store.claim(room, name, lease_seconds=self.lease_seconds,
                                               now=self.clock())
                 if task is None:
+                    dry = True
                     break
                 if not (conn.is_open and room in conn.rooms):  # left while we claimed
                     if self.hub.names.get(name) in (None, conn):
@@ -372,27 +374,32 @@ class FeedbackService:
                 self._send_task(conn, task)
                 self._touch(room)
                 given += 1
-        return given
+        return given, dry
 
     async def _fill_room(self, room: str, *, budget: int | None = None,
                          first_not: Connection | None = None) -> None:
         """Top up the labelers in the room, the least busy first (`first_not` last).
 
         `budget` is how many tasks the change that prompted this can have made
-        claimable (a new request: its overlap); once that many are handed out
-        nobody else can get one, so the hungry labelers are not all asked
-        (which cost one store round trip each, per request, with many labelers).
+        claimable (a new request: its overlap). Once that many are handed out,
+        or that many labelers found nothing (someone being topped up at the
+        same moment took it), the rest are not asked: asking every hungry
+        labeler costs a store round trip each, per request, with many labelers.
         """
         labelers = [m for m in self.hub.members(room) if m.role is Role.LABELER and m.name]
         labelers.sort(key=lambda m: (m is first_not, len(self._held.get((room, m.name or ""),
                                                                          ()))))
-        left = budget
+        if budget is None:
+            for member in labelers:
+                await self._fill(room, member)
+            return
+        handed, dry_runs = 0, 0
         for member in labelers:
-            if left is not None and left <= 0:
+            if handed >= budget or dry_runs >= budget:
                 return
-            given = await self._fill(room, member)
-            if left is not None:
-                left -= given
+            given, dry = await self._fill(room, member)
+            handed += given
+            dry_runs += dry
 
     async def _withdraw(self, tasks: Iterable[Task]) -> None:
         """Tell labelers that tasks they hold were canceled, and give them new ones."""

@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -37,6 +36,7 @@ from swergio_al.feedback.records import (
 )
 from swergio_al.feedback.store.base import Store
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
+from swergio_al.feedback.store.worker import StoreThread
 
 T = TypeVar("T")
 
@@ -94,13 +94,14 @@ def _label(row: Sequence[Any], extra: str | None = None) -> Label:
                  extra=_load(extra) or {})
 
 
-def _settle(future: asyncio.Future[Label], outcome: Label | BaseException) -> None:
-    if future.cancelled():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _settle(outcomes: list[tuple[asyncio.Future[Label], Label | BaseException]]) -> None:
+    for future, outcome in outcomes:
+        if future.cancelled():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def sqlite_path(url: str) -> str:
@@ -115,7 +116,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread: StoreThread | None = None
         self._batch_lock = threading.Lock()
         self._labels_waiting: list[tuple[tuple[Any, ...], asyncio.Future[Label]]] = []
         self._batch_queued = False
@@ -126,8 +127,13 @@ class SQLiteStore(Store):
         if self._thread is None:
             raise StoreUnavailable("the feedback store is not open")
         loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         try:
-            return await loop.run_in_executor(self._thread, partial(fn, *args))
+            self._thread.post(partial(fn, *args), future, loop)
+        except RuntimeError:  # closing: the thread takes no more work
+            raise StoreUnavailable("the feedback store is closing") from None
+        try:
+            return await future
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"feedback store failed: {exc}") from exc
 
@@ -189,12 +195,12 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         if self._thread is not None:
             return
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._thread = StoreThread("sqlite-store")
         try:
             await self._run(self._connect)
         except BaseException:
-            self._thread.shutdown(wait=False)
-            self._thread = None
+            thread, self._thread = self._thread, None
+            await asyncio.get_running_loop().run_in_executor(None, thread.stop)
             raise
 
     async def close(self) -> None:
@@ -204,7 +210,7 @@ class SQLiteStore(Store):
             await self._run(self._db.close)
             self._db = None
         thread, self._thread = self._thread, None
-        await asyncio.get_running_loop().run_in_executor(None, thread.shutdown)
+        await asyncio.get_running_loop().run_in_executor(None, thread.stop)
 
     async def schema_version(self) -> int:
         return await self._run(self._version)
@@ -403,7 +409,7 @@ class SQLiteStore(Store):
             start, self._batch_queued = not self._batch_queued, True
         if start:
             try:
-                self._thread.submit(self._commit_labels, loop)
+                self._thread.post(partial(self._commit_labels, loop), None, loop)
             except RuntimeError:  # closing: the executor takes no more work
                 raise StoreUnavailable("the feedback store is closing") from None
         return await future
@@ -428,8 +434,7 @@ class SQLiteStore(Store):
             outcomes = [(future, failed) for _, future in batch]
         except Exception as exc:  # rolled back; no waiter may be left hanging
             outcomes = [(future, exc) for _, future in batch]
-        for future, outcome in outcomes:
-            loop.call_soon_threadsafe(_settle, future, outcome)
+        loop.call_soon_threadsafe(_settle, outcomes)
 
     def _record_label(self, tx: sqlite3.Connection, task_id: str, labeler: str, answer: object,
                       seconds: float | None, label_id: str, now: float) -> Label:
