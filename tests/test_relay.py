@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -168,6 +169,29 @@ class SocketClient:
         sock = self.writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.writer.transport.abort()
+
+    async def aclose(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+ConnectSocket = Callable[[int], Awaitable[SocketClient]]
+
+
+@pytest.fixture
+async def sockets() -> AsyncIterator[ConnectSocket]:
+    """Open SocketClients to a port; all are closed when the test ends, pass or fail."""
+    opened: list[SocketClient] = []
+
+    async def connect(port: int) -> SocketClient:
+        client = await SocketClient.connect(port)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        await client.aclose()
 
 
 # -- routing -----------------------------------------------------------------
@@ -504,11 +528,11 @@ async def test_a_barrage_of_bad_frames_does_not_disturb_a_busy_pair(server: Test
 
 
 async def test_slow_consumer_is_closed_with_1013_and_others_carry_on(
-        make_server: MakeServer) -> None:
+        make_server: MakeServer, sockets: ConnectSocket) -> None:
     server = await make_server(outbound_queue_size=8)
     url = ws_url_of(server)
     hub = hub_of(server)
-    stalled = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    stalled = await sockets(server.port)  # type: ignore[arg-type]
     await stalled.join("stalled", "r")
     stalled_conn = hub.names["stalled"]
     async with await RawClient.connect(url, "src", rooms=("r",)) as src, \
@@ -528,15 +552,14 @@ async def test_slow_consumer_is_closed_with_1013_and_others_carry_on(
         assert await stalled.close_code() == CloseCode.TRY_AGAIN_LATER
         await until(no_trace(hub, "stalled"))
         await exchange(src, fast, "r")
-    stalled.writer.close()
 
 
 async def test_a_burst_in_one_read_does_not_count_as_a_slow_receiver(
-        make_server: MakeServer) -> None:
+        make_server: MakeServer, sockets: ConnectSocket) -> None:
     # Regression: one socket read can hold thousands of frames, all routed before
     # the writer task runs; a receiver that reads promptly was closed with 1013.
     server = await make_server(outbound_queue_size=16)
-    burst = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    burst = await sockets(server.port)  # type: ignore[arg-type]
     await burst.join("burst", "r")
     async with await RawClient.connect(ws_url_of(server), "reader", rooms=("r",)) as reader:
         frames = [json.dumps({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "N": n}).encode()
@@ -548,15 +571,14 @@ async def test_a_burst_in_one_read_does_not_count_as_a_slow_receiver(
             assert (await reader.recv())["N"] == n
         await assert_silent(reader)
         assert hub_of(server).names["reader"].close_code is None
-    burst.writer.close()
 
 
 async def test_a_peer_that_never_reads_again_is_dropped_after_the_close_timeout(
-        make_server: MakeServer) -> None:
+        make_server: MakeServer, sockets: ConnectSocket) -> None:
     server = await make_server(outbound_queue_size=4, close_timeout_seconds=0.2)
     url = ws_url_of(server)
     hub = hub_of(server)
-    stalled = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    stalled = await sockets(server.port)  # type: ignore[arg-type]
     await stalled.join("stalled", "r")
     stalled_conn = hub.names["stalled"]
     async with await RawClient.connect(url, "src", rooms=("r",)) as src:
@@ -567,15 +589,14 @@ async def test_a_peer_that_never_reads_again_is_dropped_after_the_close_timeout(
         await until(no_trace(hub, "stalled"), timeout=3.0)
         assert stalled_conn.close_code == CloseCode.TRY_AGAIN_LATER
         assert hub.connections == {hub.names["src"]}
-    stalled.writer.close()
 
 
 @pytest.mark.parametrize("how", ["fin", "reset", "garbage"])
 async def test_membership_is_cleaned_up_when_a_peer_vanishes(
-        server: TestServer, how: str) -> None:
+        server: TestServer, sockets: ConnectSocket, how: str) -> None:
     url = ws_url_of(server)
     hub = hub_of(server)
-    gone = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    gone = await sockets(server.port)  # type: ignore[arg-type]
     await gone.join("gone", "r")
     async with await RawClient.connect(url, "stays", rooms=("r",)) as stays:
         assert len(hub.rooms["r"]) == 2
@@ -589,23 +610,23 @@ async def test_membership_is_cleaned_up_when_a_peer_vanishes(
         assert [m.name for m in hub.rooms["r"]] == ["stays"]
         await stays.send({"ID": "m", "TYPE": "DATA/TEXT", "TO": "gone"})
         assert (await stays.recv())["CODE"] == "unknown_recipient"
-    gone.writer.close()
     await until(lambda: not hub.connections and not hub.rooms and not hub.names)
 
 
-async def test_a_silent_peer_is_dropped_by_the_heartbeat(make_server: MakeServer) -> None:
+async def test_a_silent_peer_is_dropped_by_the_heartbeat(make_server: MakeServer,
+                                                         sockets: ConnectSocket) -> None:
     # No FIN, no RST, no pong: only the heartbeat notices (a pulled cable, a frozen host).
     server = await make_server(heartbeat_seconds=0.1)
     hub = hub_of(server)
-    silent = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    silent = await sockets(server.port)  # type: ignore[arg-type]
     await silent.join("silent", "r")
     await until(no_trace(hub, "silent"), timeout=3.0)
-    silent.writer.close()
 
 
-async def test_invalid_utf8_text_frame_closes_with_1007(server: TestServer) -> None:
+async def test_invalid_utf8_text_frame_closes_with_1007(server: TestServer,
+                                                        sockets: ConnectSocket) -> None:
     hub = hub_of(server)
-    broken = await SocketClient.connect(server.port)  # type: ignore[arg-type]
+    broken = await sockets(server.port)  # type: ignore[arg-type]
     await broken.join("broken", "r")
     async with await RawClient.connect(ws_url_of(server), "a", rooms=("r",)) as a, \
             await RawClient.connect(ws_url_of(server), "b", rooms=("r",)) as b:
@@ -614,7 +635,6 @@ async def test_invalid_utf8_text_frame_closes_with_1007(server: TestServer) -> N
         await until(no_trace(hub, "broken"))
         await assert_silent(a)
         await exchange(a, b, "r")
-    broken.writer.close()
 
 
 async def test_every_kind_of_close_leaves_no_trace(make_server: MakeServer) -> None:
