@@ -1,10 +1,6 @@
 """Redis pub/sub between server processes, plus a presence registry of names.
 
-Wire format on the channel: one Redis message carries a batch of one node's
-envelopes: a JSON header line, a newline, then the envelopes' texts (each frame
-exactly as local members received it) back to back:
-
-    ["<origin node>", [[<seq>, "<kind>", room, to, exclude, <length>], ...]]\\n{...}{...}
+Envelopes travel in batches, one Redis message per batch (redis_wire.py).
 
 One channel per namespace (not one per room): the Broker interface has no
 join/leave hooks, `TO` envelopes would need per-node channels anyway, and with a
@@ -37,6 +33,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from swergio_al.config import redact_url
 from swergio_al.relay.broker import Broker, Envelope, OnEnvelope
+from swergio_al.relay.redis_wire import (
+    DELIVER,
+    GONE,
+    SIGNAL,
+    TAKEOVER,
+    MalformedBatch,
+    Outgoing,
+    batch_origin,
+    decode_batch,
+    encode_batch,
+)
 
 try:
     import redis.asyncio as aioredis
@@ -48,10 +55,6 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
                       "pip install 'swergio-al[redis]'") from exc
 
 log = logging.getLogger(__name__)
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-# An envelope waiting to leave: (seq, kind, room, to, exclude, text).
-Outgoing = tuple[int, str, str | None, str | None, str | None, str]
 
 DEFAULT_NAMESPACE = "swergio_al"
 DEFAULT_PRESENCE_TTL = 15.0
@@ -59,12 +62,6 @@ OUR_OPTIONS = frozenset({"prefix", "presence_ttl"})
 BATCH = 512  # at most this many envelopes per Redis message
 REMOTE_CACHE = 100_000  # names remembered as online elsewhere (expired ones dropped past it)
 BATCH_CHARS = 256 * 1024  # and at most about this much text (a larger envelope goes alone)
-
-# Envelope kinds.
-DELIVER = "d"
-TAKEOVER = "t"  # a newer connection on the origin node registered `to`
-SIGNAL = "s"  # for services: topic in `to`, JSON data as the text
-GONE = "g"  # `to` disconnected from the origin node
 
 # Refresh this node's names; re-claim any that vanished (Redis restarted, or
 # they expired while Redis was unreachable); report those another node now owns.
@@ -257,8 +254,8 @@ class RedisBroker(Broker):
                             self.outbox_limit, self.dropped)
             return
         self._seq += 1
-        self._outbox.append((self._seq, kind, envelope.room, envelope.to, envelope.exclude,
-                             envelope.text))
+        self._outbox.append(Outgoing(self._seq, kind, envelope.room, envelope.to,
+                                     envelope.exclude, envelope.text))
         self._outbox_ready.set()
         self._drained.clear()
 
@@ -278,15 +275,12 @@ class RedisBroker(Broker):
             batch: list[Outgoing] = []
             chars = 0
             for outgoing in itertools.islice(self._outbox, BATCH):
-                if batch and chars + len(outgoing[5]) > BATCH_CHARS:
+                if batch and chars + len(outgoing.text) > BATCH_CHARS:
                     break
                 batch.append(outgoing)
-                chars += len(outgoing[5])
-            header = _encode([self.node_id, [[seq, kind, room, to, exclude, len(text)]
-                                             for seq, kind, room, to, exclude, text in batch]])
-            payload = "\n".join((header, "".join(outgoing[5] for outgoing in batch)))
+                chars += len(outgoing.text)
             try:
-                await self._redis.publish(self.channel, payload)
+                await self._redis.publish(self.channel, encode_batch(self.node_id, batch))
             except (RedisError, OSError) as exc:
                 await self._lost("publishing", exc, backoff)
                 continue
@@ -323,33 +317,17 @@ class RedisBroker(Broker):
                 await _quietly(pubsub.aclose)
 
     def _receive(self, raw: str) -> None:
-        """One Redis message: a header line listing the envelopes, then their texts."""
-        head, newline, body = raw.partition("\n")
         try:
-            origin, rows = json.loads(head)
-            if not (newline and isinstance(origin, str) and isinstance(rows, list)):
-                raise TypeError("bad header")
-        except (ValueError, TypeError):
-            log.warning("redis broker: ignoring a malformed envelope on %s: %.80r",
-                        self.channel, raw)
+            if batch_origin(raw) == self.node_id:
+                return  # our own
+            origin, envelopes = decode_batch(raw)
+        except MalformedBatch as exc:
+            log.warning("redis broker: ignoring a malformed envelope on %s: %s", self.channel,
+                        exc)
             return
-        if origin == self.node_id:
-            return  # our own
-        at = 0
-        for row in rows:
+        for envelope in envelopes:
             try:
-                seq, kind, room, to, exclude, length = row
-                if not (isinstance(seq, int) and isinstance(length, int)
-                        and 0 <= length <= len(body) - at):
-                    raise TypeError("bad row")
-            except (ValueError, TypeError):
-                log.warning("redis broker: ignoring a malformed envelope from %s: %.80r",
-                            origin, row)
-                return
-            text = body[at:at + length]
-            at += length
-            try:
-                self._dispatch(origin, seq, kind, room, to, exclude, text)
+                self._dispatch(origin, *envelope)
             except Exception:  # a bug in one delivery must not cost the others
                 log.exception("redis broker: handling an envelope from %s failed", origin)
 
