@@ -275,9 +275,11 @@ async def test_unreachable_redis_fails_at_start_with_the_address_not_the_passwor
     assert "sekret" not in str(raised.value)
 
 
-def test_bad_presence_ttl_is_refused_with_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="presence_ttl"):
-        create_broker("redis://127.0.0.1:6379/0?presence_ttl=soon")
+@pytest.mark.parametrize("ttl", ["soon", "0", "-1", "nan", "inf"])
+def test_bad_presence_ttl_is_refused_with_a_clear_error(ttl: str) -> None:
+    with pytest.raises(ValueError, match="presence_ttl") as raised:
+        create_broker(f"redis://:sekret@127.0.0.1:6379/0?presence_ttl={ttl}")
+    assert "sekret" not in str(raised.value)
 
 
 def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,7 @@ import collections
 import itertools
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -50,7 +51,7 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import RedisError
-except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+except ImportError as exc:  # pragma: no cover - a test hides the package to see this
     raise ImportError("the Redis broker needs the redis package: "
                       "pip install 'swergio-al[redis]'") from exc
 
@@ -60,8 +61,8 @@ DEFAULT_NAMESPACE = "swergio_al"
 DEFAULT_PRESENCE_TTL = 15.0
 OUR_OPTIONS = frozenset({"prefix", "presence_ttl"})
 BATCH = 512  # at most this many envelopes per Redis message
-REMOTE_CACHE = 100_000  # names remembered as online elsewhere (expired ones dropped past it)
 BATCH_CHARS = 256 * 1024  # and at most about this much text (a larger envelope goes alone)
+REMOTE_CACHE = 100_000  # names remembered as online elsewhere (expired ones dropped past it)
 
 # Refresh this node's names; re-claim any that vanished (Redis restarted, or
 # they expired while Redis was unreachable); report those another node now owns.
@@ -132,8 +133,9 @@ class RedisBroker(Broker):
             self.presence_ttl_seconds = float(options.get("presence_ttl", DEFAULT_PRESENCE_TTL))
         except ValueError:
             self.presence_ttl_seconds = 0.0
-        if not self.presence_ttl_seconds > 0:
-            raise ValueError(f"presence_ttl in {url!r} must be a number of seconds > 0")
+        if not (0 < self.presence_ttl_seconds < math.inf):
+            raise ValueError(f"presence_ttl in {redact_url(url)!r} must be a number of "
+                             "seconds > 0")
         # The database number is part of the namespace: pub/sub channels are
         # shared by all databases of a Redis server.
         db = urlsplit(self._redis_url).path.strip("/") or "0"
