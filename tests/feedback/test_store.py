@@ -288,3 +288,19 @@ async def test_sqlite_store_migrates_a_version_one_file_keeping_its_data(
         assert task.request.extra == {}
     finally:
         await store.close()
+
+
+async def test_the_requesters_extra_keys_round_trip(store: Store) -> None:
+    request = make_request("a")
+    request.extra = {"features": [0.25, 4.0], "note": "x"}
+    await store.submit(request, max_pending=10, now=NOW)
+    task = await _claim(store)
+    assert task is not None and task.request.extra == request.extra
+    label = await store.record_label(task.task_id, "ann", "cat", None, label_id="L", now=NOW)
+    assert label.extra == request.extra
+    assert label.message_data(replay=True)["features"] == [0.25, 4.0]
+    assert [lb.extra for lb in await store.unacked("model")] == [request.extra]
+    assert [lb.extra for lb in await store.history(ROOM, "model")] == [request.extra]
+    await store.submit(make_request("b"), max_pending=10, now=NOW)  # none: an empty dict
+    other = await _claim(store)
+    assert other is not None and other.request.extra == {}
