@@ -381,3 +381,18 @@ async def test_the_requesters_own_keys_come_back_with_labels_only(
         await model.send(feedback("HISTORY"))
         replayed = await model.next("FEEDBACK/LABEL")
         assert replayed["DATA"]["features"] == [0.5, 1.5] and replayed["DATA"]["replay"]
+
+
+async def test_a_labeler_whose_lease_ran_out_gets_work_again_once_active(
+        make_server: MakeServer) -> None:
+    url = await _url(make_server, lease_seconds=0.3)
+    async with await requester(url) as model, await labeler(url, "ann") as ann:
+        await model.send(request_message("s1"))
+        held = await ann.next("FEEDBACK/TASK")
+        # Away from the keyboard: after the lease lapses nothing new is pushed to ann.
+        await ann.none_of("FEEDBACK/TASK", 1.0)
+        await ann.send(label_message(held["DATA"]["task_id"], "cat"))  # back, but too late
+        await ann.error("unknown_task")
+        again = await ann.next("FEEDBACK/TASK")
+        assert again["DATA"]["sample_id"] == "s1"
+        assert again["DATA"]["task_id"] != held["DATA"]["task_id"]
