@@ -597,7 +597,7 @@ async def test_tcp_client_on_one_node_talks_to_a_websocket_client_on_another(
         delete_keys(prefix)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(bodies=st.lists(st.binary(max_size=40), max_size=8), data=st.data())
 def test_decoder_returns_the_bodies_however_the_stream_is_cut(bodies: list[bytes],
                                                               data: st.DataObject) -> None:
