@@ -7,6 +7,7 @@ PostgreSQL at 127.0.0.1:5432 (db test); every test has a schema of its own.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -165,5 +166,34 @@ async def test_a_first_release_schema_is_migrated_in_place(url: str) -> None:
         task = await store.claim(ROOM, "ann", lease_seconds=60, now=1.0)
         assert task is not None and task.request.sample_id == "old"
         assert task.request.extra == {}
+    finally:
+        await store.close()
+
+
+async def test_a_lost_database_connection_is_unavailable_once_then_replaced(url: str) -> None:
+    import asyncpg
+
+    from swergio_al.feedback.store.postgres import PostgresStore, split_url
+
+    app = f"swergio_al_test_{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(f"{url}&application_name={app}")
+    await store.open()
+    try:
+        await store.submit(make_request(1), max_pending=10, now=1.0)
+        admin = await asyncpg.connect(split_url(url)[0])
+        try:
+            killed = await admin.fetchval("SELECT COUNT(pg_terminate_backend(pid)) FROM "
+                                          "pg_stat_activity WHERE application_name = $1", app)
+        finally:
+            await admin.close()
+        assert killed >= 1
+        failures = 0
+        for _ in range(3):  # the dead connection fails one call; the pool then replaces it
+            try:
+                stats = await store.stats(ROOM, now=2.0)
+                break
+            except StoreUnavailable:
+                failures += 1
+        assert failures <= 1 and stats.queued == 1
     finally:
         await store.close()
