@@ -21,12 +21,52 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="sqlite:///path (default ./swergio_al.db) or "
                                         "postgresql://...")
     parser.add_argument("--lease-seconds", type=float, help="feedback task lease (default 120)")
+    parser.add_argument("--component-token",
+                        help="token components must send on REGISTER (or "
+                             "SWERGIO_AL_COMPONENT_TOKEN)")
+    parser.add_argument("--labeler-token",
+                        help="token labelers must send (or SWERGIO_AL_LABELER_TOKEN)")
+    parser.add_argument("--allowed-origin", dest="allowed_origins", action="append",
+                        help="another origin whose pages may open /ws (repeatable; "
+                             "same-origin is always allowed)")
 
 
 def _config_from(args: argparse.Namespace) -> Config:
     names = ("host", "port", "log_level", "max_frame_size", "swergio_port", "broker", "store",
-             "lease_seconds")
+             "lease_seconds", "component_token", "labeler_token", "allowed_origins")
     return Config.from_env(**{name: getattr(args, name, None) for name in names})
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere
+
+
+def secure_exposed(config: Config) -> list[str]:
+    """On a non-loopback address with no tokens, make both (like a notebook server).
+
+    Returns lines to print: where to label and which token components need.
+    Tokens are printed once here, never logged.
+    """
+    if _is_loopback(config.host) or config.component_token or config.labeler_token:
+        return []
+    from swergio_al.relay.access import generate_token
+
+    config.component_token = generate_token()
+    config.labeler_token = generate_token()
+    base = f"http://{config.host}:{config.port}"
+    return ["No tokens configured on a network address: generated them; anonymous "
+            "clients are refused.",
+            f"  label at:        {base}/?token={config.labeler_token}",
+            f"  dashboard:       {base}/dashboard?token={config.component_token}",
+            f"  component token: {config.component_token}  "
+            "(Component(..., token=...), or SWERGIO_AL_COMPONENT_TOKEN)"]
 
 
 def serve(config: Config) -> None:
@@ -36,12 +76,16 @@ def serve(config: Config) -> None:
 
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    notes = secure_exposed(config)
     app = create_app(config)
     url = f"http://{config.host}:{config.port}"
+
+    def announce(_: str) -> None:
+        print(f"swergio-al serving on {url}  (WebSocket: {url.replace('http', 'ws', 1)}/ws)",
+              *notes, sep="\n", flush=True)
+
     web.run_app(app, host=config.host, port=config.port,
-                shutdown_timeout=config.shutdown_timeout_seconds,
-                print=lambda _: print(f"swergio-al serving on {url}  (WebSocket: "
-                                      f"{url.replace('http', 'ws', 1)}/ws)", flush=True))
+                shutdown_timeout=config.shutdown_timeout_seconds, print=announce)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

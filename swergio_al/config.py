@@ -45,8 +45,13 @@ class Config:
     allowed_origins: list[str] = field(default_factory=list)
 
     # Abuse limits
-    rate_per_second: float = 2000.0
-    rate_burst: int = 4000
+    # Token bucket per connection: labelers and not-yet-registered clients get
+    # `rate_per_second` (burst `rate_burst`); registered components get
+    # `component_rate_per_second` (0 = unlimited: models stream fast, and on an
+    # exposed server they hold the component token).
+    rate_per_second: float = 50.0
+    rate_burst: int = 200
+    component_rate_per_second: float = 0.0
     max_rooms_per_connection: int = 256
     max_connections_per_ip: int = 4096
 

@@ -31,6 +31,7 @@ from swergio_al.protocol import (
     new_id,
     stamp_sender,
 )
+from swergio_al.relay.access import AccessPolicy
 from swergio_al.relay.broker import Broker, Envelope, MemoryBroker
 from swergio_al.relay.connection import Connection
 
@@ -70,6 +71,8 @@ class Hub:
         self.rooms: dict[str, set[Connection]] = {}
         self.services: list[RoomService] = []
         self.delivered = 0
+        #: Who may register as what, and what a labeler may do (open by default).
+        self.access = AccessPolicy(is_feedback_room=lambda room: self.service_for(room) is not None)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -168,14 +171,19 @@ class Hub:
             if conn.name is None:
                 raise ProtocolError(ErrorCode.NOT_REGISTERED, "send COMMAND/REGISTER first",
                                     message[ID])
+            if conn.role is Role.LABELER:
+                self.access.check(conn.role, message)
             await self.route(conn, message, text=text)
             return
         ref = message[ID]
         if kind == MessageType.REGISTER:
+            message[ROLE] = self.access.role_for(message).value
             await self.register(conn, message)
             return
         if conn.name is None:
             raise ProtocolError(ErrorCode.NOT_REGISTERED, "send COMMAND/REGISTER first", ref)
+        if conn.role is Role.LABELER:
+            self.access.check(conn.role, message)
         if kind == MessageType.JOINROOM:
             if message[ROOM] != COMMAND_ROOM:  # swergio 0.0.2 clients join it; nothing to do
                 await self.join(conn, message[ROOM], ref=ref)

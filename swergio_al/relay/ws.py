@@ -9,20 +9,24 @@ import struct
 
 from aiohttp import WSMsgType, web
 
-from swergio_al.keys import CONFIG, HUB
+from swergio_al.config import Config
+from swergio_al.keys import CONFIG, CONNECTIONS, HUB
 from swergio_al.protocol import (
     ID,
     SENT_BY,
     CloseCode,
     ErrorCode,
     ProtocolError,
+    Role,
     decode,
     encode,
     error_frame,
     validate,
 )
+from swergio_al.relay.access import origin_allowed
 from swergio_al.relay.connection import DEFAULT_CLOSE_TIMEOUT, Connection
 from swergio_al.relay.hub import Hub
+from swergio_al.relay.limits import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,11 @@ class WebSocketConnection(Connection):
         self.deliver(encode(error_frame(error.code, error.message, error.ref)))
 
 
+# Refusals after which the connection is closed, not kept: retrying cannot help.
+_CLOSING_REFUSALS = {ErrorCode.UNAUTHORIZED: CloseCode.UNAUTHORIZED,
+                     ErrorCode.RATE_LIMITED: CloseCode.POLICY_VIOLATION}
+
+
 async def handle_frame(hub: Hub, conn: WebSocketConnection, text: str) -> None:
     try:
         message = decode(text)
@@ -103,11 +112,38 @@ async def handle_frame(hub: Hub, conn: WebSocketConnection, text: str) -> None:
         relay_as_is = ID in message and SENT_BY not in message
         await hub.handle(conn, validate(message), text=text if relay_as_is else None)
     except ProtocolError as error:
-        conn.refuse(error)
+        await refuse(conn, error)
+
+
+async def refuse(conn: WebSocketConnection, error: ProtocolError) -> None:
+    """Answer with ERROR; for refusals that end the connection, close after it is written."""
+    conn.refuse(error)
+    code = _CLOSING_REFUSALS.get(error.code)
+    if code is not None:
+        await conn.flush()
+        conn.close_soon(code, error.message)
 
 
 async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     config, hub = request.app[CONFIG], request.app[HUB]
+    if not origin_allowed(request.headers.get("Origin"), request.host, config.allowed_origins):
+        log.warning("refused /ws from origin %s (allowed: same origin%s)",
+                    request.headers.get("Origin"),
+                    "".join(f", {o}" for o in config.allowed_origins))
+        raise web.HTTPForbidden(text="this origin may not open /ws\n")
+    remote = request.remote or "?"
+    counter = request.app[CONNECTIONS]
+    if not counter.acquire(remote):
+        log.warning("refused /ws from %s: %d connections already open", remote, counter.limit)
+        raise web.HTTPTooManyRequests(text=f"at most {counter.limit} connections per address\n")
+    try:
+        return await _serve(request, config, hub, remote)
+    finally:
+        counter.release(remote)
+
+
+async def _serve(request: web.Request, config: Config, hub: Hub,
+                 remote: str) -> web.WebSocketResponse:
     close_timeout = config.close_timeout_seconds
     # No permessage-deflate: frames are small and fan-out would compress each
     # one once per recipient, which costs far more CPU than it saves bandwidth.
@@ -115,14 +151,24 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
                                heartbeat=config.heartbeat_seconds or None,
                                timeout=close_timeout)
     await ws.prepare(request)
-    conn = WebSocketConnection(ws, remote=request.remote or "?",
+    conn = WebSocketConnection(ws, remote=remote,
                                outbox_limit=config.outbound_queue_size,
                                close_timeout=close_timeout, transport=request.transport)
     hub.attach(conn)
+    bucket = TokenBucket(config.rate_per_second, config.rate_burst)
     try:
         async for frame in ws:
+            if bucket.rate and not bucket.take():
+                await refuse(conn, ProtocolError(
+                    ErrorCode.RATE_LIMITED,
+                    f"over {bucket.rate:g} messages/s (burst {bucket.burst})"))
+                break
             if frame.type is WSMsgType.TEXT:
+                anonymous = conn.name is None
                 await handle_frame(hub, conn, frame.data)
+                if anonymous and conn.name is not None and conn.role is Role.COMPONENT:
+                    bucket = TokenBucket(config.component_rate_per_second,
+                                         max(config.rate_burst, 1000))
             elif frame.type is WSMsgType.BINARY:
                 conn.refuse(ProtocolError(ErrorCode.BINARY_FRAME,
                                           "binary frames are not part of the protocol; "
