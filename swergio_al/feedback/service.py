@@ -67,6 +67,10 @@ def _field_error(message: Message, text: str) -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_FIELD, f"{message[TYPE]}: {text}", message[ID])
 
 
+def _task_ids(value: Any) -> list[str]:
+    return [t for t in value if isinstance(t, str)] if isinstance(value, list) else []
+
+
 def _is_number(value: Any) -> bool:
     # Python's json accepts NaN and Infinity; neither orders a queue.
     return isinstance(value, int | float) and not isinstance(value, bool) and \
@@ -104,6 +108,10 @@ class FeedbackService:
         self._dirty_event = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._chores: set[asyncio.Task[None]] = set()
+        # Rooms other nodes changed, still to top up here (one refill per room at a time).
+        self._stale: set[str] = set()
+        self._refilling: set[str] = set()
+        self._withdrawn: dict[str, list[Task]] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -482,22 +490,33 @@ class FeedbackService:
 
     def _on_signal(self, topic: str, data: dict[str, Any]) -> None:
         room = data.get("room")
-        if topic == QUEUE_SIGNAL and isinstance(room, str) and self.owns(room):
-            self._spawn(self._queue_changed(room, data.get("ended") or [],
-                                            data.get("canceled") or []))
-
-    async def _queue_changed(self, room: str, ended: list[str], canceled: list[str]) -> None:
-        for task_id in ended:
+        if topic != QUEUE_SIGNAL or not isinstance(room, str) or not self.owns(room):
+            return
+        for task_id in _task_ids(data.get("ended")):
             task = self._tasks.get(task_id)
             if task is not None:  # its lease ran out, as if it had expired here
                 self._forget(task)
                 self._idle.add((room, task.labeler))
+        self._withdrawn.setdefault(room, []).extend(
+            self._tasks[t] for t in _task_ids(data.get("canceled")) if t in self._tasks)
+        self._stale.add(room)
+        if room not in self._refilling:
+            self._refilling.add(room)
+            self._spawn(self._refill(room))
+
+    async def _refill(self, room: str) -> None:
+        """Top up this node's labelers after changes elsewhere; a burst of signals
+        (many requests at once) costs a few runs, not one each."""
         try:
-            await self._withdraw([self._tasks[t] for t in canceled if t in self._tasks])
-            self._touch(room)
-            await self._fill_room(room)
+            while room in self._stale:
+                self._stale.discard(room)
+                await self._withdraw(self._withdrawn.pop(room, []))
+                self._touch(room)
+                await self._fill_room(room)
         except StoreError as exc:
             log.warning("could not hand out the tasks of %s: %s", room, exc)
+        finally:
+            self._refilling.discard(room)
 
     def _touch(self, room: str) -> None:
         self._dirty.add(room)

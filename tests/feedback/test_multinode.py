@@ -211,3 +211,19 @@ async def test_a_labeler_reconnecting_to_the_other_node_keeps_their_tasks(
             labels = await labels_for(model, 2)
         await old.close()
     assert sorted(label["DATA"]["sample_id"] for label in labels) == [0, 1]
+
+
+async def test_a_cancel_on_one_node_withdraws_the_task_a_labeler_holds_on_the_other(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await labeler(two.ws_url, "erin", r) as erin, \
+            await requester(one.ws_url, f"model-{r}", r) as model:
+        await model.send(request_message("doomed", room=r))
+        task = await erin.next("FEEDBACK/TASK")
+        await model.send({"TYPE": "FEEDBACK/CANCEL", "TO_ROOM": r,
+                          "DATA": {"sample_ids": ["doomed"]}})
+        cancel = await erin.next("FEEDBACK/CANCEL")
+        assert cancel["DATA"]["task_ids"] == [task["DATA"]["task_id"]]
+        await erin.send(label_message(task["DATA"]["task_id"], "cat", room=r))
+        await erin.error("unknown_task")
