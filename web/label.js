@@ -9,6 +9,7 @@ import { renderSample } from './renderers.js';
 import { createAnswerControl } from './answers.js';
 
 const NAME_KEY = 'swergio_al.labeler';
+const OUTBOX_KEY = 'swergio_al.outbox'; // answers not yet confirmed, per room and name
 // Errors meaning "this task id is no longer yours": wait for the task to come back.
 const TASK_GONE = new Set(['unknown_task', 'not_your_task']);
 const STALE_GRACE_MS = 3000;
@@ -57,6 +58,8 @@ class LabelApp {
   }
 
   connect(name, token) {
+    this.name = name;
+    this.loadOutbox();
     need(this.progress, '[data-room-name]').textContent = this.room;
     need(this.progress, '[data-labeler-name]').textContent = name;
     this.progress.hidden = false;
@@ -71,8 +74,9 @@ class LabelApp {
     need(this.undoBar, '[data-undo-button]').addEventListener('click', () => this.undo());
     need(this.progress, '[data-change-name]').addEventListener('click', () => this.changeName());
     document.addEventListener('keydown', (event) => this.onKey(event));
-    // Leaving the page ends the undo window: the answer goes now, not never.
-    // beforeunload still has an open socket on desktop; pagehide is what phones fire.
+    // Leaving the page ends the undo window: the answer goes now (best effort:
+    // beforeunload still has an open socket on desktop, pagehide is what phones
+    // fire); the outbox in localStorage sends it on the next visit if it was lost.
     for (const type of ['beforeunload', 'pagehide']) window.addEventListener(type, () => this.flushUndoable());
     this.relay.connect();
     this.render();
@@ -207,7 +211,7 @@ class LabelApp {
     pend.giveUp = setTimeout(() => {
       if (this.pending.get(key) !== pend || pend.state !== 'queued' || !this.relay?.isOpen) return;
       this.pending.delete(key);
-      this.say(`Sample ${key} went to another labeler meanwhile; your answer was not needed.`);
+      this.say(`Sample ${key} was labeled meanwhile (before a reload, or by someone else); this answer was not needed.`);
       this.updateCounts();
     }, STALE_GRACE_MS);
   }
@@ -392,7 +396,41 @@ class LabelApp {
     need(this.undoBar, '[data-undo-countdown]').textContent = left.toFixed(1);
   }
 
+  // -- outbox: answers survive a closed tab or a crashed browser ------------
+
+  get outboxKey() {
+    return `${OUTBOX_KEY}:${this.room}:${this.name}`;
+  }
+
+  saveOutbox() {
+    const items = [...this.pending.values()].map((p) => ({ data: p.entry.data, answer: p.answer, seconds: p.seconds }));
+    try {
+      if (items.length) localStorage.setItem(this.outboxKey, JSON.stringify(items));
+      else localStorage.removeItem(this.outboxKey);
+    } catch (error) {
+      // storage full or denied: the page itself still holds the answers
+    }
+  }
+
+  /** Answers a previous visit could not get confirmed: sent once connected (onReady). */
+  loadOutbox() {
+    let items;
+    try {
+      items = JSON.parse(localStorage.getItem(this.outboxKey) || '[]');
+    } catch (error) {
+      items = [];
+    }
+    if (!Array.isArray(items)) return;
+    for (const item of items) {
+      if (!item?.data || typeof item.data.task_id !== 'string' || item.answer === undefined) continue;
+      const entry = { data: item.data, stale: true, spent: 0 };
+      this.pending.set(asText(item.data.sample_id ?? item.data.task_id),
+                       { entry, answer: item.answer, seconds: Number(item.seconds) || 0, state: 'queued', messageId: null });
+    }
+  }
+
   updateCounts() {
+    this.saveOutbox();
     need(this.progress, '[data-stat="session"]').textContent = String(this.session);
     const unsent = [...this.pending.values()].filter((p) => p.state !== 'undoable').length;
     need(this.progress, '[data-stat="unsent"]').textContent = String(unsent);

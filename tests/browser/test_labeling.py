@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import PageWatch, screenshot_path
 from tests.browser.pages import MEDIA, answer_with_keyboard, next_task, play_and_stop, wait_state
-from tests.browser.samples import KINDS, no_label_within, request, take_labels
+from tests.browser.samples import KINDS, connect_model, no_label_within, request, take_labels
 from tests.conftest import MakeServer
-from tests.helpers import RawClient
+from tests.helpers import RawClient, ServerProcess
 
 pytestmark = pytest.mark.browser
 
@@ -194,17 +195,46 @@ async def test_a_sample_the_model_cancels_leaves_the_screen(make_server: MakeSer
         assert set(await take_labels(model, 1)) == {"c1"}
 
 
-async def test_leaving_the_page_sends_the_answer_still_in_its_undo_window(
-        make_server: MakeServer, new_page: Any) -> None:
-    server = await make_server()
-    async with await RawClient.connect(str(server.make_url("/ws")), "model",
-                                       rooms=("feedback",)) as model:
-        await request(model, "feedback", "bye", "text", 0, priority=1)
-        page = await new_page(name="gus")
-        await page.goto(str(server.make_url("/?undo=30")))
-        assert (await next_task(page))["sample"] == "bye"
-        await page.keyboard.press("2")
+async def test_an_answer_in_its_undo_window_survives_leaving_the_page(
+        tmp_path: Path, new_page: Any) -> None:
+    # A served process, as in production: aiohttp's TestServer cancels a handler whose
+    # client is gone, which would cut the label's delivery short after its commit.
+    server = ServerProcess("--store", f"sqlite:///{tmp_path / 'store.db'}")
+    await asyncio.to_thread(server.start)
+    try:
+        async with await RawClient.connect(server.ws_url, "model",
+                                           rooms=("feedback",)) as model:
+            await request(model, "feedback", "bye", "text", 0, priority=1)
+            page = await new_page(name="gus")
+            await page.goto(f"{server.url}/?undo=30")
+            assert (await next_task(page))["sample"] == "bye"
+            await page.keyboard.press("2")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("[data-undo]:not([hidden])")
+            await page.goto("about:blank")  # sent on the way out, or on the next visit
+            await page.goto(f"{server.url}/?undo=0")
+            assert (await take_labels(model, 1))["bye"]["answer"] == "negative"
+            await page.wait_for_selector('[data-module="label-app"][data-unsent="0"]')
+
+            await request(model, "feedback", "later", "text", 1, priority=1)
+            assert (await next_task(page))["sample"] == "later"
+
+        # Answered while the server is down, then the tab is closed: the next visit sends it.
+        await asyncio.to_thread(server.kill)
+        await wait_state(page, "reconnecting")
+        await page.keyboard.press("3")
         await page.keyboard.press("Enter")
-        await page.wait_for_selector("[data-undo]:not([hidden])")
-        await page.goto("about:blank")
-        assert (await take_labels(model, 1, timeout=5))["bye"]["answer"] == "negative"
+        await page.wait_for_selector('[data-module="label-app"][data-unsent="1"]')
+        context = page.context
+        await page.close()
+        await asyncio.to_thread(server.start)
+        async with await connect_model(server.ws_url) as model:
+            page = await context.new_page()
+            await page.goto(f"{server.url}/")
+            assert (await take_labels(model, 1))["later"]["answer"] == "neutral"
+            await page.wait_for_selector('[data-module="label-app"][data-unsent="0"]')
+            await no_label_within(model, 0.3)
+            outboxes = "Object.keys(localStorage).filter((k) => k.includes('outbox'))"
+            assert await page.evaluate(outboxes) == []
+    finally:
+        server.kill()

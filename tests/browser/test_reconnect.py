@@ -70,7 +70,7 @@ async def test_server_killed_and_restarted_mid_session_loses_no_label(
 
 async def test_an_answer_given_after_the_lease_ran_out_still_reaches_the_model(
         make_server: MakeServer, new_page: Any) -> None:
-    server = await make_server(lease_seconds=0.6, stats_interval_seconds=0.05)
+    server = await make_server(lease_seconds=1.5, stats_interval_seconds=0.05)
     async with await connect_model(str(server.make_url("/ws"))) as model:
         for i in range(2):
             await request(model, "feedback", f"slow{i}", "text", i, priority=2 - i)
@@ -108,7 +108,7 @@ async def test_an_answer_for_a_sample_someone_else_took_over_is_dropped_with_a_n
         assert (labels["only"]["labeler"], labels["only"]["answer"]) == ("quick", "negative")
         await page.keyboard.press("1")  # slowpoke answers at last
         await page.keyboard.press("Enter")
-        await page.wait_for_selector('[data-message]:has-text("went to another labeler")')
+        await page.wait_for_selector('[data-message]:has-text("was labeled meanwhile")')
         assert await page.get_attribute('[data-module="label-app"]', "data-unsent") == "0"
         assert await page.text_content('[data-stat="session"]') == "0"
         await no_label_within(model, 0.3)
