@@ -526,3 +526,31 @@ async def test_run_forever_closes_properly_on_sigterm_and_exits_0(ws_url: str) -
             universe.kill()
             await universe.wait()
     assert universe.returncode == 0, err.decode()
+
+
+async def test_token_is_sent_and_a_wrong_one_is_refused_without_retrying(
+        make_server: Any) -> None:
+    server = await make_server(component_token="s3cret")
+    url = str(server.make_url("/ws"))
+    async with Component("trusted", url, token="s3cret") as trusted:
+        assert trusted.connected
+    intruder = Component("intruder", url, token="guess", send_timeout=3)
+    with pytest.raises(RefusedError) as refused:
+        await intruder.connect()
+    assert refused.value.code == "unauthorized"
+    assert intruder.state is ComponentState.CLOSED
+    assert _component_tasks() == []
+
+
+async def test_labeler_role_connects_and_joins_although_it_may_not_message_itself(
+        ws_url: str) -> None:
+    """Labelers may not send DATA/CUSTOM or use TO; the refused round-trip marker still
+    proves the server handled the REGISTER and JOINs (before: connect() timed out)."""
+    labeler = Component("bob", ws_url, role="labeler", send_timeout=2)
+    labeler.on("FEEDBACK/TASK", room="feedback/pets")(lambda message: None)
+    async with labeler:
+        assert labeler.connected
+        await labeler.join("feedback/more-pets")
+        with pytest.raises(RefusedError, match="forbidden"):
+            await labeler.join("ordinary-room")
+    assert labeler.rooms == {"feedback/pets", "feedback/more-pets"}
