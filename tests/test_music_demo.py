@@ -172,3 +172,35 @@ async def test_evolution_asks_again_when_the_evaluator_is_silent(server: TestSer
     assert ignored["DATA"]["generation"] == 0
     assert answered == [0, 1]  # generation 0 asked again, then the GA went on
     assert summary["generations"] == 1 and len(evolution.history) == 2
+
+
+async def test_restarted_evaluator_does_not_ask_again_what_was_rated(
+        make_server: MakeServer) -> None:
+    import time
+
+    server: TestServer = await make_server()
+    url = str(server.make_url("/ws"))
+    genomes = [genome_to_hex(g) for g in random_genomes(8, random_state=4)]
+    generation = {"TYPE": "DATA/FORWARD", "TO_ROOM": EVALUATE_ROOM,
+                  "DATA": {"generation": 0, "genomes": genomes}}
+    labeler = Labeler("ears", url, rating_answer(SimulatedListener(random_state=0)),
+                      room=FEEDBACK_ROOM)
+    ga = await RawClient.connect(url, "ga", rooms=(EVALUATE_ROOM,))
+    try:
+        async with labeler:
+            async with MelodyEvaluator(url, budget=3, rating_wait=10.0) as first:
+                await ga.send(generation)
+                await ga.expect("DATA/FORWARD", timeout=15)
+            rated = set(first.asked)
+            async with MelodyEvaluator(url, budget=3, rating_wait=10.0) as second:
+                assert second.asked == rated  # learned from the replayed history
+                assert second.version >= 1
+                started = time.monotonic()
+                await ga.send(generation)
+                verdict = (await ga.expect("DATA/FORWARD", timeout=15))["DATA"]
+                assert time.monotonic() - started < 5  # no wait for labels that never come
+    finally:
+        await ga.ws.close()
+        await ga.session.close()
+    assert len(rated) == 3 and verdict["asked"] == 3
+    assert len(second.asked) == 6 and labeler.acked == 6

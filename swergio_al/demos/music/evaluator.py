@@ -57,6 +57,10 @@ class MelodyEvaluator:
             render=self._render, target=float, token=token)
         self.loop.component.on(MessageType.FORWARD.value, room=EVALUATE_ROOM, direct=False,
                                concurrent=True)(self._on_generation)
+        # Labels replayed from the store after a restart mark their melodies as asked:
+        # the server drops a request for an already labeled sample, and we would wait.
+        self.loop.component.on(MessageType.FEEDBACK_LABEL.value, room=FEEDBACK_ROOM)(
+            self._on_label)
 
     @property
     def version(self) -> int:
@@ -74,6 +78,11 @@ class MelodyEvaluator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _on_label(self, message: Message) -> None:
+        data = message.get(DATA)
+        if isinstance(data, dict) and isinstance(data.get("sample_id"), str):
+            self.asked.add(data["sample_id"])
 
     def _render(self, sample_id: Any, x: NDArray[Any]) -> dict[str, Any]:
         genome = hex_to_genome(str(sample_id))
