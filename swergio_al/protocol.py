@@ -116,6 +116,7 @@ class ErrorCode(StrEnum):
     INVALID_ANSWER = "invalid_answer"
     LIMIT_REACHED = "limit_reached"
     UNAVAILABLE = "unavailable"
+    INTERNAL = "internal_error"
 
 
 class ProtocolError(Exception):

@@ -461,6 +461,38 @@ async def test_unregistered_client_is_told_to_register(server: TestServer) -> No
         assert [m.name for m in hub_of(server).rooms["r"]] == ["b"]
 
 
+class BrokenService:
+    """A room service with a bug: it fails on every message to its rooms."""
+
+    def owns(self, room: str) -> bool:
+        return room.startswith("broken")
+
+    async def handle(self, conn: Any, message: Message) -> None:
+        raise KeyError("a bug")
+
+    async def joined(self, conn: Any, room: str) -> None:
+        return None
+
+    async def left(self, conn: Any, room: str) -> None:
+        return None
+
+    async def registered(self, conn: Any) -> None:
+        return None
+
+
+async def test_a_bug_behind_the_relay_costs_the_message_not_the_connection(
+        server: TestServer, caplog: pytest.LogCaptureFixture) -> None:
+    hub_of(server).services.insert(0, BrokenService())
+    url = ws_url_of(server)
+    async with await RawClient.connect(url, "a", rooms=("broken", "r")) as a, \
+            await RawClient.connect(url, "b", rooms=("r",)) as b:
+        await a.send({"ID": "boom", "TYPE": "DATA/TEXT", "TO_ROOM": "broken"})
+        error = await a.recv()
+        assert (error["CODE"], error["REF"]) == ("internal_error", "boom")
+        assert "KeyError" in caplog.text
+        await exchange(a, b, "r")
+
+
 async def test_joining_more_rooms_than_allowed_gets_error(make_server: MakeServer) -> None:
     server = await make_server(max_rooms_per_connection=2)
     async with await RawClient.connect(ws_url_of(server), "a", rooms=("r1", "r2")) as a:

@@ -16,6 +16,7 @@ from swergio_al.protocol import (
     SENT_BY,
     CloseCode,
     ErrorCode,
+    Message,
     ProtocolError,
     Role,
     decode,
@@ -106,6 +107,7 @@ _CLOSING_REFUSALS = {ErrorCode.UNAUTHORIZED: CloseCode.UNAUTHORIZED,
 
 
 async def handle_frame(hub: Hub, conn: WebSocketConnection, text: str) -> None:
+    message: Message = {}
     try:
         message = decode(text)
         # The frame can go on as it came unless the server must fill in ID or SENT_BY.
@@ -113,6 +115,13 @@ async def handle_frame(hub: Hub, conn: WebSocketConnection, text: str) -> None:
         await hub.handle(conn, validate(message), text=text if relay_as_is else None)
     except ProtocolError as error:
         await refuse(conn, error)
+    except Exception:
+        # The boundary of one message: a bug behind the relay (a room service, a
+        # broker) costs this message, not the connection or anyone else's.
+        log.exception("handling a frame from %s (%s) failed", conn.name, conn.remote)
+        ref = message.get(ID)
+        conn.refuse(ProtocolError(ErrorCode.INTERNAL, "the server failed to handle this message",
+                                  ref if isinstance(ref, str) else None))
 
 
 async def refuse(conn: WebSocketConnection, error: ProtocolError) -> None:
