@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import numpy as np
 import pytest
+from sklearn.linear_model import SGDClassifier
 
+from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.learning import ActiveLearner
 from tests.browser.conftest import screenshot_path
 from tests.browser.pages import next_task, wait_state
 from tests.browser.samples import connect_model, request, take_labels
@@ -83,3 +88,45 @@ async def test_labeling_page_fits_a_phone(make_server: MakeServer, new_page: Any
         assert (await next_task(page, "m0"))["kind"] == "table"
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE
         assert (await take_labels(model, 1))["m0"]["answer"] == 3
+
+
+async def test_a_real_model_loop_learns_from_the_browser_and_its_curve_grows(
+        make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server(stats_interval_seconds=0.05)
+    url = str(server.make_url("/ws"))
+    room = "feedback/blobs"
+    dashboard = await new_page()
+    await dashboard.goto(str(server.make_url(f"/dashboard?room={room}")))
+    await wait_state(dashboard, "open")
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(4, 2)) * 2
+    X_val = rng.normal(size=(60, 2)) * 2
+    y_val = (X_val.sum(axis=1) > 0).astype(int)
+    learner = ActiveLearner(SGDClassifier(loss="log_loss", random_state=0), classes=[0, 1],
+                            random_state=0)
+    loop = FeedbackLoop(learner, name="blobs-model", url=url, feedback_room=room,
+                        answer={"type": "choice", "choices": [0, 1]}, kpi_room="kpi",
+                        validation=(X_val, y_val))
+    async with loop:
+        for i, x in enumerate(X):
+            await loop.ask(f"b{i}", x)
+        labeler = await new_page(name="bea")
+        await labeler.goto(str(server.make_url(f"/label/{room}?undo=0")))
+        previous = None
+        for _ in X:
+            previous = (await next_task(labeler, previous))["sample"]
+            x0, x1 = await labeler.eval_on_selector_all(
+                ".sample-table td", "cells => cells.map((td) => Number(td.textContent))")
+            await labeler.keyboard.press("2" if x0 + x1 > 0 else "1")  # choice 1 or 0
+            await labeler.keyboard.press("Enter")
+        async with asyncio.timeout(15):
+            while len(loop.learned) < len(X):
+                await loop.wait_for_version(loop.version + 1)
+        await loop.settled()
+
+        row = f'tr[data-model="blobs-model"] td:nth-child(2):text-is("{loop.version}")'
+        await dashboard.wait_for_selector(row)
+        # One point per report, though the loop sends each to its feedback room and to kpi.
+        assert await dashboard.get_attribute(".line-plot", "data-points") == str(len(loop.kpis))
+        assert loop.kpis and loop.kpis[-1]["labels"] == len(X)
