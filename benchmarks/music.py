@@ -129,6 +129,11 @@ def svg_plot(curves: dict[str, Curve], *, title: str) -> str:
             f'ratings a person gave (log scale)</text>',
             f'<text transform="translate(16 {(top + height - bottom) / 2}) rotate(-90)" '
             f'text-anchor="middle">mean true score of the population (0-5)</text>']
+    target = curves["all"][-1][1]  # the line (b) has to reach
+    out += [f'<line x1="{left}" y1="{py(target):.1f}" x2="{width - right}" y2="{py(target):.1f}" '
+            f'stroke="{COLOURS["all"]}" stroke-dasharray="4 4"/>',
+            f'<text x="{width - right - 4}" y="{py(target) - 5:.1f}" text-anchor="end" '
+            f'fill="{COLOURS["all"]}">(a) final score {target:.2f}</text>']
     for i, (method, curve) in enumerate(curves.items()):
         points = " ".join(f"{px(n):.1f},{py(s):.1f}" for n, s in curve if n > 0)
         out.append(f'<polyline points="{points}" fill="none" stroke="{COLOURS[method]}" '
