@@ -71,7 +71,7 @@ class Peer:
     async def send(self, message: Message) -> None:
         await self.client.send(message)
 
-    async def next(self, type_: str, timeout: float = 5.0) -> Message:
+    async def next(self, type_: str, timeout: float = 10.0) -> Message:
         for i, message in enumerate(self.kept):
             if message.get("TYPE") == type_:
                 return self.kept.pop(i)
