@@ -101,6 +101,8 @@ class WebSocketConnection(Connection):
         self.deliver(encode(error_frame(error.code, error.message, error.ref)))
 
 
+_TEXT = WSMsgType.TEXT  # checked per frame: a global is cheaper than an Enum member lookup
+
 # Refusals after which the connection is closed, not kept: retrying cannot help.
 _CLOSING_REFUSALS = {ErrorCode.UNAUTHORIZED: CloseCode.UNAUTHORIZED,
                      ErrorCode.RATE_LIMITED: CloseCode.POLICY_VIOLATION}
@@ -172,7 +174,7 @@ async def _serve(request: web.Request, config: Config, hub: Hub,
                     ErrorCode.RATE_LIMITED,
                     f"over {bucket.rate:g} messages/s (burst {bucket.burst})"))
                 break
-            if frame.type is WSMsgType.TEXT:
+            if frame.type is _TEXT:
                 anonymous = conn.name is None
                 await handle_frame(hub, conn, frame.data)
                 if anonymous and conn.name is not None and conn.role is Role.COMPONENT:
