@@ -11,6 +11,7 @@ import pytest
 from swergio_al.feedback.records import (
     LimitReached,
     NotYourTask,
+    StoreUnavailable,
     Submitted,
     TaskStatus,
     UnknownTask,
@@ -304,3 +305,12 @@ async def test_the_requesters_extra_keys_round_trip(store: Store) -> None:
     await store.submit(make_request("b"), max_pending=10, now=NOW)  # none: an empty dict
     other = await _claim(store)
     assert other is not None and other.request.extra == {}
+
+
+async def test_a_closed_store_refuses_clearly(store: Store) -> None:
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await _claim(store)
+    with pytest.raises(StoreUnavailable):
+        await store.record_label("t", "ann", "cat", None, label_id="L", now=NOW)
+    await store.close()  # idempotent

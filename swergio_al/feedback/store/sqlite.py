@@ -410,8 +410,15 @@ class SQLiteStore(Store):
         if start:
             try:
                 self._thread.post(partial(self._commit_labels, loop), None, loop)
-            except RuntimeError:  # closing: the executor takes no more work
-                raise StoreUnavailable("the feedback store is closing") from None
+            except RuntimeError:  # closing: the store thread takes no more work
+                with self._batch_lock:
+                    stranded, self._labels_waiting = self._labels_waiting, []
+                    self._batch_queued = False
+                closing = StoreUnavailable("the feedback store is closing")
+                for _, waiter in stranded:
+                    if waiter is not future and not waiter.done():
+                        waiter.set_exception(closing)
+                raise closing from None
         return await future
 
     def _commit_labels(self, loop: asyncio.AbstractEventLoop) -> None:
