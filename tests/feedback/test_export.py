@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from swergio_al.keys import STORE
 from tests.conftest import MakeServer
 from tests.feedback.helpers import feedback, label_message, labeler, request_message, requester
 
@@ -104,3 +105,18 @@ async def test_cli_export_refuses_a_missing_store(tmp_path: Path) -> None:
     assert code == 1 and out == ""
     assert "no store at" in err
     assert not (tmp_path / "nothing.db").exists()
+
+
+async def test_a_failed_store_means_503_and_unavailable_not_a_crash(
+        make_server: MakeServer) -> None:
+    server = await make_server()
+    await server.app[STORE].close()  # as if the disk went away
+    status, _, body = await _get(server, "/api/stats")
+    assert status == 503 and "store unavailable" in body
+    status, _, _ = await _get(server, "/api/labels.jsonl")
+    assert status == 503
+    async with await requester(str(server.make_url("/ws"))) as model:
+        await model.send(request_message("s1"))
+        error = await model.error("unavailable")
+        assert "retry" in error["MESSAGE"]
+        await model.client.sync()  # the connection is still fine
