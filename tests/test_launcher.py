@@ -377,3 +377,27 @@ def test_ctrl_c_while_a_component_gets_ready_stops_at_once(tmp_path: Path) -> No
     rest = process.communicate(timeout=10)[0]  # not the 60 s readiness timeout
     assert process.returncode == 0, rest
     assert (tmp_path / "stops").read_text() == "slow\n"
+
+
+async def test_restart_always_restarts_even_a_clean_exit(tmp_path: Path) -> None:
+    script(tmp_path, "once.py", """
+        with open("starts", "a") as f:
+            f.write("x")
+        print("done", flush=True)
+    """)
+    path = components(tmp_path, """
+        [[component]]
+        name = "cron"
+        script = "once.py"
+        cwd = "."
+        restart = "always"
+        max_restarts = 1
+        backoff = 0.01
+    """)
+    out = io.StringIO()
+    launcher = Launcher(load_components(path), out=out, colour=True)
+    async with asyncio.timeout(20):
+        code = await launcher.run(handle_signals=False)
+    assert code == 1  # past its limit
+    assert (tmp_path / "starts").read_text() == "xx"
+    assert "\x1b[36mcron     |\x1b[0m done" in out.getvalue()  # coloured prefix on a tty
