@@ -366,6 +366,28 @@ async def test_registering_a_taken_name_takes_it_over(server: TestServer) -> Non
             assert (await new.recv())["DATA"] == "to the new one"
 
 
+async def test_a_taken_over_connection_can_no_longer_act(server: TestServer) -> None:
+    # Regression: frames the old connection had already sent were still handled
+    # after the takeover, under the name that now belongs to the new connection.
+    url = ws_url_of(server)
+    hub = hub_of(server)
+    async with await RawClient.connect(url, "model", rooms=("r",)) as old, \
+            await RawClient.connect(url, "peer", rooms=("r",)) as peer:
+        old_conn = hub.names["model"]
+        async with await RawClient.connect(url, "model") as new:
+            new_conn = hub.names["model"]
+            # As if these had been read from the old socket before its close:
+            for late in ({"ID": "1", "TYPE": "DATA/TEXT", "TO": "peer"},
+                         {"ID": "2", "TYPE": "COMMAND/REGISTER", "NAME": "model"},
+                         {"ID": "3", "TYPE": "COMMAND/JOINROOM", "ROOM": "r"}):
+                await hub.handle(old_conn, late)
+            assert hub.names["model"] is new_conn and new_conn.is_open
+            assert old_conn not in hub.rooms["r"]
+            await assert_silent(peer)
+            await assert_silent(new)
+            assert await close_code_of(old) == CloseCode.TAKEN_OVER
+
+
 async def test_disconnect_closes_normally_and_frees_the_name(server: TestServer) -> None:
     url = ws_url_of(server)
     hub = hub_of(server)

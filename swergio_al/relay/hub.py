@@ -169,6 +169,10 @@ class Hub:
         `text` is the frame as received when it can be relayed as it came (it has
         an ID and no SENT_BY); the Hub then appends SENT_BY instead of re-encoding.
         """
+        if not conn.is_open:
+            # Frames read before a close (taken over, too slow) must not act any
+            # more: the name may already belong to a newer connection.
+            return
         kind = message[TYPE]
         if kind not in SERVER_COMMANDS:  # the common case first: data, log, feedback
             if conn.name is None:
