@@ -51,7 +51,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "pip install 'swergio-al[postgres]'") from exc
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# What a lost or confused database connection raises (asyncpg's internal state
+# error included: seen on a connection the server terminated while it was idle).
+_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+             OSError, TimeoutError)
 
 _REQUEST_COLUMNS = ("r.id, r.room, r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, "
                     "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap, "
@@ -97,11 +100,15 @@ class PostgresStore(Store):
             raise StoreUnavailable("the feedback store is not open")
         try:
             async with self._pool.acquire() as conn:
-                if transaction:
-                    async with conn.transaction():
+                try:
+                    if transaction:
+                        async with conn.transaction():
+                            yield conn
+                    else:
                         yield conn
-                else:
-                    yield conn
+                except _FAILURES:
+                    conn.terminate()  # in doubt: the pool opens a fresh one for the next call
+                    raise
         except _FAILURES as exc:
             raise StoreUnavailable(f"feedback store failed: {exc}") from exc
 
