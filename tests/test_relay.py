@@ -301,6 +301,27 @@ async def test_payload_passes_through_untouched(server: TestServer) -> None:
         assert (await b.recv())["ID"] == "2"
 
 
+async def test_frames_of_every_length_encoding_arrive_intact(server: TestServer) -> None:
+    """Relayed frames are written by the relay itself (batched): around the 126 and
+    65536-byte boundaries of the WebSocket length field nothing is cut or garbled."""
+    url = ws_url_of(server)
+    async with await RawClient.connect(url, "a", rooms=("r",)) as a, \
+            await RawClient.connect(url, "b", rooms=("r",)) as b:
+        def relayed_size(data: str) -> int:  # what the server sends: SENT_BY appended
+            return len(json.dumps({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "ID": "i",
+                                   "DATA": data})) - 1 + len(',"SENT_BY":"a"}')
+
+        base = relayed_size("")
+        sizes = [*range(120, 132), *range(65530, 65542)]
+        for size in sizes:
+            await a.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "ID": "i",
+                          "DATA": "z" * (size - base)})
+        for size in sizes:
+            got = await b.recv()
+            assert got["DATA"] == "z" * (size - base)
+            assert relayed_size(got["DATA"]) == size
+
+
 async def test_logging_mirror_of_forward_and_gradient(server: TestServer) -> None:
     url = ws_url_of(server)
     async with await RawClient.connect(url, "model", rooms=("r",)) as model, \
