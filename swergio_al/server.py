@@ -50,7 +50,9 @@ def create_app(config: Config | None = None) -> web.Application:
             app[HUB], host=config.host, port=config.swergio_port,
             max_frame_size=config.max_frame_size, outbox_limit=config.outbound_queue_size,
             frame_timeout=config.heartbeat_seconds or None,
-            close_timeout=config.close_timeout_seconds)
+            close_timeout=config.close_timeout_seconds, counter=app[CONNECTIONS],
+            rate_per_second=config.rate_per_second, rate_burst=config.rate_burst,
+            component_rate_per_second=config.component_rate_per_second)
         app.cleanup_ctx.append(_swergio_listener_lifetime)
     app.router.add_get("/ws", websocket_handler)
     app.router.add_get("/healthz", healthz)

@@ -631,3 +631,62 @@ async def test_good_frames_before_garbage_in_one_write_are_delivered(
             await tcp.closed_by_server()
     finally:
         await tcp.close()
+
+
+async def test_connections_per_address_count_tcp_and_websocket_together(
+        make_server: MakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    server = await make_server(swergio_port=0, max_connections_per_ip=2)
+    port = server.app[SWERGIO_LISTENER].port
+    assert port is not None
+    first = await TcpClient.connect(port, "first")
+    try:
+        async with await RawClient.connect(str(server.make_url("/ws")), "web"):
+            third = await TcpClient.connect(port)
+            await third.closed_by_server()
+            await third.close()
+        # The WebSocket's slot is free again.
+        fourth = await TcpClient.connect(port, "fourth")
+        await fourth.close()
+    finally:
+        await first.close()
+    assert any("2 connections already open" in r.getMessage() for r in caplog.records)
+
+
+async def test_anonymous_flood_is_cut_off_registered_components_are_not(
+        make_server: MakeServer) -> None:
+    server = await make_server(swergio_port=0, rate_per_second=1.0, rate_burst=5)
+    port = server.app[SWERGIO_LISTENER].port
+    assert port is not None
+    anonymous = await TcpClient.connect(port)
+    component = await TcpClient.connect(port, "model", rooms=("r",))
+    try:
+        await anonymous.send_raw(message_frame({"TYPE": "COMMAND/JOINROOM", "ROOM": "r"}) * 10)
+        await anonymous.closed_by_server()
+        for _ in range(5):  # 100 frames at once: components have their own (unlimited) rate
+            await component.send_raw(message_frame({"TYPE": "DATA/TEXT", "TO_ROOM": "r"}) * 20)
+        await component.sync()
+    finally:
+        await anonymous.close()
+        await component.close()
+
+
+async def test_without_the_component_token_a_0_0_2_register_closes_the_connection(
+        make_server: MakeServer, caplog: pytest.LogCaptureFixture) -> None:
+    server = await make_server(swergio_port=0, component_token="s3cret")
+    port = server.app[SWERGIO_LISTENER].port
+    assert port is not None
+    assert any("cannot send it" in r.getMessage() for r in caplog.records)
+    refused = await TcpClient.connect(port)
+    await refused.send({"TYPE": "COMMAND/REGISTER", "NAME": "legacy", "TO_ROOM": "_command"})
+    await refused.closed_by_server()
+    await refused.close()
+    assert not any("s3cret" in r.getMessage() for r in caplog.records)
+    # A client that does send the token (a patched 0.0.2 register()) gets in.
+    admitted = await TcpClient.connect(port)
+    try:
+        admitted.name = "patched"
+        await admitted.send({"TYPE": "COMMAND/REGISTER", "NAME": "patched", "TOKEN": "s3cret",
+                             "TO_ROOM": "_command"})
+        await admitted.sync()
+    finally:
+        await admitted.close()

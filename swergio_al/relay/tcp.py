@@ -18,13 +18,16 @@ from swergio_al.protocol import (
     SENT_BY,
     TYPE,
     CloseCode,
+    ErrorCode,
     MessageType,
     ProtocolError,
+    Role,
     decode,
     validate,
 )
 from swergio_al.relay.connection import DEFAULT_CLOSE_TIMEOUT, Connection
 from swergio_al.relay.hub import Hub
+from swergio_al.relay.limits import ConnectionCounter, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,10 @@ HEADER_LENGTH = 10
 BATCH_BYTES = 64 * 1024
 READ_BYTES = 64 * 1024
 _DIGITS = frozenset(b"0123456789")
+# Refusals after which retrying cannot help: as on /ws the connection is closed
+# (here without the ERROR frame a 0.0.2 client would not understand).
+_CLOSING_REFUSALS = {ErrorCode.UNAUTHORIZED: CloseCode.UNAUTHORIZED,
+                     ErrorCode.RATE_LIMITED: CloseCode.POLICY_VIOLATION}
 
 
 class FramingError(Exception):
@@ -168,7 +175,9 @@ class SwergioListener:
 
     def __init__(self, hub: Hub, *, host: str, port: int, max_frame_size: int,
                  outbox_limit: int, frame_timeout: float | None = 30.0,
-                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> None:
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+                 counter: ConnectionCounter | None = None, rate_per_second: float = 0.0,
+                 rate_burst: int = 1, component_rate_per_second: float = 0.0) -> None:
         self.hub = hub
         self.host = host
         self.requested_port = port
@@ -176,6 +185,10 @@ class SwergioListener:
         self.outbox_limit = outbox_limit
         self.frame_timeout = frame_timeout
         self.close_timeout = close_timeout
+        self.counter = counter
+        self.rate_per_second = rate_per_second
+        self.rate_burst = rate_burst
+        self.component_rate_per_second = component_rate_per_second
         self.port: int | None = None
         self.connections: set[TcpConnection] = set()
         self._server: asyncio.Server | None = None
@@ -187,6 +200,9 @@ class SwergioListener:
         self._server = await asyncio.start_server(self._accept, self.host, self.requested_port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("swergio 0.0.2 clients: tcp://%s:%d", self.host, self.port)
+        if self.hub.access.component_token:
+            log.warning("a component token is set: swergio 0.0.2 clients cannot send it, so "
+                        "their REGISTER will be refused")
 
     async def stop(self) -> None:
         if self._server is None:
@@ -205,7 +221,24 @@ class SwergioListener:
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
-        remote = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+        if isinstance(peer, tuple):
+            address, remote = str(peer[0]), f"{peer[0]}:{peer[1]}"
+        else:
+            address = remote = "?"
+        counter = self.counter
+        if counter is not None and not counter.acquire(address):
+            log.warning("refused swergio 0.0.2 client from %s: %d connections already open",
+                        address, counter.limit)
+            writer.transport.abort()
+            return
+        try:
+            await self._serve(reader, writer, remote)
+        finally:
+            if counter is not None:
+                counter.release(address)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     remote: str) -> None:
         conn = TcpConnection(writer, remote=remote, outbox_limit=self.outbox_limit,
                              close_timeout=self.close_timeout)
         self.connections.add(conn)
@@ -232,6 +265,7 @@ class SwergioListener:
         decoder = FrameDecoder(max_size=self.max_frame_size)
         loop = asyncio.get_running_loop()
         deadline: float | None = None
+        bucket = TokenBucket(self.rate_per_second, self.rate_burst)
         while conn.is_open:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -244,9 +278,19 @@ class SwergioListener:
                 return
             bodies = decoder.feed(data)
             for body in bodies:
+                if bucket.rate and not bucket.take():
+                    self._refuse(conn, ProtocolError(
+                        ErrorCode.RATE_LIMITED,
+                        f"over {bucket.rate:g} messages/s (burst {bucket.burst})"))
+                    return
+                anonymous = conn.name is None
                 await self._handle_body(conn, body)
                 if not conn.is_open:
-                    return  # DISCONNECT (or a takeover): later bytes are not read
+                    return  # DISCONNECT, a refusal or a takeover: later bytes are not read
+                if anonymous and conn.name is not None and conn.role is Role.COMPONENT:
+                    # As on /ws: components get their own (by default unlimited) rate.
+                    bucket = TokenBucket(self.component_rate_per_second,
+                                         max(self.rate_burst, 1000))
             if decoder.error is not None:
                 raise decoder.error
             if not decoder.mid_frame or self.frame_timeout is None:
@@ -268,5 +312,19 @@ class SwergioListener:
         try:
             await self.hub.handle(conn, validate(message), text=text if as_is else None)
         except ProtocolError as error:
-            log.info("refused from swergio 0.0.2 client %s (%s): %s %s", conn.name,
-                     conn.remote, error.code.value, error.message)
+            self._refuse(conn, error)
+        except Exception:
+            # The boundary of one message: a bug behind the relay (a room service, a
+            # broker) costs this message, not the connection or anyone else's.
+            log.exception("handling a frame from swergio 0.0.2 client %s (%s) failed",
+                          conn.name, conn.remote)
+
+    @staticmethod
+    def _refuse(conn: TcpConnection, error: ProtocolError) -> None:
+        """Log a refused message; 0.0.2 clients get no ERROR, but some refusals close."""
+        code = _CLOSING_REFUSALS.get(error.code)
+        log.log(logging.WARNING if code else logging.INFO,
+                "refused from swergio 0.0.2 client %s (%s): %s %s%s", conn.name, conn.remote,
+                error.code.value, error.message, "; closing" if code else "")
+        if code is not None:
+            conn.close_soon(code, error.message)
