@@ -461,27 +461,6 @@ async def test_message_to_itself_with_a_sync_key_still_reaches_handlers(ws_url: 
         assert (await asyncio.wait_for(got.get(), 5))["SYNC"] == "mine"
 
 
-async def test_hello_world_as_two_processes_both_stop_by_themselves(ws_url: str) -> None:
-    """universe.py (run_forever) in its own process, the World in this one."""
-    sys.path.insert(0, str(HELLO_WORLD))
-    try:
-        from world import talk  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(HELLO_WORLD))
-    universe = await asyncio.create_subprocess_exec(
-        sys.executable, str(HELLO_WORLD / "universe.py"), "--url", ws_url, "--exchanges", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        assert await asyncio.wait_for(talk(ws_url, 3), 20) == 3
-        out, err = await asyncio.wait_for(universe.communicate(), 10)
-    finally:
-        if universe.returncode is None:
-            universe.kill()
-            await universe.wait()
-    assert universe.returncode == 0, err.decode()
-    assert out.decode().count("universe ->") == 3
-
-
 async def test_heartbeat_notices_a_frozen_server_and_the_new_connection_takes_over(
         tmp_path: Path) -> None:
     """A stalled server (SIGSTOP) sends no close: only the heartbeat can tell the link is dead.
@@ -505,20 +484,22 @@ async def test_heartbeat_notices_a_frozen_server_and_the_new_connection_takes_ov
             assert component.connected  # not stopped by the takeover of its own old socket
 
 
-async def test_run_forever_closes_properly_on_sigterm_and_exits_0(ws_url: str) -> None:
+async def test_universe_process_talks_to_an_in_process_world_and_stops_on_sigterm(
+        ws_url: str) -> None:
+    """universe.py runs via run_forever(); SIGTERM must close it properly and exit 0."""
+    sys.path.insert(0, str(HELLO_WORLD))
+    try:
+        from world import talk  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(HELLO_WORLD))
     universe = await asyncio.create_subprocess_exec(
-        sys.executable, str(HELLO_WORLD / "universe.py"), "--url", ws_url,
+        sys.executable, str(HELLO_WORLD / "universe.py"), "--url", ws_url, "--exchanges", "99",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        async with Component("prober", ws_url) as prober, asyncio.timeout(20):
-            while True:  # until the universe has registered
-                try:
-                    await prober.request({"TYPE": "DATA/CUSTOM", "TO": "universe"}, timeout=5)
-                    break
-                except RefusedError:
-                    await asyncio.sleep(0.05)
-            universe.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(universe.communicate(), 10)
+        assert await asyncio.wait_for(talk(ws_url, 3), 20) == 3  # waits for the universe
+        universe.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(universe.communicate(), 10)
+        async with Component("prober", ws_url) as prober:
             with pytest.raises(RefusedError, match="unknown_recipient"):
                 await prober.request({"TYPE": "DATA/CUSTOM", "TO": "universe"}, timeout=5)
     finally:
@@ -526,6 +507,7 @@ async def test_run_forever_closes_properly_on_sigterm_and_exits_0(ws_url: str) -
             universe.kill()
             await universe.wait()
     assert universe.returncode == 0, err.decode()
+    assert out.decode().count("universe ->") == 3
 
 
 async def test_token_is_sent_and_a_wrong_one_is_refused_without_retrying(
