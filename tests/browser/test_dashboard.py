@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from sklearn.linear_model import SGDClassifier
 
 from swergio_al.feedback.loop import FeedbackLoop
@@ -125,8 +126,19 @@ async def test_a_real_model_loop_learns_from_the_browser_and_its_curve_grows(
                 await loop.wait_for_version(loop.version + 1)
         await loop.settled()
 
-        row = f'tr[data-model="blobs-model"] td:nth-child(2):text-is("{loop.version}")'
-        await dashboard.wait_for_selector(row)
         # One point per report, though the loop sends each to its feedback room and to kpi.
-        assert await dashboard.get_attribute(".line-plot", "data-points") == str(len(loop.kpis))
-        assert loop.kpis and loop.kpis[-1]["labels"] == len(X)
+        # (A background refit may still add a report: wait until both sides agree.)
+        async with asyncio.timeout(15):
+            while True:
+                reports = len(loop.kpis)
+                try:
+                    await dashboard.wait_for_selector(f'.line-plot[data-points="{reports}"]',
+                                                      timeout=2000)
+                except PlaywrightTimeout:
+                    continue
+                if len(loop.kpis) == reports:
+                    break
+        last = loop.kpis[-1]
+        assert last["labels"] == len(X)
+        row = await dashboard.inner_text('tr[data-model="blobs-model"]')
+        assert row.split()[:3] == ["blobs-model", str(last["version"]), str(len(X))]
