@@ -375,7 +375,7 @@ def print_incremental(results: list[Result], out: Callable[[str], None]) -> None
         for model, name in (
             ("sgd-partial", "partial_fit on the new label alone"),
             ("sgd-replay", "partial_fit + replay of earlier labels"),
-            ("sgd-incremental", "replay + full refit every 50 labels"),
+            ("sgd-incremental", "replay + full refit every 20 labels"),
             ("sgd-refit", "refit from scratch after every label"),
         ):
             key = (dataset, ("ours", model, "margin [1]"))
@@ -476,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-sgd", action="store_true", help="LogisticRegression rows only")
+    parser.add_argument("--models", help="only these models' rows, e.g. sgd-incremental,sgd-refit")
     parser.add_argument("--rows", choices=("all", "incremental"), default="all",
                         help="incremental: only the incremental-vs-refit rows (margin)")
     parser.add_argument("--no-timing", action="store_true", help="skip the 10 000-row timing")
@@ -515,6 +516,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     save = _saver(args.save)
     specs = our_specs(args.datasets, args.seeds, args.max_labels, not args.no_sgd, args.rows)
+    if args.models:
+        specs = [s for s in specs if s.model in args.models.split(",")]
     out(f"ours: {len(specs)} runs on {args.jobs} processes")
     results = run_in_pool(run_ours, specs, args.jobs, out, save)
     if args.modal_python:

@@ -96,11 +96,11 @@ class ActiveLearner(BaseEstimator):
     incremental : {"auto", True, False}, default="auto"
         Learn with ``partial_fit`` (when the estimator has it) instead of a refit on
         all labels after every ``teach``.
-    replay_size : int, default=64
+    replay_size : int, default=128
         Earlier labels replayed with the new ones in each incremental step.
-    replay_passes : int, default=3
+    replay_passes : int, default=2
         How often each step shows the new labels, each time with a fresh replay sample.
-    refit_every : int or None, default=50
+    refit_every : int or None, default=20
         In incremental mode ``refit_due`` turns true after this many labels since the
         last full refit; run ``fit_full()`` in a worker thread and ``swap_in`` the result.
     threshold : float or None
@@ -135,9 +135,9 @@ class ActiveLearner(BaseEstimator):
         classes: ArrayLike | None = None,
         uncertainty_model: Any = None,
         incremental: bool | str = "auto",
-        replay_size: int = 64,
-        replay_passes: int = 3,
-        refit_every: int | None = 50,
+        replay_size: int = 128,
+        replay_passes: int = 2,
+        refit_every: int | None = 20,
         threshold: float | None = None,
         budget: float | None = None,
         random_state: Any = None,
