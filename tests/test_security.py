@@ -214,3 +214,13 @@ def test_exposed_server_without_tokens_generates_them() -> None:
     assert any(f"/?token={exposed.labeler_token}" in line for line in lines)
     configured = Config(host="0.0.0.0", labeler_token="mine")
     assert secure_exposed(configured) == [] and configured.labeler_token == "mine"
+
+
+async def test_labeler_may_round_trip_to_itself_only(guarded: str) -> None:
+    labeler = await _register(guarded, "ann", ROLE="labeler", TOKEN=LABELER)
+    try:
+        await labeler.sync()  # TO itself, no room: reaches nobody else
+        await labeler.send({"ID": "x", "TYPE": "DATA/CUSTOM", "TO": "ann", "TO_ROOM": "feedback"})
+        assert (await labeler.expect("ERROR"))["CODE"] == "forbidden"
+    finally:
+        await labeler.close()

@@ -12,6 +12,7 @@ from swergio_al.protocol import (
     ROLE,
     ROOM,
     TO,
+    TO_ROOM,
     TOKEN,
     TYPE,
     ErrorCode,
@@ -72,9 +73,16 @@ class AccessPolicy:
                             f"a valid TOKEN is required to register as {wanted.value}",
                             register.get(ID) if isinstance(register.get(ID), str) else None)
 
-    def check(self, role: Role, message: Message) -> None:
-        """Refuse what `role` may not do (ProtocolError FORBIDDEN)."""
+    def check(self, role: Role, message: Message, *, sender: str | None = None) -> None:
+        """Refuse what `role` may not do (ProtocolError FORBIDDEN).
+
+        A message addressed only to the sender itself is always allowed: it
+        reaches nobody else, and clients use it as a round trip to know the
+        server has handled everything they sent before.
+        """
         if role is not Role.LABELER:
+            return
+        if sender is not None and message.get(TO) == sender and TO_ROOM not in message:
             return
         kind, ref = message[TYPE], message.get(ID)
         if kind not in LABELER_TYPES:

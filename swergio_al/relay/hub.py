@@ -179,7 +179,7 @@ class Hub:
                 raise ProtocolError(ErrorCode.NOT_REGISTERED, "send COMMAND/REGISTER first",
                                     message[ID])
             if conn.role is _LABELER:
-                self.access.check(conn.role, message)
+                self.access.check(conn.role, message, sender=conn.name)
             await self.route(conn, message, text=text)
             return
         ref = message[ID]
