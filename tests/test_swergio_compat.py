@@ -690,3 +690,18 @@ async def test_without_the_component_token_a_0_0_2_register_closes_the_connectio
         await admitted.sync()
     finally:
         await admitted.close()
+
+
+async def test_tcp_keepalive_is_on_for_0_0_2_clients(make_server: MakeServer) -> None:
+    server = await make_server(swergio_port=0, heartbeat_seconds=12)
+    listener = server.app[SWERGIO_LISTENER]
+    assert listener.port is not None
+    tcp = await TcpClient.connect(listener.port, "old")
+    try:
+        (conn,) = listener.connections
+        sock = conn.writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 12
+    finally:
+        await tcp.close()

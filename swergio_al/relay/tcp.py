@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
 
 from swergio_al.protocol import (
     ID,
@@ -239,6 +240,7 @@ class SwergioListener:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      remote: str) -> None:
+        self._keep_alive(writer)
         conn = TcpConnection(writer, remote=remote, outbox_limit=self.outbox_limit,
                              close_timeout=self.close_timeout)
         self.connections.add(conn)
@@ -258,6 +260,19 @@ class SwergioListener:
             if conn.is_open:
                 conn.close_soon(CloseCode.NORMAL, "")
             await conn.wait_closed()
+
+    def _keep_alive(self, writer: asyncio.StreamWriter) -> None:
+        # 0.0.2 has no heartbeat: TCP keepalive notices a peer that vanished
+        # (machine gone, cable pulled) about as soon as /ws's heartbeat would.
+        sock = writer.get_extra_info("socket")
+        if sock is None:
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle = max(1, int(self.frame_timeout or 30))
+        for option, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, idle // 3)),
+                              ("TCP_KEEPCNT", 3)):
+            if hasattr(socket, option):  # Linux and most BSDs; elsewhere the OS default
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
     async def _read_frames(self, reader: asyncio.StreamReader, conn: TcpConnection) -> None:
         # An idle client may stay silent for ever, but a frame once begun must be
