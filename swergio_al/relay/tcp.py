@@ -249,8 +249,8 @@ class SwergioListener:
             await self._read_frames(reader, conn)
         except FramingError as exc:
             log.warning("closing swergio 0.0.2 client %s (%s): %s", conn.name, remote, exc)
-        except ConnectionError:
-            pass  # the peer reset the connection
+        except OSError as exc:  # reset, keepalive timeout, unreachable: the peer is gone
+            log.info("lost swergio 0.0.2 client %s (%s): %r", conn.name, remote, exc)
         except Exception:
             # The boundary of one client's session: a bug must cost this client, not the server.
             log.exception("swergio 0.0.2 session of %s (%s) failed", conn.name, remote)
@@ -286,6 +286,8 @@ class SwergioListener:
                 async with asyncio.timeout_at(deadline):
                     data = await reader.read(READ_BYTES)
             except TimeoutError:
+                if deadline is None or loop.time() < deadline:
+                    raise  # ETIMEDOUT from the socket: keepalive found the peer gone
                 raise FramingError(f"frame not completed within {self.frame_timeout}s") from None
             if not data:
                 if decoder.mid_frame:
