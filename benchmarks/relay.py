@@ -32,11 +32,13 @@ import base64
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +72,7 @@ class ServerProcess:
     kind: str
     port: int
     proc: subprocess.Popen[bytes]
+    workdir: Path | None = None  # the server's store lives here; removed on stop
 
     @property
     def rss_kib(self) -> int:
@@ -92,6 +95,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_server(kind: str, *, port: int | None = None, broker: str | None = None,
@@ -102,9 +107,12 @@ def start_server(kind: str, *, port: int | None = None, broker: str | None = Non
     be started on one Redis for a multi-node run.
     """
     port = port or free_port()
+    workdir = None
     if kind == "swergio-al":
+        # Its feedback store goes to a scratch directory, not the current one.
+        workdir = Path(tempfile.mkdtemp(prefix="relay-bench-"))
         args = [sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(port),
-                "--log-level", "WARNING"]
+                "--log-level", "WARNING", "--store", f"sqlite:///{workdir / 'store.db'}"]
         if broker:
             args += ["--broker", broker]
     elif kind == "bare":
@@ -116,13 +124,17 @@ def start_server(kind: str, *, port: int | None = None, broker: str | None = Non
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
             raise RuntimeError(f"{kind} server exited with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return ServerProcess(kind, port, proc)
+                return ServerProcess(kind, port, proc, workdir)
         except OSError:
             time.sleep(0.05)
     proc.kill()
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
     raise TimeoutError(f"{kind} server on port {port} did not start within {timeout}s")
 
 
