@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from swergio_al.feedback.export import export_labels
 from swergio_al.feedback.records import StoreError
-from swergio_al.keys import FEEDBACK, STORE
+from swergio_al.keys import CONFIG, FEEDBACK, STORE
 
 _CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
@@ -49,7 +52,28 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _components_only(handler: Handler) -> Handler:
+    """With a component token configured, the API wants it (labels are the users' data):
+    `Authorization: Bearer <token>` or `?token=<token>`."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        expected = request.app[CONFIG].component_token
+        if expected:
+            header = request.headers.get("Authorization", "")
+            given = header.removeprefix("Bearer ") if header.startswith("Bearer ") else \
+                request.query.get("token", "")
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                raise web.HTTPUnauthorized(text="this endpoint needs the component token\n",
+                                           headers={"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    return guarded
+
+
 def setup_api(app: web.Application) -> None:
-    app.router.add_get("/api/labels.csv", labels_csv)
-    app.router.add_get("/api/labels.jsonl", labels_jsonl)
-    app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/labels.csv", _components_only(labels_csv))
+    app.router.add_get("/api/labels.jsonl", _components_only(labels_jsonl))
+    app.router.add_get("/api/stats", _components_only(stats))

@@ -224,3 +224,19 @@ async def test_labeler_may_round_trip_to_itself_only(guarded: str) -> None:
         assert (await labeler.expect("ERROR"))["CODE"] == "forbidden"
     finally:
         await labeler.close()
+
+
+async def test_api_wants_the_component_token_when_one_is_set(make_server: MakeServer) -> None:
+    server = await make_server(component_token=COMPONENT)
+    async with aiohttp.ClientSession() as session:
+        for path in ("/api/stats", "/api/labels.csv", "/api/labels.jsonl"):
+            async with session.get(server.make_url(path)) as response:
+                assert response.status == 401
+            async with session.get(server.make_url(path),
+                                   headers={"Authorization": "Bearer wrong"}) as response:
+                assert response.status == 401
+            async with session.get(server.make_url(path),
+                                   headers={"Authorization": f"Bearer {COMPONENT}"}) as response:
+                assert response.status == 200
+            async with session.get(server.make_url(path).with_query(token=COMPONENT)) as response:
+                assert response.status == 200

@@ -47,7 +47,9 @@ class Dashboard {
     const url = this.root.dataset.statsUrl;
     if (url) {
       try {
-        const response = await fetch(url, { headers: { Accept: 'application/json' } });
+        const headers = { Accept: 'application/json' };
+        if (this.relay.token) headers.Authorization = `Bearer ${this.relay.token}`;
+        const response = await fetch(url, { headers });
         if (response.ok) this.onApiStats(await response.json());
       } catch (error) {
         // the server is down; the socket's reconnecting state already says so
