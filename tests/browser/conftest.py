@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers import free_port
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -28,17 +33,51 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def chromium_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Chromium for the whole session (each test gets fresh contexts in it): the
+    async fixtures live in per-test event loops, so tests connect to it over CDP."""
+    if CHROMIUM is None:
+        pytest.skip("no `chromium` on PATH")
+    port = free_port()
+    process = subprocess.Popen(
+        [CHROMIUM, *CHROMIUM_ARGS, f"--remote-debugging-port={port}",
+         "--remote-debugging-address=127.0.0.1",
+         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # ready once its DevTools endpoint answers
+            if process.poll() is not None:
+                raise RuntimeError(f"chromium exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{endpoint}/json/version", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
+async def browser(chromium_endpoint: str) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                    args=CHROMIUM_ARGS)
+        chromium = await playwright.chromium.connect_over_cdp(chromium_endpoint)
         try:
             yield chromium
         finally:
-            await chromium.close()
+            await chromium.close()  # disconnects; the session's Chromium keeps running
 
 
 class PageWatch:
