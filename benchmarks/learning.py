@@ -287,6 +287,14 @@ def _saver(path: str | None) -> Callable[[Result], None]:
     return save
 
 
+def _load(paths: Iterable[str]) -> list[Result]:
+    results: list[Result] = []
+    for path in paths:
+        with open(path) as f:
+            results += [_result_from_json(line) for line in f if line.startswith("{")]
+    return results
+
+
 def _result_from_json(line: str) -> Result:
     raw = json.loads(line)
     raw["spec"] = Spec(**raw["spec"])
@@ -507,10 +515,7 @@ def main(argv: list[str] | None = None) -> None:
         timing(out)
         return
     if args.load:
-        results = []
-        for path in args.load:
-            with open(path) as f:
-                results += [_result_from_json(line) for line in f if line.startswith("{")]
+        results = _load(args.load)
         print_curves(results, out)
         print_incremental(results, out)
         return
@@ -518,8 +523,12 @@ def main(argv: list[str] | None = None) -> None:
     specs = our_specs(args.datasets, args.seeds, args.max_labels, not args.no_sgd, args.rows)
     if args.models:
         specs = [s for s in specs if s.model in args.models.split(",")]
-    out(f"ours: {len(specs)} runs on {args.jobs} processes")
-    results = run_in_pool(run_ours, specs, args.jobs, out, save)
+    # runs already in the --save file are not run again: an interrupted run resumes
+    done = _load([args.save]) if args.save and os.path.exists(args.save) else []
+    done = [r for r in done if r.spec in specs]
+    specs = [s for s in specs if s not in [r.spec for r in done]]
+    out(f"ours: {len(specs)} runs on {args.jobs} processes ({len(done)} done before)")
+    results = done + run_in_pool(run_ours, specs, args.jobs, out, save)
     if args.modal_python:
         out("modAL: running in " + args.modal_python)
         modal = run_modal_elsewhere(args.modal_python, args)
