@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -135,5 +136,11 @@ async def new_page(browser: Any, watch: PageWatch) -> Any:
 
 
 def screenshot_path(name: str) -> str:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return str(SCREENSHOTS / f"{name}.png")
+    """Where a test saves the screenshot `name`: docs/screenshots/ when it is missing or
+    SWERGIO_AL_UPDATE_SCREENSHOTS=1, else a scratch folder, so that ordinary test runs
+    leave the committed images alone."""
+    target = SCREENSHOTS / f"{name}.png"
+    if target.exists() and not os.environ.get("SWERGIO_AL_UPDATE_SCREENSHOTS"):
+        target = Path(tempfile.gettempdir()) / "swergio_al-screenshots" / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return str(target)
