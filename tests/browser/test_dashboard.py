@@ -21,6 +21,7 @@ from tests.helpers import RawClient
 pytestmark = pytest.mark.browser
 
 PHONE = 360
+XSS = '<img src=x onerror="window.__xss=1;alert(1)"><script>window.__xss=2</script>'
 
 
 async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeServer,
@@ -70,6 +71,16 @@ async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeSer
         await dashboard.set_viewport_size({"width": PHONE, "height": 800})
         assert await dashboard.evaluate("document.documentElement.scrollWidth") <= PHONE
         await dashboard.screenshot(path=screenshot_path("dashboard-phone"))
+
+        # A hostile model name is shown as text, like any sample text.
+        await other.send({"TYPE": "LOG/KPI", "TO_ROOM": "kpi", "DATA": {
+            "model": XSS, "version": 1, "labels": 1, "score": 0.5}})
+        await dashboard.wait_for_selector('[data-module="dashboard"][data-kpi-received="8"]')
+        assert XSS in (await dashboard.inner_text("[data-legend]"))
+        assert XSS in (await dashboard.inner_text("[data-models]"))
+        assert await dashboard.evaluate(
+            "document.querySelectorAll('main img, main script').length") == 0
+        assert await dashboard.evaluate("window.__xss") is None
 
 
 async def test_labeling_page_fits_a_phone(make_server: MakeServer, new_page: Any) -> None:
