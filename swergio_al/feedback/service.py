@@ -317,7 +317,16 @@ class FeedbackService:
         problem = answer_problem(task.request.answer, data["answer"])
         if problem is not None:
             raise ProtocolError(ErrorCode.INVALID_ANSWER, problem, message[ID])
-        label = await self.store.record_label(task_id, conn.name, data["answer"], seconds,
+        # Once the commit starts, the label must also reach the model even if this
+        # handler is cancelled (its client vanished): the rest runs shielded.
+        await asyncio.shield(self._spawn(
+            self._commit_label(conn, task, data["answer"], seconds)))
+
+    async def _commit_label(self, conn: Connection, task: Task, answer: Any,
+                            seconds: float | None) -> None:
+        room, task_id = task.request.room, task.task_id
+        assert conn.name is not None
+        label = await self.store.record_label(task_id, conn.name, answer, seconds,
                                               label_id=new_id(), now=self.clock())
         self._forget(task)
         self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_ACK.value,
