@@ -747,7 +747,7 @@ async def test_shutdown_closes_every_client_with_1001_promptly(tmp_path: Any) ->
         started = loop.time()
         exit_code = await loop.run_in_executor(None, server.terminate)
         assert exit_code == 0
-        assert loop.time() - started < 3.0
+        assert loop.time() - started < 5.0  # 10.4 s before the fix
         for client in (registered, anonymous):
             assert await close_code_of(client) == CloseCode.GOING_AWAY
             await client.close()
