@@ -103,6 +103,10 @@ class ActiveLearner(BaseEstimator):
     refit_every : int or None, default=20
         In incremental mode ``refit_due`` turns true after this many labels since the
         last full refit; run ``fit_full()`` in a worker thread and ``swap_in`` the result.
+    refit_growth : float, default=0.1
+        ...and only once the labels grew by this fraction since the last refit, so the
+        refits' total cost stays proportional to the labels (a refit on 10 000 labels
+        costs seconds).
     threshold : float or None
         Stream mode: ``should_ask`` is true when the score exceeds it.
     budget : float or None
@@ -138,6 +142,7 @@ class ActiveLearner(BaseEstimator):
         replay_size: int = 128,
         replay_passes: int = 2,
         refit_every: int | None = 20,
+        refit_growth: float = 0.1,
         threshold: float | None = None,
         budget: float | None = None,
         random_state: Any = None,
@@ -150,6 +155,7 @@ class ActiveLearner(BaseEstimator):
         self.replay_size = replay_size
         self.replay_passes = replay_passes
         self.refit_every = refit_every
+        self.refit_growth = refit_growth
         self.threshold = threshold
         self.budget = budget
         self.random_state = random_state
@@ -217,11 +223,10 @@ class ActiveLearner(BaseEstimator):
     def refit_due(self) -> bool:
         """Incremental mode: enough labels arrived since the last full refit."""
         self._ensure_state()
-        return bool(
-            self.incremental_
-            and self.refit_every is not None
-            and self._labels.n - self.labels_at_refit_ >= self.refit_every
-        )
+        if not self.incremental_ or self.refit_every is None:
+            return False
+        needed = max(int(self.refit_every), int(np.ceil(self.refit_growth * self.labels_at_refit_)))
+        return self._labels.n - self.labels_at_refit_ >= needed
 
     # --- learning ------------------------------------------------------------------------
 

@@ -257,3 +257,16 @@ def test_clone_and_pickle_keep_the_learner_usable(blobs: Any) -> None:
     np.testing.assert_array_equal(copy.predict(X[:10]), learner.predict(X[:10]))
     copy.teach(X[30:31], y[30:31])
     assert copy.version_ == learner.version_ + 1
+
+
+def test_refits_come_less_often_as_labels_grow(blobs: Any) -> None:
+    X, y = blobs
+    learner = ActiveLearner(SGDClassifier(loss="log_loss", random_state=0), classes=[0, 1, 2],
+                            refit_every=5, refit_growth=0.1, random_state=0)
+    learner.fit(X[:100], y[:100])  # a refit on 100 labels: the next is due 10 labels later
+    learner.teach(X[100:109], y[100:109])
+    assert not learner.refit_due
+    learner.teach(X[109:110], y[109:110])
+    assert learner.refit_due
+    assert not ActiveLearner(LogisticRegression()).fit(X[:30], y[:30]).teach(
+        X[30:90], y[30:90]).refit_due  # a refit learner is always fresh
