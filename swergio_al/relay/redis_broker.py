@@ -270,7 +270,7 @@ class RedisBroker(Broker):
         """
         assert self._redis is not None
         backoff = Backoff()
-        while True:
+        while not self._stopping():
             if not self._outbox:
                 self._outbox_ready.clear()
                 await self._outbox_ready.wait()
@@ -299,7 +299,7 @@ class RedisBroker(Broker):
     async def _listen(self) -> None:
         assert self._redis is not None
         backoff = Backoff()
-        while True:
+        while not self._stopping():
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
@@ -308,11 +308,11 @@ class RedisBroker(Broker):
                              "(envelopes sent meanwhile are lost)", backoff.attempts)
                     backoff.reset()
                 self._subscribed.set()
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
-                    self._receive(message["data"])
+                while not self._stopping():
+                    # A bounded wait, so the loop looks at _stopping() now and then.
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._receive(message["data"])
             except (RedisError, OSError) as exc:
                 await self._lost("subscription", exc, backoff)
             finally:
@@ -428,7 +428,7 @@ class RedisBroker(Broker):
         assert self._redis is not None
         backoff = Backoff()
         prefix = len(self._name_key(""))
-        while True:
+        while not self._stopping():
             await asyncio.sleep(self.presence_ttl_seconds / 3)
             keys = [self._name_key(name) for name in self._local]
             try:
@@ -442,7 +442,17 @@ class RedisBroker(Broker):
             else:
                 backoff.reset()
 
+    def _stopping(self) -> bool:
+        """Whether a background loop should end. Not only cancellation: redis-py can
+        turn a cancel that lands on one of its read deadlines into an error or
+        swallow it, so the loops also look at the state stop() sets first."""
+        task = asyncio.current_task()
+        return self.state is not BrokerState.RUNNING or (task is not None
+                                                         and task.cancelling() > 0)
+
     async def _lost(self, what: str, exc: BaseException, backoff: Backoff) -> None:
+        if self._stopping():
+            raise asyncio.CancelledError
         delay = backoff.next_delay()
         log.warning("redis broker: %s failed (%s: %s); retrying in %.2fs", what,
                     type(exc).__name__, exc, delay)
