@@ -280,7 +280,7 @@ def std(model: Any, X: ArrayLike) -> Scores:
 # --- baseline ------------------------------------------------------------------------------
 
 
-def random(model: Any, X: ArrayLike, *, random_state: Any = None) -> Scores:
+def random_scores(model: Any, X: ArrayLike, *, random_state: Any = None) -> Scores:
     """Uniform random scores in [0, 1): the baseline every strategy must beat."""
     rng = np.random.default_rng(random_state)
     return rng.random(_n_samples(X))
@@ -298,6 +298,6 @@ for _name, _fn in {
     "vote_entropy": vote_entropy,
     "kl_consensus": kl_consensus,
     "std": std,
-    "random": random,
+    "random": random_scores,
 }.items():
     register_strategy(_name, _fn)

@@ -24,7 +24,7 @@ from swergio_al.learning import (
     least_confidence,
     margin,
     member_probabilities,
-    random,
+    random_scores,
     std,
     vote_entropy,
 )
@@ -177,9 +177,9 @@ def test_std_of_a_random_forest_is_the_trees_spread() -> None:
 
 def test_random_scores_follow_the_random_state() -> None:
     X = rows(50)
-    first = random(None, X, random_state=7)
-    np.testing.assert_array_equal(first, random(None, X, random_state=7))
-    assert not np.array_equal(first, random(None, X, random_state=8))
+    first = random_scores(None, X, random_state=7)
+    np.testing.assert_array_equal(first, random_scores(None, X, random_state=7))
+    assert not np.array_equal(first, random_scores(None, X, random_state=8))
     assert first.shape == (50,) and ((first >= 0) & (first < 1)).all()
 
 
