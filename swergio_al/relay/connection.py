@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CLOSE_TIMEOUT = 5.0
 #: Outbox length at which `deliver` writes synchronously instead of waiting for the writer.
 SYNC_WRITE_AT = 64
+#: Bytes of queued frames put into one socket write, and the unsent bytes above
+#: which a peer counts as behind (its frames then wait in the bounded outbox).
+BATCH_BYTES = 64 * 1024
 
 
 class ConnectionState(Enum):
@@ -158,16 +161,36 @@ class Connection(ABC):
     async def write(self, text: str) -> None:
         """Send one encoded frame."""
 
-    def write_now(self, outbox: collections.deque[str]) -> None:  # noqa: B027 (optional)
-        """Without waiting, send frames from the front of `outbox` that the
-        transport can take right away (none when its peer is behind)."""
+    def batch_transport(self) -> asyncio.WriteTransport | None:
+        """The socket that whole batches of frames may be written to, if any."""
+        return None
+
+    def encode_frame(self, text: str) -> bytes:
+        """One frame as bytes on the wire (needed with `batch_transport`)."""
+        raise NotImplementedError
+
+    def write_now(self, outbox: collections.deque[str]) -> None:
+        """Without waiting, send frames from the front of `outbox` in one socket
+        write, as many as the transport can take right away (none when its peer
+        is behind: they stay in the outbox, where the slow-consumer rule sees them)."""
+        transport = self.batch_transport()
+        if (transport is None or transport.is_closing()
+                or transport.get_write_buffer_size() >= BATCH_BYTES):
+            return
+        batch: list[bytes] = []
+        size = 0
+        while outbox and size < BATCH_BYTES:
+            frame = self.encode_frame(outbox.popleft())
+            batch.append(frame)
+            size += len(frame)
+        transport.write(b"".join(batch))
 
     async def write_from(self, outbox: collections.deque[str]) -> None:
-        """Send at least the first frame of `outbox`, removing what was sent.
-
-        Transports that can put several frames into one write override this.
-        """
-        await self.write(outbox.popleft())
+        """Send at least the first frame of `outbox`, removing what was sent."""
+        before = len(outbox)
+        self.write_now(outbox)
+        if len(outbox) == before:
+            await self.write(outbox.popleft())  # behind: `write` waits for the socket
 
     @abstractmethod
     async def close(self, code: CloseCode, reason: str) -> None:

@@ -10,7 +10,6 @@ never ERROR frames (a refused message is logged and dropped), no acks.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import socket
 
@@ -33,8 +32,6 @@ from swergio_al.relay.limits import ConnectionCounter, TokenBucket
 log = logging.getLogger(__name__)
 
 HEADER_LENGTH = 10
-# Bytes of queued frames put into one socket write.
-BATCH_BYTES = 64 * 1024
 READ_BYTES = 64 * 1024
 _DIGITS = frozenset(b"0123456789")
 # Refusals after which retrying cannot help: as on /ws the connection is closed
@@ -137,26 +134,11 @@ class TcpConnection(Connection):
         self.writer.write(encode_frame(text))
         await self.writer.drain()
 
-    def write_now(self, outbox: collections.deque[str]) -> None:
-        # Queued frames leave in one socket write, but only while the socket keeps
-        # up: for a peer that is behind they stay in the bounded outbox, where the
-        # slow-consumer rule sees them.
-        transport = self.writer.transport
-        if transport.is_closing() or transport.get_write_buffer_size() >= BATCH_BYTES:
-            return
-        batch: list[bytes] = []
-        size = 0
-        while outbox and size < BATCH_BYTES:
-            frame = encode_frame(outbox.popleft())
-            batch.append(frame)
-            size += len(frame)
-        transport.write(b"".join(batch))
+    def batch_transport(self) -> asyncio.WriteTransport | None:
+        return self.writer.transport
 
-    async def write_from(self, outbox: collections.deque[str]) -> None:
-        before = len(outbox)
-        self.write_now(outbox)
-        if len(outbox) == before:
-            await self.write(outbox.popleft())  # behind: wait for the socket to drain
+    def encode_frame(self, text: str) -> bytes:
+        return encode_frame(text)
 
     async def close(self, code: CloseCode, reason: str) -> None:
         # TCP has no close codes: the reason only goes to the log.

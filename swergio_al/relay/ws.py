@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import struct
 
@@ -30,11 +29,6 @@ from swergio_al.relay.hub import Hub
 from swergio_al.relay.limits import TokenBucket
 
 log = logging.getLogger(__name__)
-
-# Bytes put into one write at most, and the unsent bytes above which a
-# connection falls back to flow-controlled sends (a peer that is behind).
-BATCH_WRITE_LIMIT = 64 * 1024
-
 
 def text_frame(text: str) -> bytes:
     """One unmasked, uncompressed, final text frame (server to client, RFC 6455)."""
@@ -64,29 +58,14 @@ class WebSocketConnection(Connection):
     async def write(self, text: str) -> None:
         await self.ws.send_str(text)
 
-    def write_now(self, outbox: collections.deque[str]) -> None:
-        # Queued frames go out in one transport write (one syscall) instead of
-        # one per frame. They are plain RFC 6455 text frames: the response has
-        # no compression, and aiohttp's own writes (pings, close) are whole
-        # frames too, so nothing can interleave inside ours.
-        transport = self._transport
-        if (transport is None or self.ws.closed or transport.is_closing()
-                or transport.get_write_buffer_size() > BATCH_WRITE_LIMIT):
-            return  # the peer is behind (or going): leave the frames queued
-        frames = []
-        size = 0
-        while outbox and size < BATCH_WRITE_LIMIT:
-            frame = text_frame(outbox.popleft())
-            frames.append(frame)
-            size += len(frame)
-        transport.write(b"".join(frames))
+    def batch_transport(self) -> asyncio.WriteTransport | None:
+        # Queued frames are plain RFC 6455 text frames: the response has no
+        # compression, and aiohttp's own writes (pings, close) are whole frames
+        # too, so nothing can interleave inside a batch.
+        return None if self.ws.closed else self._transport
 
-    async def write_from(self, outbox: collections.deque[str]) -> None:
-        before = len(outbox)
-        self.write_now(outbox)
-        if len(outbox) == before:
-            # Behind: aiohttp's send waits for the socket to drain.
-            await self.ws.send_str(outbox.popleft())
+    def encode_frame(self, text: str) -> bytes:
+        return text_frame(text)
 
     async def close(self, code: CloseCode, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode())
