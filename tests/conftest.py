@@ -7,11 +7,17 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from hypothesis import settings
 
 from swergio_al.config import Config
 from swergio_al.server import create_app
 
 MakeServer = Callable[..., Awaitable[TestServer]]
+
+# A shared 2-core machine can stall any single example; time limits belong to the
+# tests' own event waits, not to hypothesis' per-example deadline.
+settings.register_profile("swergio_al", deadline=None)
+settings.load_profile("swergio_al")
 
 
 @pytest.fixture
