@@ -69,9 +69,10 @@ def secure_exposed(config: Config) -> list[str]:
             "(Component(..., token=...), or SWERGIO_AL_COMPONENT_TOKEN)"]
 
 
-def serve(config: Config) -> None:
+def serve(config: Config) -> int:
     from aiohttp import web
 
+    from swergio_al.feedback.records import StoreError
     from swergio_al.server import create_app
 
     logging.basicConfig(level=config.log_level.upper(),
@@ -84,8 +85,14 @@ def serve(config: Config) -> None:
         print(f"swergio-al serving on {url}  (WebSocket: {url.replace('http', 'ws', 1)}/ws)",
               *notes, sep="\n", flush=True)
 
-    web.run_app(app, host=config.host, port=config.port,
-                shutdown_timeout=config.shutdown_timeout_seconds, print=announce)
+    try:
+        web.run_app(app, host=config.host, port=config.port,
+                    shutdown_timeout=config.shutdown_timeout_seconds, print=announce)
+    except (OSError, StoreError) as exc:  # port taken, backend unreachable, bad store path
+        logging.getLogger("swergio_al").debug("start-up failed", exc_info=True)
+        print(f"swergio-al serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "music", help="melodies evolve; an evaluator learns your taste from a few ratings"))
     args = parser.parse_args(argv)
     if args.command == "serve":
-        serve(_config_from(args))
+        return serve(_config_from(args))
     elif args.command == "export":
         return export(args)
     elif args.command == "run":

@@ -269,7 +269,7 @@ async def until_through(sender: RawClient, receiver: RawClient, room: str) -> No
 
 async def test_unreachable_redis_fails_at_start_with_the_address_not_the_password() -> None:
     broker = create_broker(f"redis://:sekret@127.0.0.1:{free_port()}/0")
-    with pytest.raises(RuntimeError, match=r"cannot reach Redis at redis://:\*\*\*@127\.0\.0\.1"
+    with pytest.raises(ConnectionError, match=r"cannot reach Redis at redis://:\*\*\*@127\.0\.0\.1"
                        ) as raised:
         await broker.start(lambda envelope: None)
     assert "sekret" not in str(raised.value)

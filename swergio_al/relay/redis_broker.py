@@ -179,8 +179,8 @@ class RedisBroker(Broker):
             await self._redis.ping()
         except (RedisError, OSError) as exc:
             await self._redis.aclose()
-            raise RuntimeError(f"cannot reach Redis at {redact_url(self._redis_url)}: "
-                               f"{exc}") from exc
+            raise ConnectionError(f"cannot reach Redis at {redact_url(self._redis_url)}: "
+                              f"{exc}") from exc
         self._refresh = self._redis.register_script(_REFRESH)
         self._release = self._redis.register_script(_RELEASE)
         self.state = BrokerState.RUNNING
@@ -194,8 +194,8 @@ class RedisBroker(Broker):
             await asyncio.wait_for(self._subscribed.wait(), timeout=10)
         except TimeoutError:
             await self.stop()
-            raise RuntimeError(f"could not subscribe to {self.channel} on "
-                               f"{redact_url(self._redis_url)}") from None
+            raise ConnectionError(f"could not subscribe to {self.channel} on "
+                              f"{redact_url(self._redis_url)}") from None
         log.info("redis broker: node %s on channel %s", self.node_id, self.channel)
 
     async def stop(self) -> None:
