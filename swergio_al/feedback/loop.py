@@ -142,7 +142,6 @@ class FeedbackLoop:
         self.pending: dict[SampleId, NDArray[Any]] = {}
         self.learned: set[str] = set()  # label ids in the training set
         self.kpis: list[dict[str, Any]] = []
-        self._features: dict[SampleId, NDArray[Any]] = {}
         self._inbox: list[Message] = []
         self._arrived = asyncio.Event()
         self._updated = asyncio.Condition()
@@ -238,7 +237,7 @@ class FeedbackLoop:
             priority = float(np.asarray(self.learner.uncertainty(features[None, :]))[0])
         prediction = next(iter(self._predict(features[None, :])))
         view = self.render(sample_id, features)
-        self.pending[sample_id] = self._features[sample_id] = features
+        self.pending[sample_id] = features
         await self.component.send({
             TYPE: MessageType.FEEDBACK_REQUEST.value, TO_ROOM: self.feedback_room,
             DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
@@ -318,10 +317,17 @@ class FeedbackLoop:
         if fresh:
             X = np.asarray([x for _, x, _ in fresh.values()])
             y = np.asarray([t for _, _, t in fresh.values()])
-            report = await asyncio.to_thread(self._teach, X, y)
-            self.learned.update(fresh)
             for sample_id, _, _ in fresh.values():
                 self.pending.pop(sample_id, None)
+            # Rescoring is O(pending): at most every rescore_interval. The snapshot is
+            # taken here, on the loop, because ask() may add to `pending` meanwhile.
+            now = time.monotonic()
+            due = bool(self.pending) and now - self._rescored_at >= self.rescore_interval
+            if due:
+                self._rescored_at = now
+            report = await asyncio.to_thread(self._teach, X, y,
+                                             list(self.pending.items()) if due else [])
+            self.learned.update(fresh)
             await self._publish_kpi(report, labels=len(fresh))
             await self._rescore(report.pop("pending_scores"))
         for label_id in (*fresh, *duplicates):
@@ -336,18 +342,16 @@ class FeedbackLoop:
                 return np.asarray(data["features"], dtype=float)
             except (TypeError, ValueError):
                 return None
-        return self._features.get(sample_id)
+        return self.pending.get(sample_id)  # the server echoes features; this is a fallback
 
-    def _teach(self, X: NDArray[Any], y: NDArray[Any]) -> dict[str, Any]:
-        """Runs in a worker thread: learn, score, and rescore what is pending."""
+    def _teach(self, X: NDArray[Any], y: NDArray[Any],
+               pending: list[tuple[SampleId, NDArray[Any]]]) -> dict[str, Any]:
+        """Runs in a worker thread: learn, measure, and score the `pending` snapshot."""
         started = time.perf_counter()
         self.learner.teach(X, y)
         report = {"fit_seconds": time.perf_counter() - started, **self._measure()}
-        pending = list(self.pending.items())
         scores: dict[SampleId, float] = {}
-        now = time.monotonic()
-        if pending and now - self._rescored_at >= self.rescore_interval:
-            self._rescored_at = now
+        if pending:
             values = self.learner.uncertainty(np.asarray([x for _, x in pending]))
             scores = {sid: float(v) for (sid, _), v in zip(pending, values, strict=True)}
         report["pending_scores"] = scores
