@@ -1,0 +1,314 @@
+"""Load benchmark (issue 9): many labelers and components on one server at once.
+
+    python benchmarks/load.py [--labelers 500] [--components 10] [--seconds 60]
+                              [--think 2.0] [--rate 20]
+
+`swergio-al serve` runs in its own process with a fresh SQLite store; every
+client runs in this process, on 127.0.0.1:
+
+- `--labelers` labelers (raw WebSocket clients, role labeler) in one feedback
+  room; each answers its shown task after a think time drawn from
+  U(0.5, 1.5) x `--think` seconds, as a person would.
+- a model keeps the queue full: it starts with three requests per labeler,
+  acks each label it receives and asks one new question for it.
+- `--components` components in one room, each sending `--rate` timestamped
+  messages per second to the others.
+
+Reported: errors (ERROR frames anyone received, connections lost), p50/p99
+time-to-next-task (a labeler's FEEDBACK/LABEL sent -> the next FEEDBACK/TASK
+it receives: the server committing the label and leasing the next task),
+p50/p99 relay latency (component -> each other component), labels/s, and the
+server's RSS. Targets: 0 errors, p99 next task < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOM = "feedback/load"
+CHAT = "load/chat"
+CHOICE = {"type": "choice", "choices": ["yes", "no"]}
+WARM_UP = 3.0  # seconds of ramp-up left out of the latency figures
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
+
+
+def start_server(port: int, store: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(port),
+         "--log-level", "WARNING", "--store", f"sqlite:///{store}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError("server did not start")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Tally:
+    """What every client saw: latencies, errors, lost connections."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.next_task: list[float] = []
+        self.relay: list[float] = []
+        self.errors: list[dict[str, Any]] = []
+        self.lost: list[str] = []
+        self.labels = 0
+        self.stopping = False
+
+    def measuring(self) -> bool:
+        return time.monotonic() - self.started >= WARM_UP
+
+
+async def connect(session: aiohttp.ClientSession, url: str, name: str, *,
+                  role: str = "component", rooms: tuple[str, ...] = ()
+                  ) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(url, heartbeat=None, max_msg_size=0)
+    await ws.send_str(json.dumps({"TYPE": "COMMAND/REGISTER", "NAME": name, "ROLE": role,
+                                  "TO_ROOM": "_command"}))
+    for room in rooms:
+        await ws.send_str(json.dumps({"TYPE": "COMMAND/JOINROOM", "ROOM": room,
+                                      "TO_ROOM": "_command"}))
+    return ws
+
+
+async def read(ws: aiohttp.ClientWebSocketResponse, name: str, tally: Tally):  # type: ignore[no-untyped-def]
+    """Yield the messages of `ws`; note ERRORs and an unexpected end."""
+    async for frame in ws:
+        if frame.type is not aiohttp.WSMsgType.TEXT:
+            continue
+        message = json.loads(frame.data)
+        if message.get("TYPE") == "ERROR":
+            tally.errors.append({"who": name, **message})
+            continue
+        yield message
+    if not tally.stopping:
+        tally.lost.append(f"{name} (close code {ws.close_code})")
+
+
+async def labeler(session: aiohttp.ClientSession, url: str, name: str, tally: Tally,
+                  think: float, rng: random.Random) -> None:
+    ws = await connect(session, url, name, role="labeler", rooms=(ROOM,))
+    tasks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent_at: list[float] = []  # when the label now waiting for its next task was sent
+
+    async def work() -> None:
+        while True:
+            task = await tasks.get()
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+            sent_at.append(time.monotonic())
+            await ws.send_str(json.dumps({"TYPE": "FEEDBACK/LABEL", "TO_ROOM": ROOM,
+                                          "DATA": {"task_id": task["task_id"],
+                                                   "answer": "yes", "seconds": 1.0}}))
+            tally.labels += 1
+
+    worker = asyncio.create_task(work())
+    try:
+        async for message in read(ws, name, tally):
+            if message.get("TYPE") == "FEEDBACK/TASK":
+                if sent_at:
+                    waited = time.monotonic() - sent_at.pop(0)
+                    if tally.measuring():
+                        tally.next_task.append(waited)
+                tasks.put_nowait(message["DATA"])
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        await ws.close()
+
+
+async def model(session: aiohttp.ClientSession, url: str, tally: Tally, backlog: int) -> None:
+    ws = await connect(session, url, "load-model", rooms=(ROOM,))
+    asked = 0
+
+    async def ask() -> None:
+        nonlocal asked
+        await ws.send_str(json.dumps({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": ROOM, "DATA": {
+            "sample_id": asked, "kind": "text", "content": f"sample {asked}",
+            "question": "Is it?", "answer": CHOICE, "priority": random.random()}}))
+        asked += 1
+
+    for _ in range(backlog):
+        await ask()
+    try:
+        async for message in read(ws, "load-model", tally):
+            if message.get("TYPE") == "FEEDBACK/LABEL":
+                await ws.send_str(json.dumps({"TYPE": "FEEDBACK/ACK", "TO_ROOM": ROOM,
+                                              "DATA": {"label_id": message["DATA"]["label_id"]}}))
+                await ask()
+    finally:
+        await ws.close()
+
+
+async def component(session: aiohttp.ClientSession, url: str, name: str, tally: Tally,
+                    rate: float) -> None:
+    ws = await connect(session, url, name, rooms=(CHAT,))
+
+    async def talk() -> None:
+        interval = 1.0 / rate
+        await asyncio.sleep(random.uniform(0, interval))
+        while True:
+            await ws.send_str(json.dumps({"TYPE": "DATA/TEXT", "TO_ROOM": CHAT,
+                                          "DATA": {"t": time.monotonic()}}))
+            await asyncio.sleep(interval)
+
+    talker = asyncio.create_task(talk())
+    try:
+        async for message in read(ws, name, tally):
+            if message.get("TYPE") == "DATA/TEXT" and tally.measuring():
+                tally.relay.append(time.monotonic() - message["DATA"]["t"])
+    finally:
+        talker.cancel()
+        await asyncio.gather(talker, return_exceptions=True)
+        await ws.close()
+
+
+async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
+    tally = Tally()
+    rng = random.Random(0)
+    rss: list[float] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        clients = [asyncio.create_task(model(session, url, tally, backlog=3 * args.labelers))]
+        clients += [asyncio.create_task(component(session, url, f"component-{i}", tally,
+                                                  args.rate))
+                    for i in range(args.components)]
+        for i in range(args.labelers):
+            clients.append(asyncio.create_task(
+                labeler(session, url, f"labeler-{i}", tally, args.think,
+                        random.Random(rng.random()))))
+            if i % 50 == 49:
+                await asyncio.sleep(0.05)  # connect in waves, not one SYN flood
+        tally.started = time.monotonic()
+        labels_before = 0
+        deadline = tally.started + args.seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            rss.append(rss_mb(pid))
+            if time.monotonic() - tally.started < WARM_UP:
+                labels_before = tally.labels
+        labels = tally.labels - labels_before
+        tally.stopping = True
+        for client in clients:
+            client.cancel()
+        results = await asyncio.gather(*clients, return_exceptions=True)
+    crashed = [r for r in results if isinstance(r, Exception)]
+    return {"tally": tally, "rss": rss, "labels_per_second": labels / (args.seconds - WARM_UP),
+            "crashed": crashed}
+
+
+def report(args: argparse.Namespace, outcome: dict[str, Any]) -> str:
+    tally: Tally = outcome["tally"]
+    ms = 1000.0
+    load = os.getloadavg()
+    rows = [
+        ("labelers / components", f"{args.labelers} / {args.components}"),
+        ("duration", f"{args.seconds:g} s (first {WARM_UP:g} s not measured)"),
+        ("errors (ERROR frames)", str(len(tally.errors))),
+        ("connections lost", str(len(tally.lost))),
+        ("labels/s", f"{outcome['labels_per_second']:.0f}"),
+        ("time to next task p50 / p99",
+         f"{percentile(tally.next_task, 0.5) * ms:.1f} / "
+         f"{percentile(tally.next_task, 0.99) * ms:.1f} ms ({len(tally.next_task)} labels)"),
+        ("relay latency p50 / p99",
+         f"{percentile(tally.relay, 0.5) * ms:.1f} / {percentile(tally.relay, 0.99) * ms:.1f} ms"
+         f" ({len(tally.relay)} deliveries)"),
+        ("server RSS start / max / end",
+         f"{outcome['rss'][0]:.0f} / {max(outcome['rss']):.0f} / {outcome['rss'][-1]:.0f} MB"
+         if outcome["rss"] else "n/a"),
+        ("machine", f"{os.cpu_count()} cores, load average {load[0]:.1f} at the end, "
+                    f"Python {platform.python_version()}"),
+    ]
+    lines = ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+    if tally.errors:
+        codes: dict[str, int] = {}
+        for error in tally.errors:
+            codes[str(error.get("CODE"))] = codes.get(str(error.get("CODE")), 0) + 1
+        lines.append(f"\nERROR codes: {codes}")
+    if tally.lost:
+        lines.append(f"\nlost: {tally.lost[:10]}")
+    if outcome["crashed"]:
+        lines.append(f"\nclient failures: {outcome['crashed'][:5]!r}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--labelers", type=int, default=500)
+    parser.add_argument("--components", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="mean seconds a labeler takes per task (default 2)")
+    parser.add_argument("--rate", type=float, default=20.0,
+                        help="messages per second each component sends (default 20)")
+    args = parser.parse_args()
+    if args.seconds <= WARM_UP:
+        parser.error(f"--seconds must be more than the {WARM_UP:g} s warm-up")
+    raise_fd_limit(2 * (args.labelers + args.components) + 256)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        server = start_server(port, Path(tmp) / "load.db")
+        try:
+            outcome = asyncio.run(run(args, f"ws://127.0.0.1:{port}/ws", server.pid))
+            alive = server.poll() is None
+        finally:
+            server.terminate()
+            server.wait(15)
+    print(report(args, outcome))
+    if not alive:
+        print("\nthe server died during the run")
+    tally = outcome["tally"]
+    ok = alive and not tally.errors and not tally.lost and \
+        percentile(tally.next_task, 0.99) < 0.1
+    print(f"\ntargets (0 errors, p99 next task < 100 ms): {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
