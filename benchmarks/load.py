@@ -83,6 +83,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -226,6 +232,7 @@ async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             if i % 50 == 49:
                 await asyncio.sleep(0.05)  # connect in waves, not one SYN flood
         tally.started = time.monotonic()
+        server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
         labels_before = 0
         deadline = tally.started + args.seconds
         while time.monotonic() < deadline:
@@ -233,14 +240,18 @@ async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
             rss.append(rss_mb(pid))
             if time.monotonic() - tally.started < WARM_UP:
                 labels_before = tally.labels
+                server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
         labels = tally.labels - labels_before
+        measured = args.seconds - WARM_UP
+        cpu = ((cpu_seconds(pid) - server_cpu) / measured,
+               (time.process_time() - client_cpu) / measured)
         tally.stopping = True
         for client in clients:
             client.cancel()
         results = await asyncio.gather(*clients, return_exceptions=True)
     crashed = [r for r in results if isinstance(r, Exception)]
-    return {"tally": tally, "rss": rss, "labels_per_second": labels / (args.seconds - WARM_UP),
-            "crashed": crashed}
+    return {"tally": tally, "rss": rss, "labels_per_second": labels / measured,
+            "crashed": crashed, "cpu": cpu}
 
 
 def report(args: argparse.Namespace, outcome: dict[str, Any]) -> str:
@@ -253,12 +264,14 @@ def report(args: argparse.Namespace, outcome: dict[str, Any]) -> str:
         ("errors (ERROR frames)", str(len(tally.errors))),
         ("connections lost", str(len(tally.lost))),
         ("labels/s", f"{outcome['labels_per_second']:.0f}"),
-        ("time to next task p50 / p99",
-         f"{percentile(tally.next_task, 0.5) * ms:.1f} / "
-         f"{percentile(tally.next_task, 0.99) * ms:.1f} ms ({len(tally.next_task)} labels)"),
-        ("relay latency p50 / p99",
-         f"{percentile(tally.relay, 0.5) * ms:.1f} / {percentile(tally.relay, 0.99) * ms:.1f} ms"
-         f" ({len(tally.relay)} deliveries)"),
+        ("time to next task p50 / p90 / p99 / max",
+         " / ".join(f"{percentile(tally.next_task, q) * ms:.1f}" for q in (0.5, 0.9, 0.99, 1))
+         + f" ms ({len(tally.next_task)} labels)"),
+        ("relay latency p50 / p90 / p99 / max",
+         " / ".join(f"{percentile(tally.relay, q) * ms:.1f}" for q in (0.5, 0.9, 0.99, 1))
+         + f" ms ({len(tally.relay)} deliveries)"),
+        ("CPU: server / clients (cores busy)",
+         f"{outcome['cpu'][0]:.2f} / {outcome['cpu'][1]:.2f}"),
         ("server RSS start / max / end",
          f"{outcome['rss'][0]:.0f} / {max(outcome['rss']):.0f} / {outcome['rss'][-1]:.0f} MB"
          if outcome["rss"] else "n/a"),
@@ -287,10 +300,31 @@ def main() -> int:
                         help="mean seconds a labeler takes per task (default 2)")
     parser.add_argument("--rate", type=float, default=20.0,
                         help="messages per second each component sends (default 20)")
+    parser.add_argument("--url", help="use a server already running here (e.g. under a "
+                                      "profiler) instead of starting one; needs --pid")
+    parser.add_argument("--pid", type=int, help="that server's process id (RSS, CPU)")
     args = parser.parse_args()
+    if bool(args.url) != bool(args.pid):
+        parser.error("--url and --pid go together")
     if args.seconds <= WARM_UP:
         parser.error(f"--seconds must be more than the {WARM_UP:g} s warm-up")
     raise_fd_limit(2 * (args.labelers + args.components) + 256)
+    if args.url:
+        outcome = asyncio.run(run(args, args.url, args.pid))
+        alive = Path(f"/proc/{args.pid}").exists()
+    else:
+        outcome, alive = serve_and_run(args)
+    print(report(args, outcome))
+    if not alive:
+        print("\nthe server died during the run")
+    tally = outcome["tally"]
+    ok = alive and not tally.errors and not tally.lost and \
+        percentile(tally.next_task, 0.99) < 0.1
+    print(f"\ntargets (0 errors, p99 next task < 100 ms): {'met' if ok else 'NOT met'}")
+    return 0 if ok else 1
+
+
+def serve_and_run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         server = start_server(port, Path(tmp) / "load.db")
@@ -300,14 +334,7 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(15)
-    print(report(args, outcome))
-    if not alive:
-        print("\nthe server died during the run")
-    tally = outcome["tally"]
-    ok = alive and not tally.errors and not tally.lost and \
-        percentile(tally.next_task, 0.99) < 0.1
-    print(f"\ntargets (0 errors, p99 next task < 100 ms): {'met' if ok else 'NOT met'}")
-    return 0 if ok else 1
+    return outcome, alive
 
 
 if __name__ == "__main__":
