@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from aiohttp.test_utils import TestServer
 
 from swergio_al.demos.music.evaluator import MelodyEvaluator
@@ -82,15 +83,25 @@ async def test_evaluator_asks_the_feedback_room_and_learns(make_server: MakeServ
         assert kinds == {"evaluator"}
 
 
+@pytest.mark.timeout(300)
 def test_headless_demo_improves_melodies_through_the_feedback_room(tmp_path: Path) -> None:
     store = tmp_path / "music.db"
     command = [sys.executable, "-m", "swergio_al.cli", "demo", "music", "--headless",
                "--port", str(free_port()), "--store", f"sqlite:///{store}",
                "--population", "20", "--generations", "5", "--budget", "3", "--seed", "0",
                "--wav", str(tmp_path / "best.wav")]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=90,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Output goes to a file so that a run that overstays shows how far it got.
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        try:
+            returncode = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
+                                        timeout=240, env={**os.environ,
+                                                          "PYTHONUNBUFFERED": "1"}).returncode
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the demo overstayed 240 s:\n" + log.read_text()[-4000:]) \
+                from None
+    result = subprocess.CompletedProcess(command, returncode, log.read_text(), "")
+    assert result.returncode == 0, result.stdout[-4000:]
     line = next(line for line in result.stdout.splitlines() if "summary {" in line)
     summary: dict[str, Any] = json.loads(line.split("summary ", 1)[1])
     assert summary["generations"] == 5
