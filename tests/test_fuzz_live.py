@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 MAX_FRAME = 64 * 1024  # small, so oversized frames are cheap to send
 FRAMES_WANTED = 10_000
+EXAMPLES_PER_ROUND = 110  # ~3 600 frames; rounds repeat until FRAMES_WANTED
 WARM_UP_FRAMES = 2_000
 # Growth of the server's RSS from the end of the warm-up to the end. What stays
 # in memory legitimately is bounded (allocator arenas sized by the largest frames,
@@ -674,7 +675,7 @@ def test_ten_thousand_hostile_frames_answered_right_while_a_pair_talks(live: Any
 
     # No shrinking: the server is live state, so a replayed example meets another
     # server than the first time; the failing batch is reported as generated.
-    @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 110)), deadline=None,
+    @settings(max_examples=EXAMPLES_PER_ROUND, deadline=None,
               database=None, phases=[Phase.generate], report_multiple_bugs=False,
               suppress_health_check=list(HealthCheck))
     @given(batch=st.lists(cases(harness.foreign_tasks), min_size=25, max_size=40))
@@ -683,7 +684,7 @@ def test_ten_thousand_hostile_frames_answered_right_while_a_pair_talks(live: Any
         assert failure is None, f"the pair broke: {failure!r}"
         runner.run(harness.throw(batch))
 
-    while harness.frames < FRAMES_WANTED:
+    while harness.frames < FRAMES_WANTED:  # rounds of fresh examples until there are enough
         throw()
     assert harness.pair_failure() is None, f"the pair broke: {harness.pair_failure()!r}"
     runner.run(harness.flood())
