@@ -101,6 +101,10 @@ class FeedbackService:
         # without a store round trip; the store re-checks inside the commit.
         self._tasks: dict[str, Task] = {}
         self._held: dict[LabelerKey, set[str]] = {}
+        # When each labeler was last handed a task (a counter): among equally busy
+        # labelers the one waiting longest goes first, so idle people share the work.
+        self._handed: dict[LabelerKey, int] = {}
+        self._handouts = 0
         self._locks: dict[LabelerKey, asyncio.Lock] = {}
         # Labelers whose lease ran out: no new tasks until they act again.
         self._idle: set[LabelerKey] = set()
@@ -179,6 +183,7 @@ class FeedbackService:
         for task_id in self._held.pop(key, set()):
             self._tasks.pop(task_id, None)
         self._locks.pop(key, None)
+        self._handed.pop(key, None)
         if self.hub.names.get(conn.name) is not conn:
             return  # the name was taken over on another node: its leases go with it
         # A closing connection's handler may be cancelled while it cleans up; the
@@ -312,6 +317,13 @@ class FeedbackService:
             raise UnknownTask(f"no task {task_id!r:.80} in {room}")
         if task.labeler != conn.name:
             raise NotYourTask(f"task {task_id!r:.80} is leased to someone else")
+        if task.status is TaskStatus.DONE:
+            # The same labeler again: its label was committed but the ACK may have
+            # died with a server. Labels are idempotent: answer with the original ACK.
+            label = await self.store.label_of_task(task_id)
+            if label is not None:
+                self._send_ack(conn, label)
+                return
         if task.status is not TaskStatus.LEASED:
             raise UnknownTask(f"task {task_id!r:.80} is {task.status.value}, no longer leased")
         problem = answer_problem(task.request.answer, data["answer"])
@@ -329,12 +341,15 @@ class FeedbackService:
         label = await self.store.record_label(task_id, conn.name, answer, seconds,
                                               label_id=new_id(), now=self.clock())
         self._forget(task)
-        self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_ACK.value,
-                                TO_ROOM: room, TO: conn.name,
-                                DATA: {"task_id": task_id, "label_id": label.label_id}})
+        self._send_ack(conn, label)
         await self._deliver(label, replay=False)
         self._touch(room)
         await self._fill(room, conn)
+
+    def _send_ack(self, conn: Connection, label: Label) -> None:
+        self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_ACK.value,
+                                TO_ROOM: label.room, TO: conn.name,
+                                DATA: {"task_id": label.task_id, "label_id": label.label_id}})
 
     async def _on_skip(self, conn: Connection, message: Message) -> None:
         room = message[TO_ROOM]
@@ -404,8 +419,9 @@ class FeedbackService:
         labeler costs a store round trip each, per request, with many labelers.
         """
         labelers = [m for m in self.hub.members(room) if m.role is Role.LABELER and m.name]
-        labelers.sort(key=lambda m: (m is first_not, len(self._held.get((room, m.name or ""),
-                                                                         ()))))
+        labelers.sort(key=lambda m: (m is first_not,
+                                     len(self._held.get((room, m.name or ""), ())),
+                                     self._handed.get((room, m.name or ""), 0)))
         if budget is None:
             for member in labelers:
                 await self._fill(room, member)
@@ -440,6 +456,8 @@ class FeedbackService:
             held.discard(task.task_id)
 
     def _send_task(self, conn: Connection, task: Task) -> None:
+        self._handouts += 1
+        self._handed[(task.request.room, task.labeler)] = self._handouts
         self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_TASK.value,
                                 TO_ROOM: task.request.room, TO: task.labeler,
                                 DATA: task.message_data()})

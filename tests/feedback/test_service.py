@@ -218,9 +218,17 @@ async def test_invalid_labels_get_errors_and_change_nothing(make_server: MakeSer
         labels = [await model.next("FEEDBACK/LABEL") for _ in range(2)]
         assert sorted((lb["DATA"]["sample_id"], lb["DATA"]["answer"]) for lb in labels) == \
             [("r", 4), ("t", "short")]
-        # A second label for a finished task is refused too.
-        await peer_r.send(label_message(task_r, 4))
-        await peer_r.error("unknown_task")
+        # The same labeler sending a finished task's label again (its ACK died with a
+        # server, say) gets the original ACK back; the model gets no second label.
+        first = await peer_r.next("FEEDBACK/ACK")
+        await peer_r.send(label_message(task_r, 5))
+        again = await peer_r.next("FEEDBACK/ACK")
+        assert again["DATA"] == first["DATA"] == {"task_id": task_r,
+                                                   "label_id": first["DATA"]["label_id"]}
+        await model.none_of("FEEDBACK/LABEL", 0.2)
+        # Someone else's finished task is still not theirs.
+        await peer_t.send(label_message(task_r, 4))
+        await peer_t.error("not_your_task")
 
 
 async def test_bad_requests_get_bad_field(make_server: MakeServer) -> None:

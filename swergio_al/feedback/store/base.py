@@ -94,6 +94,11 @@ class Store(ABC):
         """Mark the requester's label as received; False if it is not theirs or unknown."""
 
     @abstractmethod
+    async def label_of_task(self, task_id: str) -> Label | None:
+        """The label recorded for a task, if any (a labeler may send it again after a
+        crash ate its ACK)."""
+
+    @abstractmethod
     async def unacked(self, requester: str) -> list[Label]: ...
 
     @abstractmethod

@@ -362,6 +362,10 @@ class PostgresStore(Store):
                                    "WHERE label_id = $2", now, label_id)
             return True
 
+    async def label_of_task(self, task_id: str) -> Label | None:
+        labels = await self._select_labels("l.task_id = $1", task_id)
+        return labels[0] if labels else None
+
     async def unacked(self, requester: str) -> list[Label]:
         return await self._select_labels("l.requester = $1 AND l.acked = 0", requester)
 

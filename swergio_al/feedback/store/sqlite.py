@@ -478,6 +478,10 @@ class SQLiteStore(Store):
                            (now, label_id))
             return True
 
+    async def label_of_task(self, task_id: str) -> Label | None:
+        labels = await self._run(self._select_labels, "l.task_id = ?", (task_id,))
+        return labels[0] if labels else None
+
     async def unacked(self, requester: str) -> list[Label]:
         return await self._run(self._select_labels, "l.requester = ? AND l.acked = 0",
                                (requester,))
