@@ -165,6 +165,7 @@ class Component:
 
         self._state = ComponentState.NEW
         self._subscriptions: list[_Subscription] = []
+        self._on_connect: list[Callable[[], Any]] = []
         self._rooms: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -433,6 +434,21 @@ class Component:
 
         return register
 
+    def on_connect(self, callback: Callable[[], Any]) -> Callable[[], Any]:
+        """Call `callback()` (sync or async) after every (re)connection, once the
+        component is registered and back in its rooms (decorator). Use it to resend
+        what may have been lost with the old connection."""
+        self._on_connect.append(callback)
+        return callback
+
+    async def _run_hook(self, callback: Callable[[], Any]) -> None:
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("%s: on_connect callback %r failed", self.name, callback)
+
     # -- connection management ------------------------------------------------
 
     def _validate_settings(self) -> None:
@@ -468,6 +484,8 @@ class Component:
             return
         self._set_state(ComponentState.CONNECTED)
         self._up.set()
+        for callback in self._on_connect:
+            self._spawn(self._run_hook(callback), "on-connect")
         log.info("%s connected to %s (rooms: %s)", self.name, self.url,
                  ", ".join(sorted(self._rooms)) or "none")
 

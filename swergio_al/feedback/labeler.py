@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from swergio_al.client import Component
-from swergio_al.protocol import DATA, TYPE, Message, MessageType, Role
+from swergio_al.protocol import DATA, ID, TO_ROOM, TYPE, Message, MessageType, Role, new_id
 
 
 class _Skip:
@@ -41,6 +41,10 @@ class Labeler:
 
     Counters: `acked` (labels the server committed), `skipped`, `refused`
     (labels the server answered with ERROR, e.g. after a lease ran out).
+
+    A label stays unconfirmed until its ACK arrives; after a reconnect every
+    unconfirmed label is sent again (the server answers a repeat with the
+    original ACK), so an ACK lost with a crashed server is recovered.
     """
 
     def __init__(self, name: str, url: str, answer: AnswerFunction, *,
@@ -57,6 +61,7 @@ class Labeler:
         self.refused = 0
         self.component: Component | None = None
         self._changed: asyncio.Condition | None = None
+        self._unconfirmed: dict[str, Message] = {}  # task_id -> the label sent for it
 
     async def start(self) -> None:
         """Connect, register as labeler and join the room(s); tasks start arriving."""
@@ -68,6 +73,7 @@ class Labeler:
         component.on(MessageType.FEEDBACK_TASK.value, room=self.room)(self._on_task)
         component.on(MessageType.FEEDBACK_ACK.value, room=self.room)(self._on_ack)
         component.on(MessageType.ERROR.value)(self._on_error)
+        component.on_connect(self._resend)
         self.component = component
         await component.connect()
 
@@ -90,7 +96,15 @@ class Labeler:
         async with asyncio.timeout(timeout), changed:
             await changed.wait_for(lambda: self.acked >= count)
 
-    async def _on_task(self, message: Message) -> Message:
+    async def wait_confirmed(self, timeout: float = 30.0) -> None:
+        """Wait until every label sent has been acknowledged (or refused for good)."""
+        if self._changed is None:
+            raise RuntimeError(f"labeler {self.name} is not started")
+        changed = self._changed
+        async with asyncio.timeout(timeout), changed:
+            await changed.wait_for(lambda: not self._unconfirmed)
+
+    async def _on_task(self, message: Message) -> Message | None:
         task = message.get(DATA) or {}
         began = time.monotonic()
         value = self.answer(task)
@@ -99,17 +113,33 @@ class Labeler:
         if value is SKIP:
             self.skipped += 1
             return {TYPE: MessageType.FEEDBACK_SKIP.value, DATA: {"task_id": task["task_id"]}}
-        return {TYPE: MessageType.FEEDBACK_LABEL.value,
-                DATA: {"task_id": task["task_id"], "answer": value,
-                       "seconds": round(time.monotonic() - began, 6)}}
+        label = {ID: new_id(), TYPE: MessageType.FEEDBACK_LABEL.value,
+                 TO_ROOM: message[TO_ROOM],
+                 DATA: {"task_id": task["task_id"], "answer": value,
+                        "seconds": round(time.monotonic() - began, 6)}}
+        self._unconfirmed[task["task_id"]] = label
+        assert self.component is not None
+        await self.component.send(label)
+        return None
 
     async def _on_ack(self, message: Message) -> None:
-        self.acked += 1
-        await self._notify()
+        task_id = (message.get(DATA) or {}).get("task_id")
+        if isinstance(task_id, str) and self._unconfirmed.pop(task_id, None) is not None:
+            self.acked += 1  # a repeated ACK (for a label sent again) counts once
+            await self._notify()
 
     async def _on_error(self, message: Message) -> None:
+        ref = message.get("REF")
+        for task_id, label in list(self._unconfirmed.items()):
+            if label[ID] == ref:  # refused for good (e.g. the lease ran out meanwhile)
+                del self._unconfirmed[task_id]
         self.refused += 1
         await self._notify()
+
+    async def _resend(self) -> None:
+        assert self.component is not None
+        for label in list(self._unconfirmed.values()):
+            await self.component.send(label)
 
     async def _notify(self) -> None:
         assert self._changed is not None

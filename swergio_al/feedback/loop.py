@@ -149,6 +149,7 @@ class FeedbackLoop:
         self._tasks: set[asyncio.Task[None]] = set()
         self._refitting = False
         self._busy = False
+        self._connections = 0
         self._history_count = 0
         self._wire()
 
@@ -247,6 +248,18 @@ class FeedbackLoop:
                    "priority": priority, "overlap": overlap,
                    "features": features.tolist()}})
 
+    async def _ask_again(self) -> None:
+        pending = list(self.pending.items())
+        if not pending:
+            return
+        scores = await asyncio.to_thread(self.learner.uncertainty,
+                                         np.asarray([x for _, x in pending]))
+        for (sample_id, x), score in zip(pending, scores, strict=True):
+            if sample_id in self.pending:
+                await self.ask(sample_id, x, priority=float(score))
+        log.info("%s: asked again about %d pending samples after reconnecting", self.name,
+                 len(pending))
+
     # -- learning ------------------------------------------------------------
 
     def _wire(self) -> None:
@@ -256,6 +269,14 @@ class FeedbackLoop:
         def on_label(message: Message) -> None:
             self._inbox.append(message)
             self._arrived.set()
+
+        @c.on_connect
+        async def ask_again() -> None:
+            # Requests sent just before a server died may never have been stored; the
+            # server dedupes by sample id, so asking again for everything pending is safe.
+            if self._connections:
+                await self._ask_again()
+            self._connections += 1
 
         @c.on(MessageType.FEEDBACK_HISTORY.value, room=self.feedback_room)
         def on_history(message: Message) -> None:
