@@ -137,7 +137,8 @@ async def _serve(request: web.Request, config: Config, hub: Hub,
     close_timeout = config.close_timeout_seconds
     # No permessage-deflate: frames are small and fan-out would compress each
     # one once per recipient, which costs far more CPU than it saves bandwidth.
-    ws = web.WebSocketResponse(max_msg_size=config.max_frame_size, compress=False,
+    # aiohttp refuses a message of exactly max_msg_size; ours may be exactly the limit.
+    ws = web.WebSocketResponse(max_msg_size=config.max_frame_size + 1, compress=False,
                                heartbeat=config.heartbeat_seconds or None,
                                timeout=close_timeout)
     await ws.prepare(request)

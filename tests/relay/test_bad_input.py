@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -163,6 +164,11 @@ async def test_oversized_frame_closes_with_1009(make_server: MakeServer) -> None
         await big.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "x" * 3000})  # fits
         assert len((await a.recv())["DATA"]) == 3000
         assert len((await b.recv())["DATA"]) == 3000
+        exactly = {"ID": "edge", "TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": ""}
+        exactly["DATA"] = "x" * (4096 - len(json.dumps(exactly)))  # the limit itself fits
+        await big.send(exactly)
+        assert len((await a.recv())["DATA"]) == len(exactly["DATA"])
+        await b.recv()
         await big.send({"TYPE": "DATA/TEXT", "TO_ROOM": "r", "DATA": "x" * 5000})
         assert await close_code_of(big) == CloseCode.MESSAGE_TOO_BIG
         await until(no_trace(hub, "big"))
