@@ -23,10 +23,7 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +31,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+from load import free_port, start_server  # the sibling benchmark's server helpers
 from sklearn.linear_model import SGDClassifier
 
 from swergio_al.feedback import Labeler
@@ -42,28 +40,6 @@ from swergio_al.learning import ActiveLearner
 
 ROOM = "feedback/bench"
 CHOICE = {"type": "choice", "choices": [0, 1]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(port: int, store: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(port),
-         "--log-level", "WARNING", "--store", f"sqlite:///{store}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise TimeoutError("server did not start")
 
 
 def truth(task: dict[str, Any]) -> int:
