@@ -62,14 +62,17 @@ def room() -> str:
     return f"feedback/{uuid.uuid4().hex[:8]}"
 
 
-async def answer_all(peer: Peer, room: str, answer: str, stop: asyncio.Event) -> list[Message]:
-    """Label every task this labeler gets until `stop`; returns the ACKs."""
+async def answer_all(peer: Peer, room: str, answer: str, stop: asyncio.Event, *,
+                     think: float = 0.0) -> list[Message]:
+    """Label every task this labeler gets until `stop`, taking `think` seconds over
+    each (as a person would); returns the ACKs."""
     acks = []
     while not stop.is_set():
         try:
             task = await peer.next("FEEDBACK/TASK", timeout=0.1)
         except TimeoutError:
             continue
+        await asyncio.sleep(think)
         await peer.send(label_message(task["DATA"]["task_id"], answer, room=room))
         acks.append(await peer.next("FEEDBACK/ACK"))
     return acks
@@ -97,8 +100,10 @@ async def test_labelers_on_both_nodes_drain_one_queue_each_sample_labeled_once(
         for i in range(30):
             await model.send(request_message(i, priority=i, room=r))
         stop = asyncio.Event()
-        workers = [asyncio.create_task(answer_all(ann, r, "cat", stop)),
-                   asyncio.create_task(answer_all(bob, r, "dog", stop))]
+        # Instant answers would let one labeler drain 30 tasks before the other node
+        # has heard of them (seen on an idle machine); 20 ms each leaves it ~0.3 s.
+        workers = [asyncio.create_task(answer_all(ann, r, "cat", stop, think=0.02)),
+                   asyncio.create_task(answer_all(bob, r, "dog", stop, think=0.02))]
         labels = await labels_for(model, 30)
         stop.set()
         acks = [ack for worker in workers for ack in await worker]
