@@ -12,7 +12,6 @@ from swergio_al.config import Config
 from swergio_al.feedback.service import FeedbackService
 from swergio_al.feedback.store import create_store
 from swergio_al.keys import CONFIG, CONNECTIONS, FEEDBACK, HUB, STORE, SWERGIO_LISTENER
-from swergio_al.relay.access import AccessPolicy
 from swergio_al.relay.broker import create_broker
 from swergio_al.relay.hub import Hub
 from swergio_al.relay.limits import ConnectionCounter
@@ -32,9 +31,9 @@ def create_app(config: Config | None = None) -> web.Application:
     app = web.Application(client_max_size=config.max_frame_size)
     app[CONFIG] = config
     app[HUB] = Hub(broker=create_broker(config.broker), max_rooms=config.max_rooms_per_connection)
-    app[HUB].access = AccessPolicy(
-        component_token=config.component_token, labeler_token=config.labeler_token,
-        is_feedback_room=lambda room: room.startswith(config.feedback_prefix))
+    # Feedback rooms are whatever the Hub's services own; the tokens come from config.
+    app[HUB].access.component_token = config.component_token
+    app[HUB].access.labeler_token = config.labeler_token
     app[CONNECTIONS] = ConnectionCounter(config.max_connections_per_ip)
     app.cleanup_ctx.append(_hub_lifetime)
     app.on_shutdown.append(_close_connections)
