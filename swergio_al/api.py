@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -10,6 +9,7 @@ from aiohttp import web
 from swergio_al.feedback.export import export_labels
 from swergio_al.feedback.records import StoreError
 from swergio_al.keys import CONFIG, FEEDBACK, STORE
+from swergio_al.relay.access import tokens_match
 
 _CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
@@ -65,7 +65,7 @@ def _components_only(handler: Handler) -> Handler:
             header = request.headers.get("Authorization", "")
             given = header.removeprefix("Bearer ") if header.startswith("Bearer ") else \
                 request.query.get("token", "")
-            if not hmac.compare_digest(given.encode(), expected.encode()):
+            if not tokens_match(given, expected):
                 raise web.HTTPUnauthorized(text="this endpoint needs the component token\n",
                                            headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)

@@ -33,7 +33,8 @@ def generate_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _same(given: str, expected: str) -> bool:
+def tokens_match(given: str, expected: str) -> bool:
+    """Constant-time comparison: a token's prefix is never told apart by timing."""
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
@@ -63,9 +64,10 @@ class AccessPolicy:
             return wanted
         token = register.get(TOKEN)
         given = token if isinstance(token, str) else ""
-        if self.component_token and _same(given, self.component_token):
+        if self.component_token and tokens_match(given, self.component_token):
             return wanted
-        if wanted is Role.LABELER and self.labeler_token and _same(given, self.labeler_token):
+        if (wanted is Role.LABELER and self.labeler_token
+                and tokens_match(given, self.labeler_token)):
             return Role.LABELER
         if not self.component_token and wanted is Role.COMPONENT:
             return wanted  # only labelers are gated on this server
