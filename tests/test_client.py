@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import swergio_al.client
 from swergio_al.client import (
     Component,
     ComponentState,
@@ -25,10 +26,18 @@ Message = dict[str, Any]
 HELLO_WORLD = Path(__file__).resolve().parent.parent / "examples" / "hello_world"
 
 
+CLIENT_PACKAGE = Path(swergio_al.client.__file__).parent
+
+
 def _component_tasks() -> list[asyncio.Task[Any]]:
     """Live tasks running Component code (how a leaked reader or dispatcher would show)."""
     return [t for t in asyncio.all_tasks() if not t.done()
-            and getattr(t.get_coro(), "__qualname__", "").startswith("Component.")]
+            and _runs_client_code(t.get_coro())]
+
+
+def _runs_client_code(coro: object) -> bool:
+    code = getattr(coro, "cr_code", None)
+    return code is not None and Path(code.co_filename).parent == CLIENT_PACKAGE
 
 
 async def test_handler_answers_into_respond_to_room_copying_root_id_and_model_status(

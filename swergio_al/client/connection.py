@@ -1,50 +1,37 @@
-"""The asyncio component client: handlers, triggers, request/reply, automatic reconnect.
+"""The connection under a Component: register, rooms, sending, and reconnecting when it drops.
 
-A `Component` is one participant of the relay. It registers under a name,
-joins rooms and reacts to messages with handlers::
-
-    world = Component("world", "ws://127.0.0.1:8080/ws")
-
-    @world.on("DATA/TEXT", room="galactic_chat")
-    async def answer(message):
-        return {"DATA": "hello " + message["SENT_BY"]}
-
-    async with world:
-        await world.wait_closed()
-
-Incoming messages are dispatched one at a time, in arrival order: a handler
-(sync or async) finishes before the next message is looked at, so a
-component's own state needs no locks (`on(..., concurrent=True)` opts a
-handler out). A sync handler runs on the event loop; move slow work to
-`asyncio.to_thread`. Replies to `request()` and the component's own round
-trips are picked off before dispatch, so a handler may await `request()`
-without deadlocking.
+`Connection` owns the WebSocket, its reader, the reconnect supervisor and the
+dispatcher task; what a received message does is left to `_dispatch`
+(handlers.py) and replies awaited by `request()` are claimed through
+`PendingReplies` (addressing.py) before dispatch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
 import inspect
 import logging
 import random
-import signal
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Self
 
 import aiohttp
 
+from swergio_al.client.addressing import PendingReplies
+from swergio_al.client.state import (
+    ComponentState,
+    NotConnectedError,
+    RefusedError,
+    as_rooms,
+    backoff_delays,
+)
 from swergio_al.protocol import (
     COMMAND_ROOM,
     ID,
-    MODEL_STATUS,
     NAME,
     ROLE,
     ROOM,
-    ROOT_ID,
     SENT_BY,
     TO,
     TO_ROOM,
@@ -63,7 +50,6 @@ from swergio_al.protocol import (
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Message], Any]
 SYNC = "SYNC"  # payload key of the round-trip marker a component sends to itself
 
 # Closes after which reconnecting cannot help: someone else owns the name, or we may not enter.
@@ -71,47 +57,7 @@ _FINAL_CLOSE_CODES = frozenset({CloseCode.TAKEN_OVER, CloseCode.UNAUTHORIZED,
                                 CloseCode.POLICY_VIOLATION})
 # aiohttp speaks WebSocket over http(s):// URLs too (the test fixtures hand those out).
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
-_SEND_FAILURES = (ConnectionError, aiohttp.ClientError)
-
-
-class ComponentState(Enum):
-    NEW = "new"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    CLOSED = "closed"
-
-
-class RefusedError(Exception):
-    """The server answered one of our messages with ERROR."""
-
-    def __init__(self, error: Message) -> None:
-        self.code: str = str(error.get("CODE"))
-        self.message: str = str(error.get("MESSAGE"))
-        self.ref: str | None = error.get("REF")
-        super().__init__(f"{self.code}: {self.message}")
-
-
-class NotConnectedError(ConnectionError):
-    """No connection to the server within `send_timeout`, or the component is closed."""
-
-
-@dataclass(eq=False)
-class _Subscription:
-    """One `on(...)` registration: what triggers it and where its answers go."""
-
-    handler: Handler
-    type_: str
-    rooms: tuple[str, ...] | None
-    respond_to: tuple[str, ...] | None
-    response_type: str | None
-    direct: bool
-    concurrent: bool
-
-    def matches_type(self, kind: str) -> bool:
-        if self.type_ in ("*", kind):
-            return True
-        return self.type_.endswith("/*") and kind.startswith(self.type_[:-1])
+SEND_FAILURES = (ConnectionError, aiohttp.ClientError)
 
 
 @dataclass(eq=False)
@@ -123,30 +69,8 @@ class _RoundTrip:
     errors: list[Message]
 
 
-def backoff_delays(initial: float, maximum: float, rng: random.Random) -> Iterator[float]:
-    """Exponential backoff with full jitter: attempt n waits U(0, min(maximum, initial * 2**n)).
-
-    Full jitter spreads the reconnects of many components after a server
-    restart instead of having them arrive in waves.
-    """
-    attempt = 0
-    while True:
-        yield rng.uniform(0, min(maximum, initial * 2 ** min(attempt, 60)))
-        attempt += 1
-
-
-def _as_rooms(value: str | Iterable[str] | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    rooms = (value,) if isinstance(value, str) else tuple(value)
-    for room in rooms:
-        if not isinstance(room, str) or not room:
-            raise ValueError(f"room names must be non-empty strings, got {room!r}")
-    return rooms
-
-
-class Component:
-    """A named participant of the relay; see the module docstring."""
+class Connection:
+    """Registration, rooms, sending and reconnecting; the base of `Component`."""
 
     def __init__(self, name: str, url: str, *, role: str = "component", token: str | None = None,
                  reconnect: bool = True, backoff_initial: float = 0.2, backoff_max: float = 10.0,
@@ -164,7 +88,6 @@ class Component:
         self.heartbeat = heartbeat
 
         self._state = ComponentState.NEW
-        self._subscriptions: list[_Subscription] = []
         self._on_connect: list[Callable[[], Any]] = []
         self._rooms: set[str] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -178,7 +101,7 @@ class Component:
         self._up: asyncio.Event | None = None
         self._closed: asyncio.Event | None = None
         self._round_trips: dict[str, _RoundTrip] = {}
-        self._requests: dict[str, tuple[str, asyncio.Future[Message]]] = {}
+        self._replies = PendingReplies()
         self._stop_reason: str | None = None
         self._state_waiters: list[tuple[ComponentState, asyncio.Future[None]]] = []
 
@@ -274,7 +197,7 @@ class Component:
             goodbye = {ID: new_id(), TYPE: MessageType.DISCONNECT.value, TO_ROOM: COMMAND_ROOM}
             try:
                 await asyncio.wait_for(ws.send_str(encode(goodbye)), 1.0)
-            except (*_SEND_FAILURES, TimeoutError) as exc:
+            except (*SEND_FAILURES, TimeoutError) as exc:
                 log.debug("%s: DISCONNECT not sent: %s", self.name, exc)
         owned = [self._supervisor, self._reader, *self._tasks]
         await _cancel_and_wait(t for t in owned if t is not None and t is not current)
@@ -304,39 +227,11 @@ class Component:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def run_forever(self) -> None:
-        """Connect and serve until closed, Ctrl-C or SIGTERM; for scripts (owns the event loop).
-
-        Both signals close the component properly (DISCONNECT, tasks ended) and
-        return normally, so a process manager stopping it sees exit code 0.
-        """
-
-        async def main() -> None:
-            main_task = asyncio.current_task()
-            assert main_task is not None
-            loop = asyncio.get_running_loop()
-            with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-                loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
-            try:
-                await self.connect()
-                await self.wait_closed()
-            except asyncio.CancelledError:
-                log.info("%s: stopping", self.name)
-            finally:
-                await self.close()
-                with contextlib.suppress(NotImplementedError):
-                    loop.remove_signal_handler(signal.SIGTERM)
-
-        try:
-            asyncio.run(main())
-        except KeyboardInterrupt:
-            log.info("%s: interrupted, closed", self.name)
-
     # -- rooms ---------------------------------------------------------------
 
     async def join(self, room: str) -> None:
         """Join `room`; returns after the server has handled it (at once before connect())."""
-        _as_rooms(room)
+        as_rooms(room)
         self._rooms.add(room)
         if self._state is ComponentState.NEW:
             return
@@ -375,64 +270,6 @@ class Component:
         text = encode(outgoing)
         await self._send_text(text)
         return outgoing
-
-    async def request(self, message: Message, timeout: float = 10.0) -> Message:
-        """Send `message` and return the first incoming message with its ROOT_ID.
-
-        ROOT_ID defaults to the message's ID. Raises TimeoutError when nothing
-        comes back within `timeout` and RefusedError when the server refuses it.
-        The reply is handed to the caller only, not to handlers.
-        """
-        outgoing = dict(message)
-        outgoing.setdefault(ID, new_id())
-        root = outgoing.setdefault(ROOT_ID, outgoing[ID])
-        if root in self._requests:
-            raise ValueError(f"a request with ROOT_ID {root!r} is already waiting")
-        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._requests[root] = (outgoing[ID], reply)
-        try:
-            async with asyncio.timeout(timeout):
-                await self.send(outgoing)
-                return await reply
-        finally:
-            del self._requests[root]
-
-    # -- handlers ------------------------------------------------------------
-
-    def on(self, type_: str, room: str | list[str] | None = None, *,
-           respond_to: str | list[str] | None = None, response_type: str | None = None,
-           direct: bool = True, concurrent: bool = False) -> Callable[[Handler], Handler]:
-        """Register `handler(message)` for messages of TYPE `type_` (decorator).
-
-        It fires for messages to one of `room` (any room when None) and, with
-        `direct`, for messages addressed TO this component. `type_` may end in
-        "/*" ("FEEDBACK/*") or be "*". What it returns (a dict, a list of dicts,
-        or None) is sent: TYPE defaults to `response_type`, else the trigger's;
-        an answer without its own TO_ROOM/TO goes to every `respond_to` room,
-        else to the room the trigger came through, else TO the trigger's sender;
-        ROOT_ID and MODEL_STATUS are copied from the trigger where missing.
-
-        By default an async handler holds up the messages behind it until it
-        returns; with `concurrent=True` each call runs in its own task (owned,
-        cancelled on close) and the dispatcher moves on at once.
-        """
-        if not isinstance(type_, str) or not type_:
-            raise ValueError(f"type_ must be a message TYPE such as 'DATA/TEXT', got {type_!r}")
-        rooms = _as_rooms(room)
-        answers = _as_rooms(respond_to)
-
-        def register(handler: Handler) -> Handler:
-            if not callable(handler):
-                raise TypeError(f"handler must be callable, got {handler!r}")
-            self._subscriptions.append(_Subscription(handler, type_, rooms, answers,
-                                                     response_type, direct, concurrent))
-            new_rooms = {r for r in (*(rooms or ()), *(answers or ())) if r not in self._rooms}
-            self._rooms.update(new_rooms)
-            if new_rooms and self._state not in (ComponentState.NEW, ComponentState.CLOSED):
-                self._joins.add(self._spawn(self._join_rooms(sorted(new_rooms)), "join"))
-            return handler
-
-        return register
 
     def on_connect(self, callback: Callable[[], Any]) -> Callable[[], Any]:
         """Call `callback()` (sync or async) after every (re)connection, once the
@@ -571,11 +408,8 @@ class Component:
             if not trip.done.done():
                 trip.done.set_result(None)
             return
-        else:
-            pending = self._requests.get(str(message.get(ROOT_ID)))
-            if pending is not None and message.get(ID) != pending[0] and not pending[1].done():
-                pending[1].set_result(message)
-                return
+        elif self._replies.claim(message):
+            return
         assert self._inbox is not None
         self._inbox.put_nowait(message)
 
@@ -591,11 +425,7 @@ class Component:
             if ref in trip.ids:
                 trip.errors.append(error)
                 return True
-        for request_id, reply in self._requests.values():
-            if ref == request_id and not reply.done():
-                reply.set_exception(RefusedError(error))
-                return True
-        return False
+        return self._replies.refuse(ref, RefusedError(error))
 
     async def _round_trip(self, ws: aiohttp.ClientWebSocketResponse, frames: list[Message],
                           *, fatal: str | None = None) -> None:
@@ -635,7 +465,7 @@ class Component:
                 try:
                     await self._round_trip(ws, frames)
                     return
-                except _SEND_FAILURES:
+                except SEND_FAILURES:
                     # Lost mid-way: wait for the reconnect, then try again.
                     if self._state is ComponentState.CLOSED:
                         raise
@@ -646,7 +476,7 @@ class Component:
                    TO_ROOM: COMMAND_ROOM} for room in rooms]
         try:
             await self._round_trip_when_up(frames)
-        except (RefusedError, NotConnectedError, TimeoutError, *_SEND_FAILURES) as exc:
+        except (RefusedError, NotConnectedError, TimeoutError, *SEND_FAILURES) as exc:
             log.warning("%s: joining %s failed: %s", self.name, ", ".join(rooms), exc)
 
     async def _wait_up(self) -> aiohttp.ClientWebSocketResponse:
@@ -673,7 +503,7 @@ class Component:
                     try:
                         await ws.send_str(text)
                         return
-                    except _SEND_FAILURES:
+                    except SEND_FAILURES:
                         if self._state is ComponentState.CLOSED:
                             raise NotConnectedError(f"component {self.name!r} is closed") from None
                         self._mark_down(ws)
@@ -690,9 +520,7 @@ class Component:
         for trip in self._round_trips.values():
             if not trip.done.done():
                 trip.done.set_exception(error)
-        for _, reply in self._requests.values():
-            if not reply.done():
-                reply.set_exception(error)
+        self._replies.fail_all(error)
 
     def _spawn(self, coro: Awaitable[None], label: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -702,8 +530,6 @@ class Component:
         task.add_done_callback(self._joins.discard)
         return task
 
-    # -- dispatch ------------------------------------------------------------
-
     async def _dispatch_forever(self) -> None:
         assert self._inbox is not None
         while self._state is not ComponentState.CLOSED:
@@ -711,82 +537,8 @@ class Component:
             await self._dispatch(message)
 
     async def _dispatch(self, message: Message) -> None:
-        kind = message.get(TYPE)
-        if not isinstance(kind, str):
-            log.warning("%s: message without TYPE from server ignored", self.name)
-            return
-        handled = False
-        for sub in list(self._subscriptions):
-            if self._state is ComponentState.CLOSED:
-                return
-            if not self._triggers(sub, kind, message):
-                continue
-            handled = True
-            if sub.concurrent:
-                self._spawn(self._run_handler(sub, message), "handler")
-            else:
-                await self._run_handler(sub, message)
-        if not handled and kind == MessageType.ERROR.value:
-            log.warning("%s: server error %s: %s (ref %s)", self.name, message.get("CODE"),
-                        message.get("MESSAGE"), message.get("REF"))
-
-    async def _run_handler(self, sub: _Subscription, message: Message) -> None:
-        try:
-            result = sub.handler(message)
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception:
-            log.exception("%s: handler %s failed on %s %s", self.name,
-                          getattr(sub.handler, "__qualname__", sub.handler), message.get(TYPE),
-                          message.get(ID))
-            return
-        await self._send_responses(sub, message, result)
-
-    def _triggers(self, sub: _Subscription, kind: str, message: Message) -> bool:
-        if not sub.matches_type(kind):
-            return False
-        if kind == MessageType.ERROR.value:
-            return True
-        room = message.get(TO_ROOM)
-        if room is not None and (sub.rooms is None or room in sub.rooms):
-            return True
-        # Direct: addressed to us and not reaching us through one of our rooms.
-        return (sub.direct and message.get(TO) == self.name
-                and (room is None or room not in self._rooms))
-
-    async def _send_responses(self, sub: _Subscription, trigger: Message, result: Any) -> None:
-        if result is None:
-            return
-        answers = [result] if isinstance(result, dict) else result
-        if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
-            log.error("%s: handler %s returned %s; expected a dict, a list of dicts or None",
-                      self.name, getattr(sub.handler, "__qualname__", sub.handler),
-                      type(result).__name__)
-            return
-        for answer in answers:
-            for response in self._address(sub, trigger, answer):
-                try:
-                    await self.send(response)
-                except (ValueError, TypeError, NotConnectedError) as exc:
-                    log.error("%s: response to %s not sent: %s", self.name, trigger.get(ID), exc)
-
-    def _address(self, sub: _Subscription, trigger: Message, answer: Message) -> list[Message]:
-        response = dict(answer)
-        response.setdefault(TYPE, sub.response_type or trigger.get(TYPE))
-        for key in (ROOT_ID, MODEL_STATUS):
-            if key in trigger and key not in response:
-                response[key] = trigger[key]
-        if TO_ROOM in response or TO in response:
-            return [response]
-        if sub.respond_to is not None:
-            return [{**copy.deepcopy(response), TO_ROOM: room} for room in sub.respond_to]
-        if trigger.get(TO_ROOM) in self._rooms:
-            return [{**response, TO_ROOM: trigger[TO_ROOM]}]
-        if trigger.get(SENT_BY):
-            return [{**response, TO: trigger[SENT_BY]}]
-        log.warning("%s: no destination for the response to %s; dropped", self.name,
-                    trigger.get(ID))
-        return []
+        """Act on one message that nobody waited for (handlers.py overrides this)."""
+        log.debug("%s: no handlers; %s ignored", self.name, message.get(TYPE))
 
 
 async def _cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
