@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,11 +30,14 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-origin", dest="allowed_origins", action="append",
                         help="another origin whose pages may open /ws (repeatable; "
                              "same-origin is always allowed)")
+    parser.add_argument("--media-dir",
+                        help="serve the images/audio under this folder at /media/... "
+                             "(read-only; for samples that show them)")
 
 
 def _config_from(args: argparse.Namespace) -> Config:
     names = ("host", "port", "log_level", "max_frame_size", "swergio_port", "broker", "store",
-             "lease_seconds", "component_token", "labeler_token", "allowed_origins")
+             "lease_seconds", "component_token", "labeler_token", "allowed_origins", "media_dir")
     return Config.from_env(**{name: getattr(args, name, None) for name in names})
 
 
@@ -78,6 +82,9 @@ def serve(config: Config) -> int:
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     notes = secure_exposed(config)
+    if config.media_dir is not None and not os.path.isdir(config.media_dir):
+        print(f"swergio-al serve: --media-dir {config.media_dir}: not a folder", file=sys.stderr)
+        return 1
     app = create_app(config)
     url = f"http://{config.host}:{config.port}"
 

@@ -38,6 +38,8 @@ class Config:
     prefetch: int = 2
     stats_interval_seconds: float = 0.5
     max_pending_per_model: int = 100_000
+    # Folder whose images/audio GET /media/... serves read-only (None: the route answers 404).
+    media_dir: str | None = None
 
     # Access control (empty = open; see README "Security")
     component_token: str = ""
