@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import inspect
 import json
 import logging
 import time
@@ -34,6 +35,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from swergio_al.client import Component
+from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
+from swergio_al.feedback.teaching import AggregateTeacher, Lesson
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,17 @@ class FeedbackLoop:
     rescore_interval : float, default=1.0
         Seconds between two rescorings of the pending requests: rescoring is
         O(pending), so it is not done after every single label.
+    overlap : int, default=1
+        How many people answer each sample. Above 1 (or with `aggregate` or
+        `flag_below` set) the model learns each sample's aggregate answer,
+        weighted by its confidence, instead of every raw answer; a sample whose
+        aggregate a later answer flips is re-taught (a full fit: never twice).
+    aggregate : {"dawid_skene", "majority", "mean"}, optional
+        How answers are combined (default: Dawid–Skene for choices, a
+        bias/precision-weighted mean for ratings).
+    flag_below : float, optional
+        Labelers whose estimated accuracy falls below this are flagged; their
+        later answers are kept but stop counting.
     """
 
     def __init__(self, learner: Any, *, name: str, url: str, answer: dict[str, Any],
@@ -122,7 +136,8 @@ class FeedbackLoop:
                  validation: tuple[Any, Any] | None = None, cancel_below: float | None = None,
                  rescore_interval: float = 1.0,
                  seed_labels: str | Path | None = None, token: str | None = None,
-                 history_timeout: float = 30.0, reconnect: bool = True) -> None:
+                 history_timeout: float = 30.0, reconnect: bool = True, overlap: int = 1,
+                 aggregate: str | None = None, flag_below: float | None = None) -> None:
         self.learner = learner
         self.answer = answer
         self.feedback_room = feedback_room
@@ -138,6 +153,11 @@ class FeedbackLoop:
         self._rescored_at = float("-inf")
         self.seed_labels = seed_labels
         self.history_timeout = history_timeout
+        self.overlap = overlap
+        self.teacher: AggregateTeacher | None = None
+        if overlap > 1 or aggregate is not None or flag_below is not None:
+            settings = Settings.for_schema(answer, method=aggregate, flag_below=flag_below)
+            self.teacher = AggregateTeacher(Consensus(settings), target=self.target)
         self.component = Component(name, url, token=token, reconnect=reconnect)
         self.pending: dict[SampleId, NDArray[Any]] = {}
         self.learned: set[str] = set()  # label ids in the training set
@@ -168,6 +188,8 @@ class FeedbackLoop:
             X, y = load_seed_labels(self.seed_labels)
             if len(y):
                 await asyncio.to_thread(self.learner.teach, X, y)
+                if self.teacher is not None:
+                    self.teacher.seed = (X, y)
         self._spawn(self._learn_forever())
         if self.kpi_room is not None:
             await self.component.join(self.kpi_room)  # recorded now, joined on connect
@@ -231,7 +253,7 @@ class FeedbackLoop:
             return [None] * len(X)
 
     async def ask(self, sample_id: SampleId, x: Any, *, priority: float | None = None,
-                  overlap: int = 1) -> None:
+                  overlap: int | None = None) -> None:
         """Send one sample to the feedback room (higher priority = asked sooner)."""
         features = np.asarray(x, dtype=float)
         if priority is None:
@@ -245,8 +267,15 @@ class FeedbackLoop:
                    "content": view.get("content"),
                    "question": view.get("question", self.question), "answer": self.answer,
                    "prediction": _plain(prediction), "confidence": _confidence(priority),
-                   "priority": priority, "overlap": overlap,
-                   "features": features.tolist()}})
+                   "priority": priority, "overlap": overlap or self.overlap,
+                   "features": features.tolist(), **self._quality_settings()}})
+
+    def _quality_settings(self) -> dict[str, Any]:
+        # Stored with the request and echoed with each label: /api/quality and the
+        # export aggregate the room the way this model does.
+        if self.teacher is None:
+            return {}
+        return {SETTINGS_KEY: self.teacher.consensus.settings.to_wire()}
 
     async def _ask_again(self) -> None:
         pending = list(self.pending.items())
@@ -318,7 +347,7 @@ class FeedbackLoop:
                     self._updated.notify_all()
 
     async def _learn(self, batch: list[Message]) -> None:
-        fresh: dict[str, tuple[Any, NDArray[Any], Any]] = {}
+        fresh: dict[str, tuple[Any, NDArray[Any], dict[str, Any]]] = {}
         duplicates: list[str] = []
         for message in batch:
             data = message.get(DATA)
@@ -334,10 +363,9 @@ class FeedbackLoop:
                 log.error("%s: label %s for unknown sample %r has no features; not learned",
                           self.name, label_id, sample_id)
                 continue
-            fresh[label_id] = (sample_id, x, self.target(data.get("answer")))
+            fresh[label_id] = (sample_id, x, data)
         if fresh:
-            X = np.asarray([x for _, x, _ in fresh.values()])
-            y = np.asarray([t for _, _, t in fresh.values()])
+            lesson = self._lesson(fresh)
             for sample_id, _, _ in fresh.values():
                 self.pending.pop(sample_id, None)
             # Rescoring is O(pending): at most every rescore_interval. The snapshot is
@@ -346,8 +374,10 @@ class FeedbackLoop:
             due = bool(self.pending) and now - self._rescored_at >= self.rescore_interval
             if due:
                 self._rescored_at = now
-            report = await asyncio.to_thread(self._teach, X, y,
+            report = await asyncio.to_thread(self._teach, lesson,
                                              list(self.pending.items()) if due else [])
+            if self.teacher is not None:
+                self.teacher.learned(lesson)
             self.learned.update(fresh)
             await self._publish_kpi(report, labels=len(fresh))
             await self._rescore(report.pop("pending_scores"))
@@ -365,11 +395,26 @@ class FeedbackLoop:
                 return None
         return self.pending.get(sample_id)  # the server echoes features; this is a fallback
 
-    def _teach(self, X: NDArray[Any], y: NDArray[Any],
+    def _lesson(self, fresh: dict[str, tuple[Any, NDArray[Any], dict[str, Any]]]) -> Lesson:
+        """Every raw answer (overlap 1), or what the aggregates have to teach."""
+        if self.teacher is None:
+            return Lesson(np.asarray([x for _, x, _ in fresh.values()]),
+                          np.asarray([self.target(d.get("answer")) for _, _, d in fresh.values()]),
+                          np.ones(len(fresh)), refit=False, taught={})
+        for label_id, (sample_id, x, data) in fresh.items():
+            seconds = data.get("seconds")
+            self.teacher.add(label_id, sample_id, str(data.get("labeler")), data.get("answer"),
+                             x, seconds if isinstance(seconds, int | float) else None)
+        return self.teacher.lesson()
+
+    def _teach(self, lesson: Lesson,
                pending: list[tuple[SampleId, NDArray[Any]]]) -> dict[str, Any]:
         """Runs in a worker thread: learn, measure, and score the `pending` snapshot."""
         started = time.perf_counter()
-        self.learner.teach(X, y)
+        if lesson.refit:
+            self.learner.fit(lesson.X, lesson.y, **_weighted(self.learner.fit, lesson))
+        elif len(lesson):
+            self.learner.teach(lesson.X, lesson.y, **_weighted(self.learner.teach, lesson))
         report = {"fit_seconds": time.perf_counter() - started, **self._measure()}
         scores: dict[SampleId, float] = {}
         if pending:
@@ -437,6 +482,11 @@ class FeedbackLoop:
         async with self._updated:
             await self._updated.wait_for(lambda: not (self._inbox or self._busy))
 
+    async def wait_learned(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until `count` labels have been learned (or, aggregated, taken in)."""
+        async with asyncio.timeout(timeout), self._updated:
+            await self._updated.wait_for(lambda: len(self.learned) >= count)
+
     async def wait_for_version(self, version: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout), self._updated:
             await self._updated.wait_for(lambda: self.version >= version)
@@ -445,6 +495,13 @@ class FeedbackLoop:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _weighted(method: Callable[..., Any], lesson: Lesson) -> dict[str, Any]:
+    """Confidence weights for a learner method that takes them (never for raw labels)."""
+    if not lesson.taught or "sample_weight" not in inspect.signature(method).parameters:
+        return {}
+    return {"sample_weight": lesson.weight}
 
 
 def _plain(value: Any) -> Any:

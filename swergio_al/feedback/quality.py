@@ -113,7 +113,7 @@ def majority_vote(answers: Iterable[Answer], choices: Sequence[Any]) -> Aggregat
 
 
 def dawid_skene(answers: Iterable[Answer], choices: Sequence[Any], *,
-                gold_accuracy: Mapping[Hashable, float] | None = None,
+                gold_accuracy: Mapping[Any, float] | None = None,
                 prior_accuracy: float = 0.7, prior_strength: float = 2.0,
                 max_iter: int = 100, tol: float = 1e-6) -> Aggregate:
     """Dawid–Skene EM: each labeler answers true class k with their own distribution.

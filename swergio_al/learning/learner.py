@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from dataclasses import dataclass
@@ -44,9 +45,13 @@ class _LabeledSet:
     def __init__(self) -> None:
         self.X: NDArray[Any] | None = None
         self.y: NDArray[Any] | None = None
+        # Per-row sample weights; None until some row is weighted (all 1 until then).
+        self.w: NDArray[np.float64] | None = None
         self.n = 0
 
-    def extend(self, X: NDArray[Any], y: NDArray[Any]) -> None:
+    def extend(self, X: NDArray[Any], y: NDArray[Any],
+               w: NDArray[np.float64] | None = None) -> None:
+        self._extend_weights(len(y), w)
         k = len(y)
         if self.X is None or self.y is None:
             self.X = np.empty((max(2 * k, 64), *X.shape[1:]), dtype=X.dtype)
@@ -68,6 +73,17 @@ class _LabeledSet:
         self.X[self.n : self.n + k] = X
         self.y[self.n : self.n + k] = y
         self.n += k
+
+    def _extend_weights(self, k: int, w: NDArray[np.float64] | None) -> None:
+        if w is None and self.w is None:
+            return
+        old = np.ones(self.n) if self.w is None else self.w[: self.n]
+        new = np.ones(k) if w is None else np.asarray(w, dtype=float)
+        self.w = np.concatenate([old, new])  # a new array: snapshots stay valid
+
+    def weights(self, stop: int | None = None) -> NDArray[np.float64] | None:
+        stop = self.n if stop is None else stop
+        return None if self.w is None else self.w[:stop]
 
     def view(self, stop: int | None = None) -> tuple[NDArray[Any], NDArray[Any]]:
         if self.X is None or self.y is None:
@@ -255,34 +271,44 @@ class ActiveLearner(BaseEstimator):
                 )
         return Xa, ya
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
-        """Forget all labels and learn from these (e.g. seed labels), with a full fit."""
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
+        """Forget all labels and learn from these (e.g. seed labels), with a full fit.
+
+        ``sample_weight`` (one per label) reaches the estimator where its ``fit`` and
+        ``partial_fit`` take one, and is kept with the labels for later refits.
+        """
         generation = getattr(self, "_generation", -1) + 1
+        version = getattr(self, "version_", 0)  # never goes back: clients compare versions
         self.__dict__.pop("rng_", None)  # start over: new labeled set, new model
         self._ensure_state()
         self._generation = generation
+        self.version_ = version
         Xa, ya = self._check_labels(X, y)
+        wa = _weights(sample_weight, len(ya))
         with self._lock:
-            self._labels.extend(Xa, ya)
+            self._labels.extend(Xa, ya, wa)
             self._learn_classes(ya)
             started = time.perf_counter()
-            self.estimator_ = self._fit_from_scratch(*self._labels.view())
+            self.estimator_ = self._fit_from_scratch(*self._labels.view(),
+                                                     self._labels.weights())
             self.fit_seconds_ = time.perf_counter() - started
             self.labels_at_refit_ = self._labels.n
             self.version_ += 1
         return self
 
-    def teach(self, X: ArrayLike, y: ArrayLike) -> Self:
+    def teach(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Learn from new labels at once; keeps them in the labeled set; bumps ``version_``."""
         self._ensure_state()
         Xa, ya = self._check_labels(X, y)
+        wa = _weights(sample_weight, len(ya))
         with self._lock:
             start = self._labels.n
-            self._labels.extend(Xa, ya)
+            self._labels.extend(Xa, ya, wa)
             grew = self._learn_classes(ya)
             started = time.perf_counter()
             if not self.incremental_ or self.estimator_ is None or grew:
-                self.estimator_ = self._fit_from_scratch(*self._labels.view())
+                self.estimator_ = self._fit_from_scratch(*self._labels.view(),
+                                                         self._labels.weights())
                 self.labels_at_refit_ = self._labels.n
             else:
                 self._partial_step(self.estimator_, start, self._labels.n)
@@ -306,26 +332,30 @@ class ActiveLearner(BaseEstimator):
     def _class_kwargs(self) -> dict[str, Any]:
         return {} if self.regression_ else {"classes": self.classes_}
 
-    def _fit_from_scratch(self, X: NDArray[Any], y: NDArray[Any]) -> Any:
+    def _fit_from_scratch(self, X: NDArray[Any], y: NDArray[Any],
+                          w: NDArray[np.float64] | None = None) -> Any:
         """A new model on these labels, or None while a classifier has seen one class only."""
         model = clone(self.estimator)
+        fit_w = _weight_kwargs(model.fit, w)
         if self.regression_:
-            return model.fit(X, y)
+            return model.fit(X, y, **fit_w)
         seen = np.unique(y)
         if self.classes_ is None or len(self.classes_) < 2:
             return None  # a classifier needs two classes to tell apart
         if self.incremental_:
             if self.classes_ is not None and len(seen) == len(self.classes_):
-                return model.fit(X, y)
+                return model.fit(X, y, **fit_w)
             # partial_fit can learn classes it has not seen labels of yet
-            model.partial_fit(X, y, **self._class_kwargs())
+            model.partial_fit(X, y, **self._class_kwargs(), **_weight_kwargs(model.partial_fit, w))
             for _ in range(max(int(self.replay_passes), 1) * 3):
                 order = self.rng_.permutation(len(y))
-                model.partial_fit(X[order], y[order])
+                shuffled = None if w is None else w[order]
+                model.partial_fit(X[order], y[order],
+                                  **_weight_kwargs(model.partial_fit, shuffled))
             return model
         if len(seen) < 2:
             return None
-        return model.fit(X, y)
+        return model.fit(X, y, **fit_w)
 
     def _partial_step(self, model: Any, start: int, stop: int) -> None:
         """One ``partial_fit`` on rows [start, stop) with a sample of earlier rows, per pass.
@@ -343,7 +373,9 @@ class ActiveLearner(BaseEstimator):
             if n_replay > 0:
                 parts.append(self.rng_.integers(0, start, size=n_replay))
         rows = np.concatenate(parts)
-        model.partial_fit(X[rows], y[rows])
+        w = self._labels.weights()
+        model.partial_fit(X[rows], y[rows],
+                          **_weight_kwargs(model.partial_fit, None if w is None else w[rows]))
 
     def fit_full(self) -> Refit:
         """Fit a new model from scratch on all labels so far; safe to run in a worker thread.
@@ -355,10 +387,11 @@ class ActiveLearner(BaseEstimator):
         with self._lock:
             n = self._labels.n
             X, y = self._labels.view(n)
+            w = self._labels.weights(n)
             generation = self._generation
             n_classes = 0 if self.classes_ is None else len(self.classes_)
         started = time.perf_counter()
-        model = self._fit_from_scratch(X, y) if n else None
+        model = self._fit_from_scratch(X, y, w) if n else None
         return Refit(model, n, time.perf_counter() - started, generation, n_classes)
 
     def swap_in(self, refit: Refit) -> bool:
@@ -505,3 +538,23 @@ def _finite(raw: ArrayLike) -> NDArray[np.float64]:
         return s
     lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
     return np.where(finite, s, np.where(s == np.inf, hi, lo))
+
+
+def _weights(sample_weight: ArrayLike | None, n: int) -> NDArray[np.float64] | None:
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=float).reshape(-1)
+    if len(w) != n or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"sample_weight must be {n} finite non-negative numbers")
+    return w
+
+
+def _weight_kwargs(method: Any, w: NDArray[np.float64] | None) -> dict[str, Any]:
+    """``sample_weight=w`` for an estimator method that takes it; nothing otherwise."""
+    if w is None:
+        return {}
+    try:
+        takes = "sample_weight" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"sample_weight": w} if takes else {}
