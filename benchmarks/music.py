@@ -11,10 +11,14 @@ same generations and 5 seeds:
   random  the same evaluator and budget, but the rated melodies are chosen at random.
 
 The person is the simulated listener (`taste` + Gaussian noise, whole stars); the
-score reported is the population's mean noise-free `taste` (0..5).
+score reported is the population's mean noise-free `taste` (0..5). With
+`--listener module:function` (as `swergio-al demo music` takes) that function is
+the person instead, and the score is its own mean rating of the population.
 
     python benchmarks/music.py                       # 5 seeds, 30 generations (~1 min)
     python benchmarks/music.py --seeds 2 --generations 10 --svg /tmp/music.svg
+    PYTHONPATH=examples/music_generator python benchmarks/music.py \
+        --listener my_listener:likes_high_notes --seeds 1 --generations 5 --svg ''
 """
 
 from __future__ import annotations
@@ -35,8 +39,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from swergio_al.demos.music.ga import GeneticAlgorithm  # noqa: E402
-from swergio_al.demos.music.listener import SimulatedListener, taste  # noqa: E402
-from swergio_al.demos.music.melody import decode  # noqa: E402
+from swergio_al.demos.music.listener import (  # noqa: E402
+    Listener,
+    SimulatedListener,
+    checked_rating,
+    load_listener,
+    taste,
+)
+from swergio_al.demos.music.melody import Melody, decode  # noqa: E402
 from swergio_al.demos.music.model import evaluator_learner, melody_matrix  # noqa: E402
 
 METHODS = ("all", "active", "random")
@@ -52,24 +62,41 @@ class Settings:
     budget: int = 5
     noise: float = 0.5
     diversity: float = 0.5  # ActiveLearner.query's trade of uncertainty against spread
+    listener: str = "simulated"  # or module:function, loaded in each worker process
 
 
 Curve = list[tuple[int, float]]  # (ratings so far, mean taste of the population)
 
 
-def mean_taste(population: np.ndarray) -> float:
-    return float(np.mean([taste(decode(genome)) for genome in population]))
+def mean_score(population: np.ndarray, score: Listener = taste) -> float:
+    return float(np.mean([score(decode(genome)) for genome in population]))
+
+
+def person_and_score(settings: Settings, seed: int) -> tuple[Listener, Listener]:
+    """Who rates, and what the population is scored by (the noise-free taste, or the
+    custom listener itself: its true taste is not known apart from its answers)."""
+    if settings.listener == "simulated":
+        return SimulatedListener(noise=settings.noise, random_state=seed + 10_000), taste
+    function = load_listener(settings.listener)
+
+    def score(melody: Melody) -> float:
+        return checked_rating(function, melody)
+
+    def person(melody: Melody) -> float:  # whole stars, as the demo's listener gives them
+        return float(round(score(melody)))
+
+    return person, score
 
 
 def run(method: str, seed: int, settings: Settings) -> Curve:
     ga = GeneticAlgorithm(population_size=settings.population, random_state=seed)
     population = ga.initialize()
-    person = SimulatedListener(noise=settings.noise, random_state=seed + 10_000)
+    person, score = person_and_score(settings, seed)
     rate: Callable[[np.ndarray], float] = lambda genome: person(decode(genome))  # noqa: E731
     learner = evaluator_learner(strategy="std" if method == "active" else "random",
                                 random_state=seed)
     ratings = 0
-    curve: Curve = [(0, mean_taste(population))]
+    curve: Curve = [(0, mean_score(population, score))]
     for _ in range(settings.generations):
         if method == "all":
             fitness = np.array([rate(genome) for genome in population])
@@ -82,7 +109,7 @@ def run(method: str, seed: int, settings: Settings) -> Curve:
             ratings += len(chosen)
             fitness = learner.predict(X)
         population = ga.step(population, fitness)
-        curve.append((ratings, mean_taste(population)))
+        curve.append((ratings, mean_score(population, score)))
     return curve
 
 
@@ -148,20 +175,35 @@ def svg_plot(curves: dict[str, Curve], *, title: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--generations", type=int, default=Settings.generations)
-    parser.add_argument("--population", type=int, default=Settings.population)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per method (default 5)")
+    parser.add_argument("--generations", type=int, default=Settings.generations,
+                        help=f"generations per run (default {Settings.generations})")
+    parser.add_argument("--population", type=int, default=Settings.population,
+                        help=f"melodies per generation (default {Settings.population})")
     parser.add_argument("--budget", type=int, default=Settings.budget,
-                        help="ratings per generation for the evaluator runs")
+                        help="ratings per generation for the evaluator runs "
+                             f"(default {Settings.budget})")
     parser.add_argument("--noise", type=float, default=Settings.noise,
-                        help="the simulated person's inconsistency (stars, 1 sd)")
+                        help="the simulated person's inconsistency in stars, 1 sd "
+                             f"(default {Settings.noise})")
     parser.add_argument("--diversity", type=float, default=Settings.diversity,
-                        help="batch diversity of the active runs' queries (0..1)")
-    parser.add_argument("--svg", default="docs/music_benchmark.svg", help="plot file ('' = none)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+                        help="batch diversity of the active runs' queries, 0..1 "
+                             f"(default {Settings.diversity})")
+    parser.add_argument("--listener", default="simulated",
+                        help="the person: 'simulated' or module:function rating a Melody "
+                             "0..5, as in `swergio-al demo music` (default simulated)")
+    parser.add_argument("--svg", default="docs/music_benchmark.svg",
+                        help="plot file, '' for none (default docs/music_benchmark.svg)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: one per core)")
     args = parser.parse_args(argv)
+    if args.listener != "simulated":
+        try:
+            load_listener(args.listener)  # fail here in one line, not in every worker
+        except ValueError as exc:
+            parser.error(str(exc))
     settings = Settings(args.population, args.generations, args.budget, args.noise,
-                        args.diversity)
+                        args.diversity, args.listener)
 
     started = time.perf_counter()
     jobs = [(m, seed, settings) for m in METHODS for seed in range(args.seeds)]
@@ -177,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"music benchmark: population {settings.population}, {settings.generations} "
           f"generations, budget {settings.budget}/generation, listener noise {settings.noise}, "
-          f"diversity {settings.diversity}, "
+          f"diversity {settings.diversity}, listener {settings.listener}, "
           f"{args.seeds} seeds, start score {mean_curves['all'][0][1]:.2f}")
     print(f"{'method':34} {'ratings':>8} {'final score':>14} {'ratings to reach (a)':>21}")
     for method in METHODS:

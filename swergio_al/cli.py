@@ -1,4 +1,4 @@
-"""The `swergio-al` command: serve | demo | run | export | bench."""
+"""The `swergio-al` command: serve | demo | run | export."""
 
 from __future__ import annotations
 
@@ -17,27 +17,34 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ... (default INFO)")
     parser.add_argument("--max-frame-size", type=int, help="bytes per frame (default 1 MiB)")
     parser.add_argument("--swergio-port", type=int,
-                        help="also listen for swergio 0.0.2 TCP clients on this port")
+                        help="also listen for swergio 0.0.2 TCP clients on this port "
+                             "(default: no TCP listener)")
     parser.add_argument("--broker", help="memory:// (default) or redis://host:port/db")
     parser.add_argument("--store", help="sqlite:///path (default ./swergio_al.db) or "
                                         "postgresql://...")
     parser.add_argument("--lease-seconds", type=float, help="feedback task lease (default 120)")
     parser.add_argument("--component-token",
                         help="token components must send on REGISTER (or "
-                             "SWERGIO_AL_COMPONENT_TOKEN)")
+                             "SWERGIO_AL_COMPONENT_TOKEN; default: none on 127.0.0.1, "
+                             "generated on other addresses)")
     parser.add_argument("--labeler-token",
-                        help="token labelers must send (or SWERGIO_AL_LABELER_TOKEN)")
+                        help="token labelers must send (or SWERGIO_AL_LABELER_TOKEN; "
+                             "default: as --component-token)")
     parser.add_argument("--allowed-origin", dest="allowed_origins", action="append",
                         help="another origin whose pages may open /ws (repeatable; "
-                             "same-origin is always allowed)")
+                             "default: same-origin only)")
+    parser.add_argument("--access-log", action="store_const", const=True,
+                        help="log every HTTP request at INFO (or SWERGIO_AL_ACCESS_LOG=1; "
+                             "default: off)")
     parser.add_argument("--media-dir",
                         help="serve the images/audio under this folder at /media/... "
-                             "(read-only; for samples that show them)")
+                             "(read-only; for samples that show them; default: none)")
 
 
 def _config_from(args: argparse.Namespace) -> Config:
     names = ("host", "port", "log_level", "max_frame_size", "swergio_port", "broker", "store",
-             "lease_seconds", "component_token", "labeler_token", "allowed_origins", "media_dir")
+             "lease_seconds", "component_token", "labeler_token", "allowed_origins", "media_dir",
+             "access_log")
     return Config.from_env(**{name: getattr(args, name, None) for name in names})
 
 
@@ -93,8 +100,11 @@ def serve(config: Config) -> int:
               *notes, sep="\n", flush=True)
 
     try:
+        # Access logs only when asked: at INFO they would drown what the server has to say.
+        access_log = logging.getLogger("aiohttp.access") if config.access_log else None
         web.run_app(app, host=config.host, port=config.port,
-                    shutdown_timeout=config.shutdown_timeout_seconds, print=announce)
+                    shutdown_timeout=config.shutdown_timeout_seconds, print=announce,
+                    access_log=access_log)
     except (OSError, StoreError) as exc:  # port taken, backend unreachable, bad store path
         logging.getLogger("swergio_al").debug("start-up failed", exc_info=True)
         print(f"swergio-al serve: {exc}", file=sys.stderr)
@@ -102,7 +112,7 @@ def serve(config: Config) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swergio-al", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the relay, feedback service and pages")
@@ -110,19 +120,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_parser = commands.add_parser("export", help="write the stored labels as CSV or JSONL")
     export_parser.add_argument("--store", help="sqlite:///path (default ./swergio_al.db) or "
                                                "postgresql://...")
-    export_parser.add_argument("--format", choices=("csv", "jsonl"), default="csv")
-    export_parser.add_argument("--room", help="only this feedback room")
+    export_parser.add_argument("--format", choices=("csv", "jsonl"), default="csv",
+                               help="csv or jsonl (default csv)")
+    export_parser.add_argument("--room", help="only this feedback room (default: all rooms)")
     export_parser.add_argument("--output", "-o", help="file to write (default: stdout)")
     run_parser = commands.add_parser("run", help="start, supervise and stop the components "
                                                  "listed in a components.toml")
-    run_parser.add_argument("components", help="path to the components file")
+    run_parser.add_argument("components", help="path to the components file (TOML)")
     demo_parser = commands.add_parser("demo", help="run a demo: music")
     demos = demo_parser.add_subparsers(dest="demo", required=True)
     from swergio_al.demos.music.demo import add_arguments as add_music_arguments
 
     add_music_arguments(demos.add_parser(
         "music", help="melodies evolve; an evaluator learns your taste from a few ratings"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(_config_from(args))
     elif args.command == "export":

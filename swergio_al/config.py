@@ -18,6 +18,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
+    access_log: bool = False  # one INFO line per HTTP request (aiohttp's access log)
 
     # Relay
     max_frame_size: int = 1024 * 1024
@@ -84,6 +85,11 @@ def redact_url(url: str) -> str:
 
 def _parse(f: dataclasses.Field[object], raw: str) -> object:
     kind = str(f.type)
+    if kind == "bool":
+        if raw.strip().lower() not in _BOOLEANS:
+            raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected 1/0, true/false, "
+                             f"yes/no or on/off")
+        return _BOOLEANS[raw.strip().lower()]
     if kind.startswith("list"):
         return [part.strip() for part in raw.split(",") if part.strip()]
     if kind.startswith("int"):
@@ -91,3 +97,7 @@ def _parse(f: dataclasses.Field[object], raw: str) -> object:
     if kind.startswith("float"):
         return float(raw)
     return raw
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False, "": False}

@@ -1,7 +1,10 @@
 """`swergio-al run components.toml`: start a set of components, keep them up, stop them in order.
 
 Each component starts once the one before it is ready (a TCP port accepts, an
-HTTP URL answers below 400, or a line appears in its output). A component that
+HTTP URL answers below 400, or a line appears in its output). Each start gets a
+fresh launch id in `SWERGIO_AL_LAUNCH_ID`; an HTTP answer that names another
+launch id (swergio-al's `/healthz` does) came from some other server on the
+port, not from this child, and does not count as ready. A component that
 exits unexpectedly is restarted after a backoff that doubles each time, up to
 its limit; past the limit the launcher stops everything and exits non-zero.
 Output is prefixed with the component's name, line by line. Ctrl-C or SIGTERM
@@ -19,9 +22,10 @@ import importlib
 import inspect
 import io
 import os
+import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,8 +39,11 @@ from swergio_al.components_file import (
     parse_components,
 )
 
-__all__ = ["ComponentSpec", "Launcher", "LauncherConfigError", "Ready", "load_components",
-           "parse_components", "run_file"]
+__all__ = ["LAUNCH_ID_ENV", "ComponentSpec", "Launcher", "LauncherConfigError", "Ready",
+           "load_components", "parse_components", "run_file"]
+
+# Set in every child's environment; `/healthz` of `swergio-al serve` echoes it as "launch_id".
+LAUNCH_ID_ENV = "SWERGIO_AL_LAUNCH_ID"
 
 _COLOURS = (36, 33, 35, 32, 34, 31)
 _POLL_SECONDS = 0.05
@@ -73,13 +80,15 @@ class _Supervised:
         self.returncode: int | None = None
         self._pump: asyncio.Task[None] | None = None
         self._saw_ready_line = asyncio.Event()
+        self.launch_id = ""
 
     async def start(self) -> None:
         """Start the process and wait until it is ready (raises ComponentGaveUp)."""
         spec = self.spec
         self.state = State.STARTING
         self._saw_ready_line.clear()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+        self.launch_id = secrets.token_hex(8)  # new per start: a stale instance is not us either
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env, LAUNCH_ID_ENV: self.launch_id}
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *spec.argv, cwd=spec.cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -138,11 +147,24 @@ class _Supervised:
             while True:
                 try:
                     async with session.get(ready.target) as response:
-                        if response.status < 400:
+                        if response.status < 400 and await self._answered_by_us(response):
                             return
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 await asyncio.sleep(_POLL_SECONDS)
+
+    async def _answered_by_us(self, response: Any) -> bool:
+        """False when the answer names another launch id: a different server holds the port.
+
+        An answer without one (not JSON, or not a swergio-al server) cannot tell, so it counts.
+        """
+        try:
+            body = await response.json(content_type=None)
+        except ValueError:
+            return True
+        if not isinstance(body, dict) or "launch_id" not in body:
+            return True
+        return bool(body["launch_id"] == self.launch_id)
 
     async def _pump_output(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
@@ -225,7 +247,9 @@ class Launcher:
         if self._stop_requested is not None:
             self._stop_requested.set()
 
-    async def run(self, *, handle_signals: bool = True) -> int:
+    async def run(self, *, handle_signals: bool = True,
+                  on_started: Callable[[], None] | None = None) -> int:
+        """Run until done; `on_started` is called once every component is up and ready."""
         out = self.out or sys.stdout
         colour = out.isatty() if self.colour is None else self.colour
         self._out = out
@@ -253,6 +277,8 @@ class Launcher:
                 started.append(component)
                 watchers[asyncio.create_task(component.wait())] = component
             else:
+                if on_started is not None:
+                    on_started()
                 exit_code = await self._supervise(watchers)
         finally:
             for task in watchers:

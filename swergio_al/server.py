@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from swergio_al.config import Config
 from swergio_al.feedback.service import FeedbackService
 from swergio_al.feedback.store import create_store
 from swergio_al.keys import CONFIG, CONNECTIONS, FEEDBACK, HUB, STORE, SWERGIO_LISTENER
+from swergio_al.launcher import LAUNCH_ID_ENV
 from swergio_al.media import setup_media
 from swergio_al.relay.broker import create_broker
 from swergio_al.relay.hub import Hub
@@ -24,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # launch_id: the launcher that started this process checks it is its own child answering.
+    return web.json_response({"status": "ok", "launch_id": os.environ.get(LAUNCH_ID_ENV)})
 
 
 def create_app(config: Config | None = None) -> web.Application:

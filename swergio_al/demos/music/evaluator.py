@@ -44,8 +44,10 @@ class MelodyEvaluator:
 
     def __init__(self, url: str, *, name: str = "evaluator", budget: int = 5,
                  rating_wait: float = 60.0, diversity: float = 0.5,
-                 random_state: int | None = None, token: str | None = None) -> None:
+                 random_state: int | None = None, token: str | None = None,
+                 verbose: bool = False) -> None:
         self.url = url
+        self.verbose = verbose  # print a line per rating received
         self.budget = budget
         self.diversity = diversity  # 0: the most uncertain; more: spread over the population
         self.rating_wait = rating_wait
@@ -83,6 +85,21 @@ class MelodyEvaluator:
         data = message.get(DATA)
         if isinstance(data, dict) and isinstance(data.get("sample_id"), str):
             self.asked.add(data["sample_id"])
+            if self.verbose and not data.get("replay"):
+                print(f"rating {data.get('answer')} from {data.get('labeler')} "
+                      f"(melody {data['sample_id'][:8]})", flush=True)
+
+    async def report_versions(self) -> None:
+        """One line per new evaluator version, until cancelled (the demo's terminal)."""
+        shown = self.version
+        while True:
+            try:
+                await self.loop.wait_for_version(shown + 1, timeout=3600)
+            except TimeoutError:
+                continue
+            shown = self.version
+            labels = int(getattr(self.loop.learner, "n_labels_", 0))
+            print(f"evaluator v{shown}: learned from {labels} ratings", flush=True)
 
     def _render(self, sample_id: Any, x: NDArray[Any]) -> dict[str, Any]:
         genome = hex_to_genome(str(sample_id))
@@ -144,23 +161,31 @@ class MelodyEvaluator:
 async def serve(url: str, *, budget: int, rating_wait: float, diversity: float,
                 seed: int | None, token: str | None) -> int:
     async with MelodyEvaluator(url, budget=budget, rating_wait=rating_wait, diversity=diversity,
-                               random_state=seed, token=token) as evaluator:
+                               random_state=seed, token=token, verbose=True) as evaluator:
         print(f"evaluator ready (budget {budget} ratings per generation)", flush=True)
-        await evaluator.loop.wait_closed()
+        reporter = asyncio.create_task(evaluator.report_versions())
+        try:
+            await evaluator.loop.wait_closed()
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
-    parser.add_argument("--budget", type=int, default=5, help="ratings asked per generation")
+    parser.add_argument("--url", default="ws://127.0.0.1:8080/ws",
+                        help="the server's WebSocket (default ws://127.0.0.1:8080/ws)")
+    parser.add_argument("--budget", type=int, default=5,
+                        help="ratings asked per generation (default 5)")
     parser.add_argument("--rating-wait", type=float, default=60.0,
-                        help="seconds a generation waits for its ratings")
+                        help="seconds a generation waits for its ratings (default 60)")
     parser.add_argument("--diversity", type=float, default=0.5,
                         help="0 asks about the most uncertain melodies; up to 1 spreads the "
                              "asked ones over the population (default 0.5)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--token", help="component token, if the server wants one")
+    parser.add_argument("--seed", type=int, help="seed of the learner (default: random)")
+    parser.add_argument("--token", help="component token, if the server wants one "
+                                        "(default: none)")
     args = parser.parse_args(argv)
     if args.budget < 0 or args.rating_wait < 0 or not 0 <= args.diversity <= 1:
         parser.error("need --budget >= 0, --rating-wait >= 0 and --diversity in 0..1")
