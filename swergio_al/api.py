@@ -8,6 +8,7 @@ from aiohttp import web
 
 from swergio_al.feedback.export import export_labels
 from swergio_al.feedback.records import StoreError
+from swergio_al.feedback.room_quality import quality_report
 from swergio_al.keys import CONFIG, FEEDBACK, STORE
 from swergio_al.relay.access import tokens_match
 
@@ -52,6 +53,15 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def quality(request: web.Request) -> web.Response:
+    """Per room: agreement and every labeler's figures (swergio_al/feedback/consensus.py)."""
+    try:
+        body = await quality_report(request.app[STORE], request.query.get("room") or None)
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
+    return web.json_response(body)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -77,3 +87,4 @@ def setup_api(app: web.Application) -> None:
     app.router.add_get("/api/labels.csv", _components_only(labels_csv))
     app.router.add_get("/api/labels.jsonl", _components_only(labels_jsonl))
     app.router.add_get("/api/stats", _components_only(stats))
+    app.router.add_get("/api/quality", _components_only(quality))

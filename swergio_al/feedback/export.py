@@ -1,4 +1,10 @@
-"""Labels out of the store as CSV or JSON lines, in chunks (the CLI and /api share this)."""
+"""Labels out of the store as CSV or JSON lines, in chunks (the CLI and /api share this).
+
+Each row is one raw answer with its labeler; `counted` says whether it counts
+towards its sample's aggregate (not once its labeler was flagged), and
+`aggregate`/`aggregate_confidence` are the sample's aggregate answer and its
+confidence (see swergio_al/feedback/quality.py).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from swergio_al.feedback.consensus import Consensus
+from swergio_al.feedback.records import Label
+from swergio_al.feedback.room_quality import room_consensus
 from swergio_al.feedback.store import Store, create_store
 from swergio_al.feedback.store.sqlite import sqlite_path
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = ("label_id", "room", "sample_id", "requester", "labeler", "answer", "seconds",
-           "created", "acked")
+           "created", "acked", "counted", "aggregate", "aggregate_confidence")
 CHUNK_ROWS = 500
 
 
@@ -34,12 +43,17 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
     if fmt == "csv":
         writer.writerow(COLUMNS)
     rows = 0
+    rooms = [room] if room is not None else await store.rooms()
+    quality = {name: _Quality(await room_consensus(store, name)) for name in rooms}
     async for label in store.labels(room=room):
-        row = label.export_row()
+        row = {**label.export_row(), **quality[label.room].columns(label)} \
+            if label.room in quality else {**label.export_row(), "counted": None,
+                                           "aggregate": None, "aggregate_confidence": None}
         if fmt == "csv":
             writer.writerow([row["label_id"], row["room"], row["sample_id"], row["requester"],
                              row["labeler"], _csv_cell(row["answer"]), row["seconds"],
-                             row["created"], int(row["acked"])])
+                             row["created"], int(row["acked"]), _flag(row["counted"]),
+                             _csv_cell(row["aggregate"]), row["aggregate_confidence"]])
         else:
             buffer.write(json.dumps(row, ensure_ascii=False) + "\n")
         rows += 1
@@ -49,6 +63,25 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
             buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue()
+
+
+class _Quality:
+    """One room's aggregates, looked up per exported label."""
+
+    def __init__(self, consensus: Consensus) -> None:
+        self.counted = {a.label_id: a.counted for a in consensus.answers}
+        result = consensus.aggregate()
+        self.aggregates = {s: (v, round(float(c), 4)) for s, v, c in
+                           zip(result.samples, result.values, result.confidence, strict=True)}
+
+    def columns(self, label: Label) -> dict[str, Any]:
+        value, confidence = self.aggregates.get(label.sample_id, (None, None))
+        return {"counted": self.counted.get(label.label_id), "aggregate": value,
+                "aggregate_confidence": confidence}
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def require_store(store_url: str) -> None:

@@ -105,6 +105,8 @@ def _decide(posterior: NDArray[np.float64]) -> NDArray[np.intp]:
 def majority_vote(answers: Iterable[Answer], choices: Sequence[Any]) -> Aggregate:
     """Each sample's most frequent answer; confidence = its share of the votes."""
     coded = _code(answers, choices)
+    if not coded.samples:
+        return Aggregate([], [], np.zeros(0), [])
     votes = _votes(coded, len(choices))
     share = votes / np.maximum(votes.sum(axis=1, keepdims=True), 1)
     chosen = _decide(share)

@@ -72,7 +72,7 @@ async def test_api_exports_labels_as_csv_and_jsonl(make_server: MakeServer) -> N
         [("feedback/a", ANSWERS["feedback/a"], "1")]
     status, _, body = await _get(server, "/api/labels.csv?room=feedback/none")
     assert body.splitlines() == ["label_id,room,sample_id,requester,labeler,answer,seconds,"
-                                 "created,acked"]
+                                 "created,acked,counted,aggregate,aggregate_confidence"]
 
 
 async def test_api_stats_per_room(make_server: MakeServer) -> None:

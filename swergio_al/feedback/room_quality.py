@@ -1,0 +1,64 @@
+"""A room's label quality rebuilt from the store: what /api/quality and the export show.
+
+Answers are read in the order they were committed, so the same store always gives
+the same aggregates and flags (a restarted server shows what the old one did).
+The room's settings (method, choices, flag threshold) come with the requests
+(`FeedbackLoop` sends them); a room without them is aggregated by majority vote
+over the answers seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
+from swergio_al.feedback.records import Label
+from swergio_al.feedback.store import Store
+
+
+async def room_labels(store: Store, room: str) -> list[Label]:
+    """Every label of the room, oldest first, each with its request's extra keys."""
+    requesters: list[str] = []
+    async for label in store.labels(room=room):
+        if label.requester not in requesters:
+            requesters.append(label.requester)
+    labels: list[Label] = []
+    for requester in requesters:
+        labels.extend(await store.history(room, requester))
+    if len(requesters) > 1:
+        labels.sort(key=lambda label: label.created)
+    return labels
+
+
+def consensus_of(labels: list[Label]) -> Consensus:
+    settings = next((s for s in (Settings.from_wire(label.extra.get(SETTINGS_KEY))
+                                 for label in labels) if s is not None), None)
+    if settings is None:
+        seen = list({(type(label.answer), _hashable(label.answer)): label.answer
+                     for label in labels}.values())
+        settings = Settings("majority", seen)
+    consensus = Consensus(settings)
+    for label in labels:
+        consensus.add(label.label_id, label.sample_id, label.labeler, _hashable(label.answer),
+                      label.seconds)
+    return consensus
+
+
+async def room_consensus(store: Store, room: str) -> Consensus:
+    return consensus_of(await room_labels(store, room))
+
+
+async def quality_report(store: Store, room: str | None = None) -> dict[str, Any]:
+    """`{room: report}` for one room or every room that has requests."""
+    rooms = [room] if room is not None else await store.rooms()
+    body: dict[str, Any] = {}
+    for name in rooms:
+        consensus = await room_consensus(store, name)
+        if consensus.answers:
+            body[name] = consensus.report()
+    return body
+
+
+def _hashable(answer: Any) -> Any:
+    # Answers are JSON: a list or object answer (never a valid choice) is compared as text.
+    return repr(answer) if isinstance(answer, list | dict) else answer

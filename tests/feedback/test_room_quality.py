@@ -1,0 +1,91 @@
+"""/api/quality and the export's aggregate columns, through a served app and Python labelers."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiohttp.test_utils import TestServer
+from sklearn.linear_model import SGDClassifier
+
+from swergio_al.feedback import Labeler
+from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.learning import ActiveLearner
+from tests.conftest import MakeServer
+
+ROOM = "feedback/quality"
+CHOICE = {"type": "choice", "choices": ["a", "b", "c"]}
+SAMPLES = 40
+
+
+def truth(task: dict[str, Any]) -> str:
+    content = task["content"]
+    return "abc"[int(np.argmax([content["x0"], content["x1"], content["x2"]]))]
+
+
+async def _get(server: TestServer, path: str) -> Any:
+    async with aiohttp.ClientSession() as session, \
+            session.get(str(server.make_url(path))) as response:
+        assert response.status == 200, await response.text()
+        text = await response.text()
+    return json.loads(text) if path.startswith("/api/quality") else \
+        [json.loads(line) for line in text.splitlines()]
+
+
+async def test_quality_flags_the_random_clicker_and_survives_a_restart(
+        make_server: MakeServer) -> None:
+    server = await make_server(stats_interval_seconds=0.05)
+    url = str(server.make_url("/ws"))
+    clicks = random.Random(7)
+    learner = ActiveLearner(SGDClassifier(loss="log_loss", random_state=0),
+                            classes=["a", "b", "c"], random_state=0)
+    loop = FeedbackLoop(learner, name="model", url=url, answer=CHOICE, feedback_room=ROOM,
+                        overlap=3, flag_below=0.6)
+    labelers = [Labeler(name, url, truth, room=ROOM) for name in ("ann", "bob", "cid")]
+    labelers.append(Labeler("rnd", url, lambda task: clicks.choice("abc"), room=ROOM))
+    rng = np.random.default_rng(0)
+    async with loop:
+        for labeler in labelers:
+            await labeler.start()
+        try:
+            for i in range(SAMPLES):
+                await loop.ask(i, rng.normal(size=3))
+            # A label reaches the model only once committed and acknowledged to its labeler.
+            await loop.wait_learned(3 * SAMPLES, timeout=30)
+        finally:
+            for labeler in labelers:
+                await labeler.close()
+    report = (await _get(server, "/api/quality"))[ROOM]
+    assert report["answers"] == 3 * SAMPLES and report["samples"] == SAMPLES
+    per = report["per_labeler"]
+    assert set(per) == {"ann", "bob", "cid", "rnd"}
+    assert per["rnd"]["flagged"] and not any(per[n]["flagged"] for n in ("ann", "bob", "cid"))
+    assert per["rnd"]["counted"] < per["rnd"]["answers"]  # later answers kept, not counted
+    assert per["ann"]["agreement"] > 0.9 and per["rnd"]["agreement"] < 0.7
+    assert per["ann"]["estimated_accuracy"] > 0.8 > 0.6 > per["rnd"]["estimated_accuracy"]
+    assert per["ann"]["median_seconds"] is not None
+    assert 0 < report["agreement"]["fleiss_kappa"] < 1
+    # The model flagged the same labeler from the same answers.
+    assert loop.teacher is not None and set(loop.teacher.consensus.flagged) == {"rnd"}
+    rows = await _get(server, "/api/labels.jsonl")
+    assert len(rows) == 3 * SAMPLES
+    by_sample = {r["sample_id"]: r["aggregate"] for r in rows}
+    assert all(r["aggregate"] == by_sample[r["sample_id"]] for r in rows)
+    assert sum(1 for r in rows if not r["counted"]) == per["rnd"]["answers"] - per["rnd"]["counted"]
+    right = sum(by_sample[i] == truth(_content_of(loop, i)) for i in range(SAMPLES))
+    assert right >= SAMPLES - 1
+
+    # A new server on the same store: every raw answer, the same aggregates and flags.
+    await server.close()
+    again = await make_server(stats_interval_seconds=0.05)
+    assert (await _get(again, "/api/quality"))[ROOM] == report
+    assert await _get(again, "/api/labels.jsonl") == rows
+
+
+def _content_of(loop: FeedbackLoop, sample: int) -> dict[str, Any]:
+    assert loop.teacher is not None
+    x = loop.teacher.features[sample]
+    return {"content": {f"x{i}": float(v) for i, v in enumerate(x)}}
