@@ -126,6 +126,10 @@ class FeedbackLoop:
     flag_below : float, optional
         Labelers whose estimated accuracy falls below this are flagged; their
         later answers are kept but stop counting.
+    adaptive : bool, default=False
+        With overlap k > 1: ask one person first, a second when the first
+        labeler's estimated accuracy is low or their answer and the model's
+        prediction differ, a third when those two disagree, up to k.
     """
 
     def __init__(self, learner: Any, *, name: str, url: str, answer: dict[str, Any],
@@ -137,7 +141,8 @@ class FeedbackLoop:
                  rescore_interval: float = 1.0,
                  seed_labels: str | Path | None = None, token: str | None = None,
                  history_timeout: float = 30.0, reconnect: bool = True, overlap: int = 1,
-                 aggregate: str | None = None, flag_below: float | None = None) -> None:
+                 aggregate: str | None = None, flag_below: float | None = None,
+                 adaptive: bool = False) -> None:
         self.learner = learner
         self.answer = answer
         self.feedback_room = feedback_room
@@ -154,6 +159,7 @@ class FeedbackLoop:
         self.seed_labels = seed_labels
         self.history_timeout = history_timeout
         self.overlap = overlap
+        self.adaptive = adaptive
         self.teacher: AggregateTeacher | None = None
         if overlap > 1 or aggregate is not None or flag_below is not None:
             settings = Settings.for_schema(answer, method=aggregate, flag_below=flag_below)
@@ -275,7 +281,8 @@ class FeedbackLoop:
         # export aggregate the room the way this model does.
         if self.teacher is None:
             return {}
-        return {SETTINGS_KEY: self.teacher.consensus.settings.to_wire()}
+        settings = {SETTINGS_KEY: self.teacher.consensus.settings.to_wire()}
+        return {**settings, "adaptive": True} if self.adaptive else settings
 
     async def _ask_again(self) -> None:
         pending = list(self.pending.items())

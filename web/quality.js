@@ -1,0 +1,93 @@
+// The label-quality panel of the dashboard: per room, how far the answers agree
+// (Fleiss' kappa, Krippendorff's alpha) and, per labeler, their answers, agreement
+// with the aggregate, gold and estimated accuracy, median seconds, and whether the
+// room flagged them (their later answers stop counting). Polls /api/quality.
+
+import { el, need } from './dom.js';
+import { takeToken } from './relay.js';
+
+const POLL_MS = 2000;
+const AGREEMENT_NAMES = {
+  fleiss_kappa: "Fleiss' κ",
+  alpha_nominal: 'α nominal',
+  alpha_ordinal: 'α ordinal',
+  alpha_interval: 'α interval',
+};
+
+/** @param {unknown} value @param {number} [digits] */
+function fmt(value, digits = 3) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return '–';
+  return Number.isInteger(value) && digits === 0 ? String(value) : value.toFixed(digits);
+}
+
+class QualityPanel {
+  /** @param {HTMLElement} root */
+  constructor(root) {
+    this.root = root;
+    this.url = root.dataset.qualityUrl || '/api/quality';
+    this.rooms = JSON.parse(root.dataset.rooms || '[]'); // empty: every room
+    this.summary = need(root, '[data-agreement]');
+    this.rows = need(root, '[data-labelers]');
+    this.token = takeToken('swergio_al.component_token');
+  }
+
+  async poll() {
+    try {
+      const headers = { Accept: 'application/json' };
+      if (this.token) headers.Authorization = `Bearer ${this.token}`;
+      const response = await fetch(this.url, { headers });
+      if (response.ok) this.render(await response.json());
+    } catch (error) {
+      // the server is down: the connection badge says so; try again later
+    }
+    setTimeout(() => this.poll(), POLL_MS);
+  }
+
+  /** A page for room `feedback` shows its sub-rooms (`feedback/...`) too. */
+  shows(room) {
+    return !this.rooms.length || this.rooms.some((r) => room === r || room.startsWith(`${r}/`));
+  }
+
+  /** @param {Record<string, any>} body  {room: report} */
+  render(body) {
+    if (!body || typeof body !== 'object') return;
+    const rooms = Object.entries(body).filter(([room, report]) =>
+      this.shows(room) && report && typeof report === 'object');
+    if (!rooms.length) return;
+    this.summary.replaceChildren(...rooms.map(([room, report]) => el('p', { 'data-room': room }, [
+      el('b', { text: room }), ` · ${report.answers} answers on ${report.samples} samples · `,
+      ...Object.entries(report.agreement || {}).map(([key, value]) =>
+        el('span', { className: 'agreement', 'data-agreement-kind': key,
+                     text: `${AGREEMENT_NAMES[key] || key} ${fmt(value)} ` })),
+      `· mean confidence ${fmt(report.mean_confidence)}`,
+    ])));
+    const rows = [];
+    for (const [room, report] of rooms) {
+      for (const [name, row] of Object.entries(report.per_labeler || {})) {
+        const share = typeof row.estimated_accuracy === 'number' ? row.estimated_accuracy : row.agreement;
+        const fill = el('span', { className: 'quality-fill' });
+        fill.style.width = `${Math.round(100 * Math.max(0, Math.min(1, Number(share) || 0)))}%`;
+        rows.push(el('tr', { 'data-labeler': name, 'data-room': room,
+                             className: row.flagged ? 'flagged' : '' }, [
+          el('td', { text: name }), el('td', { text: fmt(row.answers, 0) }),
+          el('td', { text: fmt(row.counted, 0) }), el('td', { text: fmt(row.agreement) }),
+          el('td', { text: fmt(row.gold_accuracy) }), el('td', { text: fmt(row.estimated_accuracy) }),
+          el('td', { className: 'bar-cell' }, [el('span', { className: 'quality-bar' }, [fill])]),
+          el('td', { text: fmt(row.median_seconds, 2) }),
+          el('td', { className: 'flag', text: row.flagged ? 'flagged' : '' }),
+        ]));
+      }
+    }
+    this.rows.replaceChildren(...rows);
+    this.root.dataset.updated = String(Number(this.root.dataset.updated || 0) + 1);
+  }
+}
+
+for (const root of document.querySelectorAll('[data-module="quality-panel"]')) {
+  try {
+    new QualityPanel(root).poll();
+  } catch (error) {
+    console.error(error);
+    root.prepend(el('p', { className: 'notice', text: `The quality panel could not start: ${error.message}` }));
+  }
+}
