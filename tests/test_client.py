@@ -193,6 +193,33 @@ async def test_request_times_out_when_nobody_answers(ws_url: str) -> None:
         assert (await silent.expect("DATA/CUSTOM"))["SENT_BY"] == "asker"
 
 
+async def test_request_pairs_a_forward_with_its_gradient_and_resends_to_a_late_peer(
+        ws_url: str) -> None:
+    """expect= skips other replies on the ROOT_ID (they reach handlers); resend_after= sends the
+    forward pass again, same ROOT_ID and a new ID, until an answer comes: a peer that missed
+    the first one (it restarted, say) still answers."""
+    asker = Component("asker", ws_url)
+    others: asyncio.Queue[Message] = asyncio.Queue()
+    asker.on("DATA/CUSTOM", room="model")(others.put_nowait)
+    async with asker, await RawClient.connect(ws_url, "peer", rooms=("model",)) as peer:
+        pending = asyncio.ensure_future(asker.request(
+            {"TYPE": "DATA/FORWARD", "TO_ROOM": "model", "DATA": [1.0]},
+            timeout=10, expect="DATA/GRADIENT", resend_after=0.2))
+        first = await peer.expect("DATA/FORWARD")  # the peer "misses" this one
+        again = await peer.expect("DATA/FORWARD")
+        assert again["ROOT_ID"] == first["ROOT_ID"] == first["ID"] != again["ID"]
+        assert again["DATA"] == [1.0]
+        root = again["ROOT_ID"]
+        await peer.send({"TYPE": "DATA/CUSTOM", "TO_ROOM": "model", "ROOT_ID": root, "DATA": 0})
+        await peer.send({"TYPE": "DATA/GRADIENT", "TO_ROOM": "model", "ROOT_ID": root,
+                         "DATA": [2.0]})
+        reply = await pending
+        assert (reply["TYPE"], reply["DATA"]) == ("DATA/GRADIENT", [2.0])
+        assert (await asyncio.wait_for(others.get(), 5))["ROOT_ID"] == root
+    with pytest.raises(ValueError, match="resend_after"):
+        await asker.request({"TYPE": "DATA/TEXT", "TO": "x"}, resend_after=0)
+
+
 async def test_request_the_server_refuses_raises_at_once(ws_url: str) -> None:
     async with Component("asker", ws_url) as asker:
         with pytest.raises(RefusedError) as refused:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from collections.abc import Iterator
+from dataclasses import dataclass
 
 from swergio_al.protocol import ID, MODEL_STATUS, ROOT_ID, SENT_BY, TO, TO_ROOM, TYPE, Message
 
@@ -37,16 +37,22 @@ class PendingReplies:
     """Requests waiting for their reply, by ROOT_ID; the reader settles them before dispatch."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, tuple[str, asyncio.Future[Message]]] = {}
+        self._waiting: dict[str, _Pending] = {}
 
-    def open(self, outgoing: Message) -> asyncio.Future[Message]:
-        """Expect a reply to `outgoing` (which has its ID and ROOT_ID set)."""
+    def open(self, outgoing: Message, expect: str | None = None) -> asyncio.Future[Message]:
+        """Expect a reply to `outgoing` (which has its ID and ROOT_ID set), of TYPE `expect`
+        when given."""
         root = str(outgoing[ROOT_ID])
         if root in self._waiting:
             raise ValueError(f"a request with ROOT_ID {root!r} is already waiting")
-        reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._waiting[root] = (str(outgoing[ID]), reply)
-        return reply
+        pending = _Pending({str(outgoing[ID])}, expect,
+                           asyncio.get_running_loop().create_future())
+        self._waiting[root] = pending
+        return pending.reply
+
+    def resent(self, outgoing: Message) -> None:
+        """`outgoing` went out again under a new ID; errors about that ID fail the request."""
+        self._waiting[str(outgoing[ROOT_ID])].sent_ids.add(str(outgoing[ID]))
 
     def discard(self, outgoing: Message) -> None:
         self._waiting.pop(str(outgoing[ROOT_ID]), None)
@@ -54,23 +60,28 @@ class PendingReplies:
     def claim(self, message: Message) -> bool:
         """Hand `message` to the request it answers; False if it answers none."""
         pending = self._waiting.get(str(message.get(ROOT_ID)))
-        if pending is None or message.get(ID) == pending[0] or pending[1].done():
+        if (pending is None or pending.reply.done() or message.get(ID) in pending.sent_ids
+                or (pending.expect is not None and message.get(TYPE) != pending.expect)):
             return False
-        pending[1].set_result(message)
+        pending.reply.set_result(message)
         return True
 
     def refuse(self, request_id: object, error: BaseException) -> bool:
         """Fail the request whose message has ID `request_id`; False if none waits on it."""
-        for sent_id, reply in self._waiting.values():
-            if sent_id == request_id and not reply.done():
-                reply.set_exception(error)
+        for pending in self._waiting.values():
+            if request_id in pending.sent_ids and not pending.reply.done():
+                pending.reply.set_exception(error)
                 return True
         return False
 
     def fail_all(self, error: BaseException) -> None:
-        for reply in self._futures():
-            if not reply.done():
-                reply.set_exception(error)
+        for pending in self._waiting.values():
+            if not pending.reply.done():
+                pending.reply.set_exception(error)
 
-    def _futures(self) -> Iterator[asyncio.Future[Message]]:
-        return (reply for _, reply in self._waiting.values())
+
+@dataclass(eq=False)
+class _Pending:
+    sent_ids: set[str]
+    expect: str | None  # only a reply of this TYPE settles the request
+    reply: asyncio.Future[Message]
