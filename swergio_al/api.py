@@ -10,6 +10,7 @@ from swergio_al.feedback.export import export_labels
 from swergio_al.feedback.records import StoreError
 from swergio_al.feedback.room_quality import quality_report
 from swergio_al.keys import CONFIG, FEEDBACK, STORE
+from swergio_al.protocol import text_problem
 from swergio_al.relay.access import tokens_match
 
 _CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
@@ -17,6 +18,9 @@ _CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
 async def _labels(request: web.Request, fmt: str) -> web.StreamResponse:
     room = request.query.get("room") or None
+    problem = text_problem(room) if room else None
+    if problem is not None:
+        raise web.HTTPBadRequest(text=f"room holds {problem}\n")
     response = web.StreamResponse(headers={
         "Content-Type": f"{_CONTENT_TYPES[fmt]}; charset=utf-8",
         "Content-Disposition": f'attachment; filename="labels.{fmt}"'})

@@ -83,11 +83,13 @@ def secure_exposed(config: Config) -> list[str]:
 def serve(config: Config) -> int:
     from aiohttp import web
 
+    from swergio_al.access_log import access_logger_for, quiet_malformed_requests
     from swergio_al.feedback.records import StoreError
     from swergio_al.server import create_app
 
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_malformed_requests()
     notes = secure_exposed(config)
     if config.media_dir is not None and not os.path.isdir(config.media_dir):
         print(f"swergio-al serve: --media-dir {config.media_dir}: not a folder", file=sys.stderr)
@@ -104,7 +106,8 @@ def serve(config: Config) -> int:
         access_log = logging.getLogger("aiohttp.access") if config.access_log else None
         web.run_app(app, host=config.host, port=config.port,
                     shutdown_timeout=config.shutdown_timeout_seconds, print=announce,
-                    access_log=access_log)
+                    access_log=access_log,
+                    access_log_class=access_logger_for(config))  # no token reaches a log
     except (OSError, StoreError) as exc:  # port taken, backend unreachable, bad store path
         logging.getLogger("swergio_al").debug("start-up failed", exc_info=True)
         print(f"swergio-al serve: {exc}", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 import uuid
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -96,6 +98,8 @@ class CloseCode(IntEnum):
 
 class ErrorCode(StrEnum):
     INVALID_JSON = "invalid_json"
+    BAD_STRING = "bad_string"  # a string with U+0000 or a lone surrogate, anywhere in the frame
+    BAD_NUMBER = "bad_number"  # a number literal a double cannot hold (1e400), anywhere
     NOT_AN_OBJECT = "not_an_object"
     MISSING_TYPE = "missing_type"
     UNKNOWN_TYPE = "unknown_type"
@@ -108,6 +112,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     BINARY_FRAME = "binary_frame"
     FORBIDDEN = "forbidden"
+    NAME_TAKEN = "name_taken"  # the name is held by another role or a stronger credential
     UNAUTHORIZED = "unauthorized"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_ROOMS = "too_many_rooms"
@@ -143,29 +148,123 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+class _OutOfRange(ValueError):
+    """A number literal beyond a double (1e400), met while parsing."""
+
+
+def _finite_float(literal: str) -> float:
+    # Only float literals come here (integers stay exact at any size): one that a
+    # double cannot hold would become inf, which no JSON text can carry onwards.
+    value = float(literal)
+    if value - value != 0.0:
+        raise _OutOfRange(literal)
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+# Reads the ID of a frame refused for its numbers, to name it in the ERROR's REF.
+_lenient_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=lambda _: 0.0)
 _JSON_SPACE = " \t\n\r"
-# ASCII output: a lone surrogate escape ("\ud800") that json reads must stay an escape,
-# or the UTF-8 encoding of the frame fails on its way out.
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+# allow_nan=False: every frame the server emits parses under a strict JSON parser.
+# ASCII output keeps any non-ASCII text an escape, so no frame can fail to encode as UTF-8.
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+# U+0000 and the surrogate code points cannot be stored or re-encoded as UTF-8
+# text (SQLite, PostgreSQL, str.encode refuse them); frames arrive as strict
+# UTF-8, so they can only come in as \u escapes, which is what the cheap first test looks for.
+_UNSAFE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_UNSAFE_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot travel or be stored (U+0000, a lone surrogate), or None."""
+    found = _UNSAFE_CHAR.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    return "U+0000" if char == "\x00" else f"a lone surrogate (U+{ord(char):04X})"
+
+
+def _string_problem(value: Any) -> str | None:
+    """The first unsafe string anywhere in a decoded value: where it is and what is wrong."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                return f"{path or 'the value'} holds {problem}"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                problem = text_problem(key)
+                if problem is not None:
+                    return f"a key in {path or 'the message'} holds {problem}"
+                stack.append((f"{path}.{key}" if path else key, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+    return None
+
+
+def _clean_id(message: Any) -> str | None:
+    ref = message.get(ID) if isinstance(message, dict) else None
+    return ref if isinstance(ref, str) and text_problem(ref) is None else None
 
 
 def decode(text: str) -> Message:
-    """Parse one frame into a message, or raise ProtocolError."""
+    """Parse one frame (text decoded as strict UTF-8) into a message, or raise ProtocolError.
+
+    The protocol boundary: besides JSON syntax, every string anywhere in the
+    frame must be storable text (no U+0000, no lone surrogate: `bad_string`) and
+    every float literal must fit a double (`bad_number`); integers are exact.
+    """
     try:
-        if text[:1] in _JSON_SPACE:  # rare: leading blanks (or nothing at all)
-            value = _decoder.decode(text)
-        else:  # raw_decode skips decode()'s two whitespace regex scans
-            value, end = _decoder.raw_decode(text)
-            if end != len(text) and text[end:].strip(_JSON_SPACE):
-                raise ValueError(f"extra data at character {end}")
+        value = _parse(text, _decoder)
+    except _OutOfRange as exc:
+        raise ProtocolError(ErrorCode.BAD_NUMBER,
+                            f"number {str(exc)[:40]} is beyond the range of a double",
+                            _clean_id(_lenient_parse(text))) from None
     except (ValueError, RecursionError) as exc:  # ValueError: bad syntax, huge ints, NaN
         raise ProtocolError(ErrorCode.INVALID_JSON,
                             f"frame is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise ProtocolError(ErrorCode.NOT_AN_OBJECT,
                             f"a message must be a JSON object, got {type(value).__name__}")
+    if "\\u" in text and _UNSAFE_ESCAPE.search(text):
+        problem = _string_problem(value)
+        if problem is not None:
+            raise ProtocolError(ErrorCode.BAD_STRING,
+                                f"strings must be text without U+0000 or lone surrogates: "
+                                f"{problem[:200]}", _clean_id(value))
     return value
+
+
+def _parse(text: str, decoder: json.JSONDecoder) -> Any:
+    if text[:1] in _JSON_SPACE:  # rare: leading blanks (or nothing at all)
+        return decoder.decode(text)
+    value, end = decoder.raw_decode(text)  # raw_decode skips decode()'s two whitespace scans
+    if end != len(text) and text[end:].strip(_JSON_SPACE):
+        raise ValueError(f"extra data at character {end}")
+    return value
+
+
+def _lenient_parse(text: str) -> Any:
+    try:
+        return _parse(text, _lenient_decoder)
+    except (ValueError, RecursionError):
+        return None
+
+
+def is_finite_number(value: Any) -> bool:
+    """A JSON number the server can compute with: not a bool, within a double's range.
+
+    Integers beyond a double (10**400) travel exactly but are not numbers here.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large to convert to float
+        return False
 
 
 def encode(message: Message) -> str:

@@ -6,15 +6,13 @@
 
 from __future__ import annotations
 
-import math
+from fractions import Fraction
 from typing import Any
+
+from swergio_al.protocol import is_finite_number
 
 SCHEMA_TYPES = ("choice", "rating", "text")
 DEFAULT_TEXT_LENGTH = 2000
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def schema_problem(schema: Any) -> str | None:
@@ -29,7 +27,7 @@ def schema_problem(schema: Any) -> str | None:
         return None
     if kind == "rating":
         low, high, step = schema.get("min", 0), schema.get("max", 5), schema.get("step", 1)
-        if not (_is_number(low) and _is_number(high) and _is_number(step)):
+        if not (is_finite_number(low) and is_finite_number(high) and is_finite_number(step)):
             return "rating min, max and step must be numbers"
         if not low < high or step <= 0:
             return "a rating needs min < max and step > 0"
@@ -53,12 +51,13 @@ def answer_problem(schema: dict[str, Any], answer: Any) -> str | None:
         return None
     if kind == "rating":
         low, high, step = schema.get("min", 0), schema.get("max", 5), schema.get("step", 1)
-        if not _is_number(answer):
+        if not is_finite_number(answer):
             return f"a rating must be a number, got {type(answer).__name__}"
         if not low <= answer <= high:
             return f"rating must be within {low}..{high}, got {answer}"
-        steps = (answer - low) / step
-        if abs(steps - round(steps)) > 1e-9:
+        # Exact arithmetic: with bounds near a double's limit, `answer - low` overflows floats.
+        steps = (Fraction(answer) - Fraction(low)) / Fraction(step)
+        if abs(steps - round(steps)) > Fraction(1, 10**9):
             return f"rating must be {low} plus a multiple of {step}, got {answer}"
         return None
     length = schema.get("max_length", DEFAULT_TEXT_LENGTH)

@@ -27,9 +27,24 @@ COLUMNS = ("label_id", "room", "sample_id", "requester", "labeler", "answer", "s
 CHUNK_ROWS = 500
 
 
+# Spreadsheets run a cell starting with one of these as a formula (CSV injection);
+# OWASP's advice is a leading ' which makes them show it as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """A text cell as exported: a ' in front of one that a spreadsheet would take for a
+    formula, and of one already starting with ', so a reader recovers every value by
+    dropping one leading ' (see docs/security.md)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) or value.startswith("'") else value
+
+
 def _csv_cell(value: Any) -> Any:
-    # Strings stay as they are; numbers, lists and objects are written as JSON.
-    if value is None or isinstance(value, str):
+    # Text is protected as above; numbers stay as they are; booleans, lists and objects
+    # are written as JSON.
+    if isinstance(value, str):
+        return csv_text(value)
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
         return value
     return json.dumps(value, ensure_ascii=False)
 
@@ -39,7 +54,9 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: use {' or '.join(FORMATS)}")
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180: CRLF between records, and every field holding \r, \n, a comma or a quote
+    # is quoted (with a bare \n terminator the csv module leaves a lone \r unquoted).
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     if fmt == "csv":
         writer.writerow(COLUMNS)
     rows = 0
@@ -50,10 +67,9 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
             if label.room in quality else {**label.export_row(), "counted": None,
                                            "aggregate": None, "aggregate_confidence": None}
         if fmt == "csv":
-            writer.writerow([row["label_id"], row["room"], row["sample_id"], row["requester"],
-                             row["labeler"], _csv_cell(row["answer"]), row["seconds"],
-                             row["created"], int(row["acked"]), _flag(row["counted"]),
-                             _csv_cell(row["aggregate"]), row["aggregate_confidence"]])
+            # Every cell through _csv_cell (text protected), the two flags as 0/1.
+            writer.writerow([_flag(row[column]) if column in ("acked", "counted")
+                             else _csv_cell(row[column]) for column in COLUMNS])
         else:
             buffer.write(json.dumps(row, ensure_ascii=False) + "\n")
         rows += 1

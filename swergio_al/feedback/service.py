@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ClassVar
@@ -41,6 +40,7 @@ from swergio_al.protocol import (
     ProtocolError,
     Role,
     encode,
+    is_finite_number,
     new_id,
 )
 from swergio_al.relay.broker import Envelope
@@ -69,12 +69,6 @@ def _field_error(message: Message, text: str) -> ProtocolError:
 
 def _task_ids(value: Any) -> list[str]:
     return [t for t in value if isinstance(t, str)] if isinstance(value, list) else []
-
-
-def _is_number(value: Any) -> bool:
-    # Python's json accepts NaN and Infinity; neither orders a queue.
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        math.isfinite(value)
 
 
 def _is_sample_id(value: Any) -> bool:
@@ -239,7 +233,8 @@ class FeedbackService:
         overlap = data.get("overlap", 1)
         if not isinstance(kind, str) or not isinstance(question, str):
             raise _field_error(message, "kind and question must be strings")
-        if not _is_number(priority) or (confidence is not None and not _is_number(confidence)):
+        if not is_finite_number(priority) or \
+                (confidence is not None and not is_finite_number(confidence)):
             raise _field_error(message, "priority and confidence must be numbers")
         if not isinstance(overlap, int) or isinstance(overlap, bool) or \
                 not 1 <= overlap <= MAX_OVERLAP:
@@ -248,7 +243,8 @@ class FeedbackService:
         request = FeedbackRequest(room=room, sample_id=data["sample_id"], requester=conn.name,
                                   answer=data["answer"], kind=kind, content=data.get("content"),
                                   question=question, prediction=data.get("prediction"),
-                                  confidence=confidence, priority=float(priority),
+                                  confidence=None if confidence is None else float(confidence),
+                                  priority=float(priority),
                                   overlap=overlap,
                                   extra={k: v for k, v in data.items()
                                          if k not in REQUEST_FIELDS})
@@ -281,7 +277,7 @@ class FeedbackService:
     async def _on_rescore(self, conn: Connection, message: Message) -> None:
         priorities = self._data(message).get("priorities")
         if not isinstance(priorities, dict) or \
-                not all(_is_number(p) for p in priorities.values()):
+                not all(is_finite_number(p) for p in priorities.values()):
             raise _field_error(message, "priorities must map sample ids to numbers")
         assert conn.name is not None
         await self.store.rescore(message[TO_ROOM], conn.name,
@@ -309,7 +305,7 @@ class FeedbackService:
         if "answer" not in data:
             raise _field_error(message, "answer is missing")
         seconds = data.get("seconds")
-        if seconds is not None and (not _is_number(seconds) or seconds < 0):
+        if seconds is not None and (not is_finite_number(seconds) or seconds < 0):
             raise _field_error(message, "seconds must be a non-negative number")
         assert conn.name is not None
         task = self._tasks.get(task_id) or await self.store.task(task_id)
@@ -331,8 +327,8 @@ class FeedbackService:
             raise ProtocolError(ErrorCode.INVALID_ANSWER, problem, message[ID])
         # Once the commit starts, the label must also reach the model even if this
         # handler is cancelled (its client vanished): the rest runs shielded.
-        await asyncio.shield(self._spawn(
-            self._commit_label(conn, task, data["answer"], seconds)))
+        await asyncio.shield(self._spawn(self._commit_label(
+            conn, task, data["answer"], None if seconds is None else float(seconds))))
 
     async def _commit_label(self, conn: Connection, task: Task, answer: Any,
                             seconds: float | None) -> None:

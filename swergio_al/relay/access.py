@@ -5,6 +5,8 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
+from enum import IntEnum
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from swergio_al.protocol import (
@@ -34,8 +36,28 @@ def generate_token() -> str:
 
 
 def tokens_match(given: str, expected: str) -> bool:
-    """Constant-time comparison: a token's prefix is never told apart by timing."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    """Constant-time comparison: a token's prefix is never told apart by timing.
+
+    `given` may be anything a client sent: non-ASCII header bytes (which aiohttp
+    hands over as surrogate escapes) or a lone surrogate simply do not match.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                               expected.encode("utf-8", "surrogatepass"))
+
+
+class Credential(IntEnum):
+    """What a connection proved when it registered; higher is stronger."""
+
+    NONE = 0
+    LABELER_TOKEN = 1
+    COMPONENT_TOKEN = 2
+
+
+class NameHolder(Protocol):
+    """What the takeover rule looks at in the connection holding a name."""
+
+    role: Role
+    credential: Credential
 
 
 class AccessPolicy:
@@ -57,23 +79,33 @@ class AccessPolicy:
     def open(self) -> bool:
         return not (self.component_token or self.labeler_token)
 
-    def role_for(self, register: Message) -> Role:
-        """The role a REGISTER may have, or ProtocolError(UNAUTHORIZED). Tokens are never logged."""
+    def admit(self, register: Message) -> tuple[Role, Credential]:
+        """The role a REGISTER may have and the credential it showed, or
+        ProtocolError(UNAUTHORIZED). Tokens are never logged."""
         wanted = Role(register.get(ROLE, Role.COMPONENT.value))
-        if self.open:
-            return wanted
         token = register.get(TOKEN)
         given = token if isinstance(token, str) else ""
         if self.component_token and tokens_match(given, self.component_token):
-            return wanted
+            return wanted, Credential.COMPONENT_TOKEN
         if (wanted is Role.LABELER and self.labeler_token
                 and tokens_match(given, self.labeler_token)):
-            return Role.LABELER
-        if not self.component_token and wanted is Role.COMPONENT:
-            return wanted  # only labelers are gated on this server
+            return Role.LABELER, Credential.LABELER_TOKEN
+        if self.open or (not self.component_token and wanted is Role.COMPONENT):
+            return wanted, Credential.NONE  # an open server, or only labelers are gated
         raise ProtocolError(ErrorCode.UNAUTHORIZED,
                             f"a valid TOKEN is required to register as {wanted.value}",
                             register.get(ID) if isinstance(register.get(ID), str) else None)
+
+    @staticmethod
+    def may_take_over(holder: NameHolder, role: Role, credential: Credential) -> bool:
+        """Whether a newcomer registering as `role` with `credential` may take the name
+        `holder` has (closing it with 4001, as a reconnecting client needs to).
+
+        Never across roles, and never with a weaker credential: a labeler cannot
+        become a model's name and receive its labels and features, nor can an
+        anonymous client push out someone who showed a token.
+        """
+        return role is holder.role and credential >= holder.credential
 
     def check(self, role: Role, message: Message, *, sender: str | None = None) -> None:
         """Refuse what `role` may not do (ProtocolError FORBIDDEN).

@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from enum import Enum
 
 from swergio_al.protocol import CloseCode, Role
+from swergio_al.relay.access import Credential
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Connection(ABC):
         self.remote = remote
         self.name: str | None = None
         self.role = Role.COMPONENT
+        self.credential = Credential.NONE  # what it showed at REGISTER (the takeover rule)
         self.rooms: set[str] = set()
         self.state = ConnectionState.OPEN
         #: The code this side closed with (None while open or when the peer closed first).

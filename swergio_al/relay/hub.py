@@ -31,7 +31,7 @@ from swergio_al.protocol import (
     new_id,
     stamp_sender,
 )
-from swergio_al.relay.access import AccessPolicy
+from swergio_al.relay.access import AccessPolicy, Credential
 from swergio_al.relay.broker import Broker, Envelope, MemoryBroker
 from swergio_al.relay.connection import Connection
 
@@ -103,20 +103,33 @@ class Hub:
 
     # -- commands ----------------------------------------------------------
 
-    async def register(self, conn: Connection, message: Message) -> None:
+    async def register(self, conn: Connection, message: Message,
+                       credential: Credential = Credential.NONE) -> None:
+        """Give `conn` the NAME of a REGISTER whose ROLE the access policy admitted."""
         name = message[NAME]
         if conn.name == name:
             return
+        role = Role(message.get(ROLE, Role.COMPONENT.value))
+        previous = self.names.get(name)
+        if previous is not None and previous is not conn and \
+                not self.access.may_take_over(previous, role, credential):
+            # Checked before anything changes: the holder and the newcomer stay as they are.
+            log.warning("refused %s from %s: the name is held by a %s (%s) connection",
+                        name, conn.remote, previous.role.value, previous.credential.name.lower())
+            raise ProtocolError(ErrorCode.NAME_TAKEN,
+                                f"{name[:80]!r} is held by another connection; a takeover "
+                                f"needs the same role and at least as strong a token",
+                                message[ID])
         if conn.name is not None:
             await self._forget_name(conn)
-        previous = self.names.get(name)
         if previous is not None and previous is not conn:
             log.info("%s registered again from %s; closing the older connection %s",
                      name, conn.remote, previous.remote)
             previous.close_soon(CloseCode.TAKEN_OVER, "name taken over by a newer connection")
             await self.disconnect(previous)
         conn.name = name
-        conn.role = Role(message.get(ROLE, Role.COMPONENT.value))
+        conn.role = role
+        conn.credential = credential
         self.names[name] = conn
         await self.broker.claim(name)
         for service in self.services:
@@ -184,8 +197,9 @@ class Hub:
             return
         ref = message[ID]
         if kind == MessageType.REGISTER:
-            message[ROLE] = self.access.role_for(message).value
-            await self.register(conn, message)
+            role, credential = self.access.admit(message)
+            message[ROLE] = role.value
+            await self.register(conn, message, credential)
             return
         if conn.name is None:
             raise ProtocolError(ErrorCode.NOT_REGISTERED, "send COMMAND/REGISTER first", ref)

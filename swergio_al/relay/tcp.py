@@ -40,6 +40,11 @@ _CLOSING_REFUSALS = {ErrorCode.UNAUTHORIZED: CloseCode.UNAUTHORIZED,
                      ErrorCode.RATE_LIMITED: CloseCode.POLICY_VIOLATION}
 
 
+# A body that is not a JSON object ends the stream as 0.0.2's own server did;
+# other refusals (bad_string, bad_number, ...) only drop that one message.
+_UNREADABLE = frozenset({ErrorCode.INVALID_JSON, ErrorCode.NOT_AN_OBJECT})
+
+
 class FramingError(Exception):
     """The byte stream cannot be read as 0.0.2 frames; the connection is closed."""
 
@@ -305,7 +310,10 @@ class SwergioListener:
         try:
             message = decode(text)
         except ProtocolError as exc:
-            raise FramingError(exc.message) from None
+            if exc.code in _UNREADABLE:
+                raise FramingError(exc.message) from None
+            self._refuse(conn, exc)  # readable JSON with a bad string or number: dropped
+            return
         # As on /ws: relay the frame as it came unless the server fills in ID or SENT_BY.
         as_is = ID in message and SENT_BY not in message
         try:

@@ -112,13 +112,16 @@ async def test_payload_passes_through_untouched(server: TestServer) -> None:
         # Frames with odd but valid JSON layout: spaces, newlines, a trailing blank.
         await a.ws.send_str(json.dumps({"ID": "1", "TYPE": "DATA/CUSTOM", "TO_ROOM": "r",
                                         **payload}, indent=2) + " \n")
-        await a.send({"TYPE": "DATA/CUSTOM", "TO_ROOM": "r", "DATA": "lone \ud800 surrogate"})
+        # A lone surrogate is not text that can travel on (docs/security.md): refused.
+        await a.send({"ID": "s", "TYPE": "DATA/CUSTOM", "TO_ROOM": "r",
+                      "DATA": "lone \ud800 surrogate"})
         await a.ws.send_str(' \n {"ID": "2", "TYPE": "DATA/CUSTOM", "TO_ROOM": "r"}\t')
         got = await b.recv()
         assert got == {"ID": "1", "TYPE": "DATA/CUSTOM", "TO_ROOM": "r", **payload,
                        "SENT_BY": "a"}
-        assert (await b.recv())["DATA"] == "lone \ud800 surrogate"
         assert (await b.recv())["ID"] == "2"
+        refused = await a.expect("ERROR")
+        assert (refused["CODE"], refused["REF"]) == ("bad_string", "s")
 
 
 async def test_frames_of_every_length_encoding_arrive_intact(server: TestServer) -> None:
