@@ -1,0 +1,64 @@
+"""Adaptive overlap: extra answers only where they matter.
+
+A request with ``"adaptive": true`` and overlap k is first given to one person.
+After each answer the service asks `needs_another` whether to open one more
+slot, up to k:
+
+* after the first answer: yes when that labeler's estimated accuracy is below
+  `trusted` or their answer differs from the model's prediction;
+* after the second: yes when the two disagree;
+* after that: yes while the answers' combined posterior (each labeler's
+  estimated accuracy, errors spread evenly over the other choices) stays below
+  `sure`.
+
+Labelers' accuracies come from the room's `Consensus` (Dawid–Skene, seeded by
+gold questions); one with no estimate yet counts as `unknown`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ADAPTIVE_KEY = "adaptive"
+
+
+@dataclass(frozen=True)
+class OverlapPolicy:
+    trusted: float = 0.8
+    sure: float = 0.95
+    unknown: float = 0.7
+
+    def needs_another(self, answers: Sequence[tuple[str, Any]], *, limit: int,
+                      prediction: Any, choices: Sequence[Any] | None,
+                      accuracy: Mapping[str, float]) -> bool:
+        """`answers`: (labeler, answer) so far, oldest first; `limit`: the request's k."""
+        n = len(answers)
+        if n == 0:
+            return True
+        if n >= limit:
+            return False
+        if n == 1:
+            labeler, answer = answers[0]
+            return accuracy.get(labeler, self.unknown) < self.trusted or \
+                prediction is None or answer != prediction
+        if n == 2:
+            if answers[0][1] != answers[1][1]:
+                return True
+        return self.posterior(answers, choices, accuracy) < self.sure
+
+    def posterior(self, answers: Sequence[tuple[str, Any]], choices: Sequence[Any] | None,
+                  accuracy: Mapping[str, float]) -> float:
+        """Posterior probability of the leading answer under a uniform prior."""
+        options = list(choices) if choices else list({repr(a): a for _, a in answers}.values())
+        k = max(len(options), 2)
+        log_p = np.zeros(len(options))
+        for labeler, answer in answers:
+            right = float(np.clip(accuracy.get(labeler, self.unknown), 0.01, 0.99))
+            wrong = (1 - right) / (k - 1)
+            log_p += np.log([right if answer == c else wrong for c in options])
+        p = np.exp(log_p - log_p.max())
+        return float(p.max() / p.sum())
