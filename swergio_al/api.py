@@ -66,6 +66,31 @@ async def quality(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def kpi(request: web.Request) -> web.Response:
+    """`{"kpi": [report, ...]}`: every kept LOG/KPI report (of `?room=`, `?model=`),
+    oldest first, each with its room, model and the time the server received it."""
+    room, model = request.query.get("room") or None, request.query.get("model") or None
+    try:
+        points = await request.app[STORE].kpi_history(room=room, model=model)
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
+    return web.json_response({"kpi": [point.as_json() for point in points]})
+
+
+async def labelers(request: web.Request) -> web.Response:
+    """`{room: [{labeler, labels, median_seconds, skips}, ...]}`, busiest first."""
+    wanted = request.query.get("room") or None
+    try:
+        rooms = [wanted] if wanted else await request.app[STORE].rooms()
+        body = {room: [{"labeler": row.labeler, "labels": row.labels,
+                        "median_seconds": row.median_seconds, "skips": row.skips}
+                       for row in await request.app[STORE].labeler_stats(room)]
+                for room in rooms}
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
+    return web.json_response(body)
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -92,3 +117,5 @@ def setup_api(app: web.Application) -> None:
     app.router.add_get("/api/labels.jsonl", _components_only(labels_jsonl))
     app.router.add_get("/api/stats", _components_only(stats))
     app.router.add_get("/api/quality", _components_only(quality))
+    app.router.add_get("/api/kpi", _components_only(kpi))
+    app.router.add_get("/api/labelers", _components_only(labelers))

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from swergio_al.client import Component
 from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
 from swergio_al.feedback.teaching import AggregateTeacher, Lesson
+from swergio_al.feedback.prequential import PrequentialScore, metric_for
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class FeedbackLoop:
         self.pending: dict[SampleId, NDArray[Any]] = {}
         self.learned: set[str] = set()  # label ids in the training set
         self.kpis: list[dict[str, Any]] = []
+        self._prequential: PrequentialScore | None = None  # made at the first label
         self._inbox: list[Message] = []
         self._arrived = asyncio.Event()
         self._updated = asyncio.Condition()
@@ -417,6 +419,13 @@ class FeedbackLoop:
     def _teach(self, lesson: Lesson,
                pending: list[tuple[SampleId, NDArray[Any]]]) -> dict[str, Any]:
         """Runs in a worker thread: learn, measure, and score the `pending` snapshot."""
+        if self._prequential is None:
+            self._prequential = PrequentialScore(metric_for(
+                self.answer, regression=bool(getattr(self.learner, "regression_", False))))
+        # Test, then train: each label scores the prediction made before it is learned
+        # (a refit re-teaches what was learned already: nothing new to test).
+        if not lesson.refit and len(lesson):
+            self._prequential.update(self._predict(lesson.X), lesson.y)
         started = time.perf_counter()
         if lesson.refit:
             self.learner.fit(lesson.X, lesson.y, **_weighted(self.learner.fit, lesson))
@@ -431,17 +440,20 @@ class FeedbackLoop:
         return report
 
     def _measure(self) -> dict[str, Any]:
-        score = None
+        score, score_metric = None, None
         if self.validation is not None:
             X_val, y_val = self.validation
             predicted = np.asarray(self.learner.predict(X_val))
             if getattr(self.learner, "regression_", False):
                 from sklearn.metrics import r2_score
 
-                score = float(r2_score(y_val, predicted))
+                score, score_metric = float(r2_score(y_val, predicted)), "r2"
             else:
                 score = float(np.mean(predicted == np.asarray(y_val)))
-        return {"score": score, "version": self.version,
+                score_metric = "accuracy"
+        prequential = self._prequential.report() if self._prequential is not None else {}
+        return {"score": score, "score_metric": score_metric, **prequential,
+                "version": self.version,
                 "labels": int(getattr(self.learner, "n_labels_", len(self.learned)))}
 
     async def _refit(self) -> None:
@@ -460,7 +472,11 @@ class FeedbackLoop:
     async def _publish_kpi(self, report: dict[str, Any], *, labels: int,
                            refit: bool = False) -> None:
         kpi = {"model": self.name, "version": report["version"], "labels": report["labels"],
-               "score": report["score"], "fit_seconds": report["fit_seconds"],
+               "score": report["score"], "score_metric": report["score_metric"],
+               "prequential": report.get("prequential"),
+               "prequential_metric": report.get("prequential_metric"),
+               "prequential_labels": report.get("prequential_labels", 0),
+               "fit_seconds": report["fit_seconds"],
                "new_labels": labels, "refit": refit, "time": time.time()}
         self.kpis.append(kpi)
         for room in {self.feedback_room, self.kpi_room} - {None}:
@@ -490,9 +506,10 @@ class FeedbackLoop:
             await self._updated.wait_for(lambda: not (self._inbox or self._busy))
 
     async def wait_learned(self, count: int, timeout: float = 10.0) -> None:
-        """Wait until `count` labels have been learned (or, aggregated, taken in)."""
+        """Wait until `count` labels have been learned (or, aggregated, taken in) and the
+        LOG/KPI of the last of them is sent."""
         async with asyncio.timeout(timeout), self._updated:
-            await self._updated.wait_for(lambda: len(self.learned) >= count)
+            await self._updated.wait_for(lambda: len(self.learned) >= count and not self._busy)
 
     async def wait_for_version(self, version: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout), self._updated:

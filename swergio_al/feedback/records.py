@@ -106,6 +106,29 @@ class RoomStats:
     labels_per_minute: int = 0
 
 
+@dataclass(slots=True)
+class KpiPoint:
+    """One LOG/KPI report a model sent to a feedback room, as the server keeps it."""
+
+    room: str
+    model: str
+    created: float
+    data: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.data, "room": self.room, "model": self.model, "received": self.created}
+
+
+@dataclass(slots=True)
+class LabelerStats:
+    """One labeler's work in a room: labels given, median seconds per label, skips."""
+
+    labeler: str
+    labels: int
+    median_seconds: float | None
+    skips: int
+
+
 class StoreError(Exception):
     """Base of the store's refusals; the service turns them into ERROR frames."""
 

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ClassVar
 
 from swergio_al.feedback.answers import answer_problem, schema_problem
+from swergio_al.feedback.kpi import kpi_record
+from swergio_al.feedback.presence import PRESENCE_SIGNAL, Presence
 from swergio_al.feedback.records import (
     FeedbackRequest,
     Label,
@@ -110,13 +112,15 @@ class FeedbackService:
         self._stale: set[str] = set()
         self._refilling: set[str] = set()
         self._withdrawn: dict[str, list[Task]] = {}
+        self.presence = Presence(hub, self.owns)
 
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
         self.hub.broker.on_signal = self._on_signal
         self._loops = [asyncio.create_task(self._expire_leases(), name="feedback-leases"),
-                       asyncio.create_task(self._broadcast_stats(), name="feedback-stats")]
+                       asyncio.create_task(self._broadcast_stats(), name="feedback-stats"),
+                       asyncio.create_task(self.presence.run(), name="feedback-presence")]
 
     async def stop(self) -> None:
         loops, self._loops = self._loops, []
@@ -153,6 +157,7 @@ class FeedbackService:
         self._touch(room)
         if conn.role is not Role.LABELER or conn.name is None:
             return
+        self.presence.changed()
         key = (room, conn.name)
         self._idle.discard(key)
         try:
@@ -172,6 +177,7 @@ class FeedbackService:
         self._touch(room)
         if conn.role is not Role.LABELER or conn.name is None:
             return
+        self.presence.changed()
         key = (room, conn.name)
         self._idle.discard(key)
         for task_id in self._held.pop(key, set()):
@@ -200,7 +206,13 @@ class FeedbackService:
             if kind in (MessageType.FEEDBACK_TASK, MessageType.FEEDBACK_STATS):
                 raise ProtocolError(ErrorCode.FORBIDDEN, f"only the server sends {kind}",
                                     message[ID])
-            # Anything else (LOG/KPI for a dashboard, chat) is relayed as in any room.
+            # Anything else (LOG/KPI for a dashboard, chat) is relayed as in any room;
+            # a model's KPI reports are also kept (before the relay: whoever saw one
+            # can read it back), for dashboards opened later.
+            if kind == MessageType.KPI and conn.name is not None:
+                record = kpi_record(message.get(DATA))
+                if record is not None:
+                    await self._keep_kpi(message[TO_ROOM], conn.name, record)
             await self.hub.publish(message, exclude=conn.name)
             return
         self._idle.discard((message[TO_ROOM], conn.name or ""))
@@ -218,6 +230,12 @@ class FeedbackService:
             log.error("feedback store unavailable: %s", exc)
             raise ProtocolError(ErrorCode.UNAVAILABLE, "feedback store unavailable; retry later",
                                 message[ID]) from None
+
+    async def _keep_kpi(self, room: str, model: str, record: dict[str, Any]) -> None:
+        try:
+            await self.store.record_kpi(room, model, record, now=self.clock())
+        except StoreError as exc:
+            log.warning("could not keep a KPI report of %s in %s: %s", model, room, exc)
 
     # -- model side --------------------------------------------------------
 
@@ -512,6 +530,10 @@ class FeedbackService:
                                               "canceled": [t.task_id for t in canceled]})
 
     def _on_signal(self, topic: str, data: dict[str, Any]) -> None:
+        if topic == PRESENCE_SIGNAL:
+            for changed in self.presence.heard(data):
+                self._touch(changed)
+            return
         room = data.get("room")
         if topic != QUEUE_SIGNAL or not isinstance(room, str) or not self.owns(room):
             return
@@ -568,7 +590,7 @@ class FeedbackService:
 
     async def room_stats(self, room: str) -> dict[str, Any]:
         stats = await self.store.stats(room, now=self.clock())
-        labelers = sum(1 for m in self.hub.members(room) if m.role is Role.LABELER)
+        labelers = self.presence.online(room)
         return {"queued": stats.queued, "in_flight": stats.in_flight, "labeled": stats.labeled,
                 "labelers": labelers, "labels_per_minute": stats.labels_per_minute}
 

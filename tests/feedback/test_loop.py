@@ -57,6 +57,11 @@ async def test_every_label_is_learned_once_and_reported(make_server: MakeServer)
         assert loop.learner.n_labels_ == len(X)  # none twice
         assert loop.pending == {}
         assert loop.kpis[-1]["score"] is not None and loop.kpis[-1]["score"] > 0.8
+        # Test-then-train: labels are scored on the prediction made before learning them.
+        last = loop.kpis[-1]
+        assert last["prequential_metric"] == "accuracy" and last["score_metric"] == "accuracy"
+        assert 1 <= last["prequential_labels"] <= len(X)
+        assert 0.0 <= last["prequential"] <= 1.0
 
 
 async def test_restarted_model_catches_up_from_history(make_server: MakeServer) -> None:

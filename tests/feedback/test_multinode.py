@@ -232,3 +232,44 @@ async def test_a_cancel_on_one_node_withdraws_the_task_a_labeler_holds_on_the_ot
         assert cancel["DATA"]["task_ids"] == [task["DATA"]["task_id"]]
         await erin.send(label_message(task["DATA"]["task_id"], "cat", room=r))
         await erin.error("unknown_task")
+
+
+async def labelers_reach(peer: Peer, count: int, timeout: float = 5.0) -> None:
+    """Wait until a FEEDBACK/STATS to `peer` counts `count` labelers online."""
+    async with asyncio.timeout(timeout):
+        while True:
+            stats = (await peer.next("FEEDBACK/STATS", timeout=timeout))["DATA"]
+            if stats["labelers"] == count:
+                return
+
+
+async def test_labelers_online_are_counted_over_both_nodes(nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await Peer.connect(one.ws_url, f"watch1-{r}", room=r) as watch_one, \
+            await Peer.connect(two.ws_url, f"watch2-{r}", room=r) as watch_two:
+        async with await labeler(one.ws_url, f"ann-{r}", r), \
+                await labeler(two.ws_url, f"bob-{r}", r):
+            await labelers_reach(watch_one, 2)
+            await labelers_reach(watch_two, 2)
+        # Both gone: each node hears of the other's departure too.
+        await labelers_reach(watch_one, 0)
+        await labelers_reach(watch_two, 0)
+
+
+async def test_kpi_reports_sent_to_one_node_are_served_by_the_other(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await requester(one.ws_url, f"model-{r}", r) as model, \
+            await Peer.connect(two.ws_url, f"watcher-{r}", room=r) as watcher:
+        for version in (1, 2):
+            await model.send({"TYPE": "LOG/KPI", "TO_ROOM": r,
+                              "DATA": {"version": version, "prequential": 0.5}})
+        for _ in range(2):  # relayed only after node one kept it in the shared store
+            await watcher.next("LOG/KPI", timeout=5)
+    url = two.ws_url.replace("ws://", "http://").replace("/ws", "/api/kpi")
+    async with aiohttp.ClientSession() as session, \
+            session.get(url, params={"room": r}) as response:
+        points = (await response.json())["kpi"]
+    assert [(p["model"], p["version"]) for p in points] == [(f"model-{r}", 1), (f"model-{r}", 2)]

@@ -10,7 +10,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from swergio_al.feedback.records import FeedbackRequest, Label, RoomStats, Submitted, Task
+from swergio_al.feedback.records import (
+    FeedbackRequest,
+    KpiPoint,
+    Label,
+    LabelerStats,
+    RoomStats,
+    Submitted,
+    Task,
+)
+
+# A model's KPI history is thinned (every second point dropped) past this many
+# points: the whole curve stays, at a coarser grain the longer it gets.
+KPI_KEEP = 1000
+# The median seconds per label is taken over each labeler's most recent labels.
+MEDIAN_WINDOW = 200
 
 
 class Store(ABC):
@@ -116,3 +130,20 @@ class Store(ABC):
     @abstractmethod
     async def rooms(self) -> list[str]:
         """Every room that has requests."""
+
+    @abstractmethod
+    async def labeler_stats(self, room: str) -> list[LabelerStats]:
+        """Per labeler in the room: labels, median seconds (recent labels), skips."""
+
+    # -- KPI history -------------------------------------------------------
+
+    @abstractmethod
+    async def record_kpi(self, room: str, model: str, data: Mapping[str, object], *,
+                         now: float, keep: int = KPI_KEEP) -> None:
+        """Keep one LOG/KPI report; past `keep` points for (room, model) every second
+        one is dropped (the first and the newest stay)."""
+
+    @abstractmethod
+    async def kpi_history(self, *, room: str | None = None,
+                          model: str | None = None) -> list[KpiPoint]:
+        """Kept KPI reports, oldest first (of one room and/or model)."""

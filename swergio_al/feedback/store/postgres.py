@@ -28,7 +28,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from swergio_al.config import redact_url
 from swergio_al.feedback.records import (
     FeedbackRequest,
+    KpiPoint,
     Label,
+    LabelerStats,
     LimitReached,
     NotYourTask,
     RequestStatus,
@@ -40,9 +42,17 @@ from swergio_al.feedback.records import (
     TaskStatus,
     UnknownTask,
 )
-from swergio_al.feedback.store.base import Store
+from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
-from swergio_al.feedback.store.sqlite import _dump, _label, _sample_key, _task
+from swergio_al.feedback.store.sqlite import (
+    KPI_THIN,
+    RECENT_SECONDS,
+    _dump,
+    _label,
+    _sample_key,
+    _task,
+    labeler_table,
+)
 
 try:
     import asyncpg
@@ -417,3 +427,41 @@ class PostgresStore(Store):
         async with self._connection(transaction=False) as conn:
             rows = await conn.fetch("SELECT DISTINCT room FROM requests ORDER BY room")
         return [row["room"] for row in rows]
+
+    async def labeler_stats(self, room: str) -> list[LabelerStats]:
+        async with self._connection(transaction=False) as conn:
+            counts = await conn.fetch("SELECT labeler, COUNT(*) FROM labels WHERE room = $1 "
+                                      "GROUP BY labeler", room)
+            seconds = await conn.fetch(RECENT_SECONDS.format("$1", "$2"), room, MEDIAN_WINDOW)
+            skips = await conn.fetch("SELECT labeler, COUNT(*) FROM tasks WHERE room = $1 "
+                                     "AND status = $2 GROUP BY labeler", room,
+                                     TaskStatus.SKIPPED.value)
+        return labeler_table(map(_row, counts), map(_row, seconds), map(_row, skips))
+
+    # -- KPI history -------------------------------------------------------
+
+    async def record_kpi(self, room: str, model: str, data: Mapping[str, object], *,
+                         now: float, keep: int = KPI_KEEP) -> None:
+        text = json.dumps(data, separators=(",", ":"))
+        async with self._connection() as conn:
+            # Per (room, model) one writer at a time, so two nodes never thin twice.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
+                               f"swergio_al:kpi:{room}:{model}")
+            await conn.execute("INSERT INTO kpi (room, model, created, data) "
+                               "VALUES ($1, $2, $3, $4)", room, model, now, text)
+            count = await conn.fetchval("SELECT COUNT(*) FROM kpi WHERE room = $1 "
+                                        "AND model = $2", room, model)
+            if count > keep:
+                await conn.execute(KPI_THIN.format("$1", "$2"), room, model)
+
+    async def kpi_history(self, *, room: str | None = None,
+                          model: str | None = None) -> list[KpiPoint]:
+        filters = [(column, value) for column, value in (("room", room), ("model", model))
+                   if value is not None]
+        where = " AND ".join(f"{column} = ${i}" for i, (column, _) in enumerate(filters, 1))
+        async with self._connection(transaction=False) as conn:
+            rows = await conn.fetch("SELECT room, model, created, data FROM kpi "
+                                    f"{'WHERE ' + where if where else ''} ORDER BY seq",
+                                    *(value for _, value in filters))
+        return [KpiPoint(room=row["room"], model=row["model"], created=row["created"],
+                         data=json.loads(row["data"])) for row in rows]

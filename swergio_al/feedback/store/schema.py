@@ -69,6 +69,19 @@ MIGRATIONS: list[list[str]] = [
         # sample, e.g. its features), echoed back with every label of the sample.
         "ALTER TABLE requests ADD COLUMN extra TEXT",
     ],
+    [
+        # Each model's LOG/KPI reports, so a dashboard opened late shows the whole
+        # learning curve (bounded per model by thinning, see Store.record_kpi).
+        """CREATE TABLE kpi (
+            seq {serial},
+            room TEXT NOT NULL,
+            model TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX kpi_model ON kpi (room, model, seq)",
+        "CREATE INDEX tasks_skips ON tasks (room, status, labeler)",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

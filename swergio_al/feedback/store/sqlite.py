@@ -14,14 +14,16 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
 from swergio_al.feedback.records import (
     FeedbackRequest,
+    KpiPoint,
     Label,
+    LabelerStats,
     LimitReached,
     NotYourTask,
     RequestStatus,
@@ -34,7 +36,7 @@ from swergio_al.feedback.records import (
     TaskStatus,
     UnknownTask,
 )
-from swergio_al.feedback.store.base import Store
+from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 from swergio_al.feedback.store.worker import StoreThread
 
@@ -92,6 +94,38 @@ def _label(row: Sequence[Any], extra: str | None = None) -> Label:
                  sample_id=_sample(sample_id, is_int), requester=requester, labeler=labeler,
                  answer=json.loads(answer), seconds=seconds, created=created, acked=bool(acked),
                  extra=_load(extra) or {})
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def labeler_table(counts: Iterable[tuple[str, int]], seconds: Iterable[tuple[str, float]],
+                  skips: Iterable[tuple[str, int]]) -> list[LabelerStats]:
+    """Per-labeler rows from three queries' results, busiest labeler first."""
+    recent: dict[str, list[float]] = {}
+    for labeler, value in seconds:
+        recent.setdefault(labeler, []).append(float(value))
+    skipped, given = dict(skips), dict(counts)
+    names = set(given) | set(skipped)
+    rows = [LabelerStats(labeler=name, labels=int(given.get(name, 0)),
+                         median_seconds=_median(recent.get(name, [])),
+                         skips=int(skipped.get(name, 0))) for name in names]
+    return sorted(rows, key=lambda row: (-row.labels, row.labeler))
+
+
+# Shared by both stores (placeholders aside): thin a model's KPI history by
+# dropping every second point, keeping the first one.
+KPI_THIN = ("DELETE FROM kpi WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER "
+            "(ORDER BY seq) AS n FROM kpi WHERE room = {0} AND model = {1}) AS ranked "
+            "WHERE n % 2 = 0)")
+RECENT_SECONDS = ("SELECT labeler, seconds FROM (SELECT labeler, seconds, ROW_NUMBER() OVER "
+                  "(PARTITION BY labeler ORDER BY seq DESC) AS n FROM labels WHERE room = {0} "
+                  "AND seconds IS NOT NULL) AS recent WHERE n <= {1}")
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Label], Label | BaseException]]) -> None:
@@ -539,3 +573,43 @@ class SQLiteStore(Store):
     def _rooms(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT DISTINCT room FROM requests "
                                                   "ORDER BY room")]
+
+    async def labeler_stats(self, room: str) -> list[LabelerStats]:
+        return await self._run(self._labeler_stats, room)
+
+    def _labeler_stats(self, room: str) -> list[LabelerStats]:
+        db = self.db
+        counts = db.execute("SELECT labeler, COUNT(*) FROM labels WHERE room = ? "
+                            "GROUP BY labeler", (room,)).fetchall()
+        seconds = db.execute(RECENT_SECONDS.format("?", "?"), (room, MEDIAN_WINDOW)).fetchall()
+        skips = db.execute("SELECT labeler, COUNT(*) FROM tasks WHERE room = ? AND status = ? "
+                           "GROUP BY labeler", (room, TaskStatus.SKIPPED.value)).fetchall()
+        return labeler_table(counts, seconds, skips)
+
+    # -- KPI history -------------------------------------------------------
+
+    async def record_kpi(self, room: str, model: str, data: Mapping[str, object], *,
+                         now: float, keep: int = KPI_KEEP) -> None:
+        await self._run(self._record_kpi, room, model, json.dumps(data, separators=(",", ":")),
+                        now, keep)
+
+    def _record_kpi(self, room: str, model: str, data: str, now: float, keep: int) -> None:
+        with self._transaction() as tx:
+            tx.execute("INSERT INTO kpi (room, model, created, data) VALUES (?, ?, ?, ?)",
+                       (room, model, now, data))
+            count = tx.execute("SELECT COUNT(*) FROM kpi WHERE room = ? AND model = ?",
+                               (room, model)).fetchone()[0]
+            if count > keep:
+                tx.execute(KPI_THIN.format("?", "?"), (room, model))
+
+    async def kpi_history(self, *, room: str | None = None,
+                          model: str | None = None) -> list[KpiPoint]:
+        return await self._run(self._kpi_history, room, model)
+
+    def _kpi_history(self, room: str | None, model: str | None) -> list[KpiPoint]:
+        where = " AND ".join(f"{column} = ?" for column, value in
+                             (("room", room), ("model", model)) if value is not None)
+        args = tuple(value for value in (room, model) if value is not None)
+        rows = self.db.execute("SELECT room, model, created, data FROM kpi "
+                               f"{'WHERE ' + where if where else ''} ORDER BY seq", args)
+        return [KpiPoint(room=r, model=m, created=c, data=json.loads(d)) for r, m, c, d in rows]
