@@ -36,8 +36,8 @@ from numpy.typing import NDArray
 
 from swergio_al.client import Component
 from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
-from swergio_al.feedback.teaching import AggregateTeacher, Lesson
 from swergio_al.feedback.prequential import PrequentialScore, metric_for
+from swergio_al.feedback.teaching import AggregateTeacher, Lesson
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
 log = logging.getLogger(__name__)
