@@ -81,8 +81,11 @@ class Consensus:
     answers: list[RawAnswer] = field(default_factory=list)
     flagged: dict[str, int] = field(default_factory=dict)  # labeler -> answers seen at flagging
     _ids: set[str] = field(default_factory=set)
+    _by_sample: dict[Hashable, list[RawAnswer]] = field(default_factory=dict)
     _result: Aggregate | None = None
     _checked_at: int = 0
+    _estimated: dict[str, float] = field(default_factory=dict)
+    _estimated_at: int = -1
 
     def add(self, label_id: str, sample_id: Hashable, labeler: str, answer: Any,
             seconds: float | None = None) -> bool:
@@ -94,10 +97,29 @@ class Consensus:
         if counted and self.settings.choices is not None and not any(
                 answer == c and type(answer) is type(c) for c in self.settings.choices):
             counted = False  # not one of the choices: kept, never aggregated
-        self.answers.append(RawAnswer(label_id, sample_id, labeler, answer, seconds, counted))
+        raw = RawAnswer(label_id, sample_id, labeler, answer, seconds, counted)
+        self.answers.append(raw)
+        self._by_sample.setdefault(sample_id, []).append(raw)
         self._result = None
         self._check_flags()
         return True
+
+    def labels_of(self, sample_id: Hashable) -> int:
+        """How many answers the sample has, counted or not."""
+        return len(self._by_sample.get(sample_id, ()))
+
+    def answers_of(self, sample_id: Hashable) -> list[tuple[str, Any]]:
+        """(labeler, answer) of the sample's counted answers, oldest first."""
+        return [(a.labeler, a.answer) for a in self._by_sample.get(sample_id, ()) if a.counted]
+
+    def recent_accuracy(self) -> dict[str, float]:
+        """Estimated accuracies, recomputed only when the answers grew by a tenth (at least
+        10): cheap enough to ask after every label."""
+        if self._estimated_at < 0 or \
+                len(self.answers) - self._estimated_at >= max(10, len(self.answers) // 10):
+            self._estimated = self.estimated_accuracy()
+            self._estimated_at = len(self.answers)
+        return {**self.gold_accuracy, **self._estimated}  # DS is seeded by gold already
 
     def _counted(self) -> list[Answer]:
         return [(a.sample_id, a.labeler, a.answer) for a in self.answers if a.counted]

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from swergio_al.feedback.consensus import Consensus
 from swergio_al.feedback.records import Label
-from swergio_al.feedback.room_quality import room_consensus
+from swergio_al.feedback.room_quality import is_gold_room, room_consensus
 from swergio_al.feedback.store import Store, create_store
 from swergio_al.feedback.store.sqlite import sqlite_path
 
@@ -60,7 +60,8 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
     if fmt == "csv":
         writer.writerow(COLUMNS)
     rows = 0
-    rooms = [room] if room is not None else await store.rooms()
+    rooms = [room] if room is not None else \
+        [name for name in await store.rooms() if not is_gold_room(name)]
     quality = {name: _Quality(await room_consensus(store, name)) for name in rooms}
     async for label in store.labels(room=room):
         row = {**label.export_row(), **quality[label.room].columns(label)} \

@@ -15,6 +15,22 @@ from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
 from swergio_al.feedback.records import Label
 from swergio_al.feedback.store import Store
 
+GOLD_KEY = "gold"  # a request's known answer (swergio_al/feedback/gold.py)
+GOLD_SUFFIX = "/.gold"
+
+
+def gold_room(room: str) -> str:
+    """Where a room's gold questions are stored (no client can use it)."""
+    return room + GOLD_SUFFIX
+
+
+def is_gold_room(room: str) -> bool:
+    return room.endswith(GOLD_SUFFIX)
+
+
+def base_room(room: str) -> str:
+    return room.removesuffix(GOLD_SUFFIX)
+
 
 async def room_labels(store: Store, room: str) -> list[Label]:
     """Every label of the room, oldest first, each with its request's extra keys."""
@@ -30,14 +46,27 @@ async def room_labels(store: Store, room: str) -> list[Label]:
     return labels
 
 
-def consensus_of(labels: list[Label]) -> Consensus:
+def gold_scores(labels: list[Label]) -> dict[str, float]:
+    """Each labeler's share of right answers to gold questions."""
+    right: dict[str, list[bool]] = {}
+    for label in labels:
+        if GOLD_KEY in label.extra:
+            right.setdefault(label.labeler, []).append(label.answer == label.extra[GOLD_KEY])
+    return {name: sum(hits) / len(hits) for name, hits in right.items()}
+
+
+async def gold_accuracy(store: Store, room: str) -> dict[str, float]:
+    return gold_scores(await room_labels(store, gold_room(room)))
+
+
+def consensus_of(labels: list[Label], gold: dict[str, float] | None = None) -> Consensus:
     settings = next((s for s in (Settings.from_wire(label.extra.get(SETTINGS_KEY))
                                  for label in labels) if s is not None), None)
     if settings is None:
         seen = list({(type(label.answer), _hashable(label.answer)): label.answer
                      for label in labels}.values())
         settings = Settings("majority", seen)
-    consensus = Consensus(settings)
+    consensus = Consensus(settings, gold_accuracy=dict(gold or {}))
     for label in labels:
         consensus.add(label.label_id, label.sample_id, label.labeler, _hashable(label.answer),
                       label.seconds)
@@ -45,12 +74,13 @@ def consensus_of(labels: list[Label]) -> Consensus:
 
 
 async def room_consensus(store: Store, room: str) -> Consensus:
-    return consensus_of(await room_labels(store, room))
+    return consensus_of(await room_labels(store, room), await gold_accuracy(store, room))
 
 
 async def quality_report(store: Store, room: str | None = None) -> dict[str, Any]:
     """`{room: report}` for one room or every room that has requests."""
-    rooms = [room] if room is not None else await store.rooms()
+    rooms = [room] if room is not None else \
+        [name for name in await store.rooms() if not is_gold_room(name)]
     body: dict[str, Any] = {}
     for name in rooms:
         consensus = await room_consensus(store, name)

@@ -314,3 +314,16 @@ async def test_a_closed_store_refuses_clearly(store: Store) -> None:
     with pytest.raises(StoreUnavailable):
         await store.record_label("t", "ann", "cat", None, label_id="L", now=NOW)
     await store.close()  # idempotent
+
+
+async def test_raise_overlap_reopens_a_done_request_for_one_more_answer(store: Store) -> None:
+    await store.submit(make_request("a"), max_pending=10, now=NOW)
+    await _label(store, "ann")
+    assert await _claim(store, "bob") is None  # overlap 1, done
+    assert await store.raise_overlap(ROOM, "model", "a", 2, now=NOW)
+    assert not await store.raise_overlap(ROOM, "model", "a", 2, now=NOW)  # allows 2 already
+    assert not await store.raise_overlap(ROOM, "someone-else", "a", 3, now=NOW)
+    assert await _claim(store, "ann") is None  # never twice to the same labeler
+    await _label(store, "bob", label_id="L2")
+    assert await _claim(store, "cid") is None  # done again at 2
+    assert [label.labeler for label in await store.history(ROOM, "model")] == ["ann", "bob"]

@@ -60,6 +60,15 @@ class Store(ABC):
                       priorities: Mapping[str | int, float], *, now: float) -> int:
         """Set new priorities on the requester's open requests; returns how many."""
 
+    @abstractmethod
+    async def raise_overlap(self, room: str, requester: str, sample_id: str | int,
+                            overlap: int, *, now: float) -> bool:
+        """Let the requester's request take `overlap` answers in all; a done one opens again.
+
+        False when it is unknown, canceled, or already allows that many (adaptive
+        overlap asks for one more answer at a time).
+        """
+
     # -- tasks -------------------------------------------------------------
 
     @abstractmethod

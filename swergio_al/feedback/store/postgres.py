@@ -248,6 +248,17 @@ class PostgresStore(Store):
                 "r.status = $6", now, keys, values, room, requester, _OPEN)
         return int(result.split()[-1])
 
+    async def raise_overlap(self, room: str, requester: str, sample_id: SampleId, overlap: int,
+                            *, now: float) -> bool:
+        async with self._connection() as conn:
+            result = await conn.execute(
+                "UPDATE requests SET overlap = $1, status = CASE WHEN labeled < $1 THEN $2 "
+                "ELSE status END, updated = $3 WHERE room = $4 AND sample_id = $5 AND "
+                "requester = $6 AND status = ANY($7::text[]) AND overlap < $1",
+                overlap, _OPEN, now, room, _sample_key(sample_id)[0], requester,
+                [_OPEN, RequestStatus.DONE.value])
+        return int(result.split()[-1]) > 0
+
     # -- tasks -------------------------------------------------------------
 
     async def claim(self, room: str, labeler: str, *, lease_seconds: float,

@@ -333,6 +333,22 @@ class SQLiteStore(Store):
                 changed += cursor.rowcount
         return changed
 
+    async def raise_overlap(self, room: str, requester: str, sample_id: SampleId, overlap: int,
+                            *, now: float) -> bool:
+        return await self._run(self._raise_overlap, room, requester, sample_id, overlap, now)
+
+    def _raise_overlap(self, room: str, requester: str, sample_id: SampleId, overlap: int,
+                       now: float) -> bool:
+        with self._transaction() as tx:
+            cursor = tx.execute(
+                "UPDATE requests SET overlap = ?, status = CASE WHEN labeled < ? THEN ? "
+                "ELSE status END, updated = ? WHERE room = ? AND sample_id = ? AND "
+                "requester = ? AND status IN (?, ?) AND overlap < ?",
+                (overlap, overlap, RequestStatus.OPEN.value, now, room,
+                 _sample_key(sample_id)[0], requester, RequestStatus.OPEN.value,
+                 RequestStatus.DONE.value, overlap))
+            return cursor.rowcount > 0
+
     # -- tasks -------------------------------------------------------------
 
     async def claim(self, room: str, labeler: str, *, lease_seconds: float,

@@ -1,0 +1,109 @@
+"""Gold questions and adaptive overlap: the FeedbackService's label-quality desk.
+
+Gold questions are requests with a known answer (``"gold": answer`` in the
+FEEDBACK/REQUEST). They are stored in the room's gold room (``<room>/.gold``,
+which no client can use: the service refuses requests and labels sent there
+and gives labelers who join it no tasks) with room for every labeler, so the
+store's own rule hands each one to a labeler at most once. The service mixes
+them into each labeler's stream: their first task and then every
+``1/gold_rate``-th is a gold question while any is left for them. A gold
+answer is committed and acknowledged like any label but never delivered to the
+model; it measures the labeler's accuracy, which seeds the room's Dawid–Skene.
+
+Adaptive requests (``"adaptive": true`` with overlap k) are stored with overlap
+1 and k kept with the request; after each of their labels the desk asks the
+`OverlapPolicy` whether one more answer is needed, and the service raises the
+request's overlap by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from swergio_al.feedback.adaptive import ADAPTIVE_KEY, OverlapPolicy
+from swergio_al.feedback.consensus import Consensus
+from swergio_al.feedback.records import FeedbackRequest, Label, Task
+from swergio_al.feedback.room_quality import (
+    GOLD_KEY,
+    base_room,
+    gold_accuracy,
+    gold_room,
+    is_gold_room,
+    room_consensus,
+)
+from swergio_al.feedback.store import Store
+
+__all__ = ["GOLD_KEY", "QualityDesk", "base_room", "gold_room", "is_gold_room"]
+
+
+class QualityDesk:
+    def __init__(self, store: Store, *, gold_rate: float = 0.1, max_overlap: int = 100,
+                 policy: OverlapPolicy | None = None) -> None:
+        if not 0 <= gold_rate <= 1:
+            raise ValueError(f"gold_rate must be within 0..1, got {gold_rate}")
+        self.store = store
+        self.gold_every = round(1 / gold_rate) if gold_rate else 0
+        self.max_overlap = max_overlap
+        self.policy = policy or OverlapPolicy()
+        self._handed: dict[tuple[str, str], int] = {}  # (room, labeler) -> tasks handed
+        self._rooms: dict[str, Consensus] = {}  # rooms with adaptive requests, built lazily
+
+    # -- requests ------------------------------------------------------------
+
+    def prepare(self, request: FeedbackRequest) -> FeedbackRequest:
+        """A gold question moves to the gold room with room for every labeler; an
+        adaptive request starts with one slot and keeps its k."""
+        if GOLD_KEY in request.extra:
+            return replace(request, room=gold_room(request.room), overlap=self.max_overlap)
+        if request.extra.get(ADAPTIVE_KEY) is True and request.overlap > 1:
+            return replace(request, overlap=1,
+                           extra={**request.extra, ADAPTIVE_KEY: request.overlap})
+        return request
+
+    # -- handing out ---------------------------------------------------------
+
+    def gold_due(self, room: str, labeler: str) -> bool:
+        """Is the labeler's next task in `room` a gold question (if one is left)?"""
+        if not self.gold_every:
+            return False
+        return self._handed.get((room, labeler), 0) % self.gold_every == 0
+
+    def handed(self, task: Task) -> None:
+        key = (base_room(task.request.room), task.labeler)
+        self._handed[key] = self._handed.get(key, 0) + 1
+
+    def left(self, room: str, labeler: str) -> None:
+        self._handed.pop((room, labeler), None)
+
+    @staticmethod
+    def as_seen(task: Task) -> Task:
+        """A gold task as the labeler sees it: in the room they joined."""
+        if not is_gold_room(task.request.room):
+            return task
+        return replace(task, request=replace(task.request, room=base_room(task.request.room)))
+
+    # -- after a label -------------------------------------------------------
+
+    async def after_label(self, label: Label, request: FeedbackRequest) -> int | None:
+        """The new overlap of the label's request, when it needs one more answer."""
+        room = base_room(label.room)
+        if is_gold_room(label.room):
+            consensus = self._rooms.get(room)
+            if consensus is not None:
+                consensus.gold_accuracy.update(await gold_accuracy(self.store, room))
+            return None
+        limit = label.extra.get(ADAPTIVE_KEY)
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            return None
+        consensus = self._rooms.get(room)
+        if consensus is None:
+            consensus = self._rooms[room] = await room_consensus(self.store, room)
+        else:
+            consensus.add(label.label_id, label.sample_id, label.labeler, label.answer,
+                          label.seconds)
+        answers = consensus.answers_of(label.sample_id)
+        choices = request.answer.get("choices") if isinstance(request.answer, dict) else None
+        more = self.policy.needs_another(answers, limit=limit, prediction=request.prediction,
+                                         choices=choices, accuracy=consensus.recent_accuracy())
+        return consensus.labels_of(label.sample_id) + 1 if more else None
+
