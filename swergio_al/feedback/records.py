@@ -90,7 +90,7 @@ class Label:
     def message_data(self, *, replay: bool) -> dict[str, Any]:
         return {**self.extra, "label_id": self.label_id, "sample_id": self.sample_id,
                 "answer": self.answer, "labeler": self.labeler, "seconds": self.seconds,
-                "replay": replay}
+                "created": self.created, "replay": replay}
 
     def export_row(self) -> dict[str, Any]:
         return {"label_id": self.label_id, "room": self.room, "sample_id": self.sample_id,

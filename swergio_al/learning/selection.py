@@ -90,3 +90,52 @@ def _sq_distances(
     A: NDArray[np.float64], a_sq: NDArray[np.float64], B: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     return a_sq[:, None] - 2.0 * (A @ B.T) + np.einsum("ij,ij->i", B, B)[None, :]
+
+
+def spread(
+    X: ArrayLike,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    taken: ArrayLike | None = None,
+    among: ArrayLike | None = None,
+) -> NDArray[np.intp]:
+    """``n`` rows of ``X`` spread over it, for a cold start (k-means++ seeding).
+
+    Each pick is drawn with probability proportional to its squared distance to
+    the nearest row already taken or picked, so the picks cover the clusters of
+    the data instead of its densest part. ``taken`` are indices of rows already
+    labeled or asked; ``among`` limits the candidates (default: every row not taken).
+    """
+    Xa = np.asarray(X, dtype=np.float64)
+    Xa = Xa.reshape(len(Xa), -1)
+    taken_idx = np.asarray([] if taken is None else taken, dtype=np.intp)
+    if among is None:
+        mask = np.ones(len(Xa), dtype=bool)
+        mask[taken_idx] = False
+        candidates = np.flatnonzero(mask)
+    else:
+        candidates = np.setdiff1d(np.asarray(among, dtype=np.intp), taken_idx)
+    n = min(int(n), candidates.size)
+    if n <= 0:
+        return np.empty(0, dtype=np.intp)
+    Xc = Xa[candidates]
+    sq_norms = np.einsum("ij,ij->i", Xc, Xc)
+    if taken_idx.size:
+        d2 = np.maximum(_sq_distances(Xc, sq_norms, Xa[taken_idx]).min(axis=1), 0.0)
+    else:
+        d2 = np.full(candidates.size, np.inf)
+    chosen: list[int] = []
+    available = np.ones(candidates.size, dtype=bool)
+    for _ in range(n):
+        weight = np.where(available, d2, 0.0)
+        if np.isinf(weight).any():  # nothing taken yet: the first pick is uniform
+            pick = int(rng.choice(np.flatnonzero(np.isinf(weight))))
+        elif weight.sum() > 0:
+            pick = int(rng.choice(candidates.size, p=weight / weight.sum()))
+        else:  # only copies of taken rows are left
+            pick = int(rng.choice(np.flatnonzero(available)))
+        chosen.append(pick)
+        available[pick] = False
+        d2 = np.minimum(d2, np.maximum(_sq_distances(Xc, sq_norms, Xc[pick : pick + 1])[:, 0], 0))
+    return candidates[np.asarray(chosen, dtype=np.intp)]

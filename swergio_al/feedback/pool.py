@@ -1,0 +1,444 @@
+"""Pool mode: keep people busy with the most informative samples of a fixed pool.
+
+A `PoolLoop` is a `FeedbackLoop` that owns its samples (a `Pool`) instead of
+waiting for them to stream past::
+
+    pool = Pool(ids=["a", "b", ...], inputs=texts, render=lambda i: {"kind": "text",
+                                                                    "content": texts[i]})
+    loop = PoolLoop(ActiveLearner(model, classes=["pos", "neg"]), pool, name="reviews-model",
+                    url="ws://127.0.0.1:8080/ws", answer={"type": "choice",
+                                                           "choices": ["pos", "neg"]},
+                    feedback_room="feedback/reviews", budget=40)
+    async with loop:
+        await loop.finished.wait()
+
+It keeps `labelers x prefetch + reserve` requests pending so nobody waits for
+the next task. After every model update it scores the unlabeled samples and
+re-plans: pending requests that are still among the most informative stay
+(re-prioritized), the rest are canceled, and the best new ones are asked. A
+sample that is labeled or pending is never asked. Until the model can score
+(no labels yet, or not every class seen) it asks samples spread over the
+feature space (k-means++ seeding), not random ones. It stops at `budget`
+labels (exactly: near the end it only asks as many as the budget has left)
+or when every sample is labeled. On start it learns the room's label history
+and cancels whatever an earlier run left pending, so a restart neither asks a
+labeled sample again nor learns a label twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from swergio_al.feedback.loop import FeedbackLoop, SampleId, _plain
+from swergio_al.learning.selection import diverse_batch, spread, top_n
+from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
+
+# CANCEL messages carry at most this many sample ids (frames stay far below 1 MiB).
+CANCEL_CHUNK = 1000
+# A canceled request may still be answered (the label crossed the CANCEL on the wire):
+# near the budget such requests count as pending for this long.
+CANCEL_GRACE_SECONDS = 10.0
+
+OnLabel = Callable[[SampleId, dict[str, Any]], None]
+
+
+@dataclass
+class Pool:
+    """The samples to label.
+
+    ids : one per sample, unique (str or int, as the feedback protocol carries them).
+    inputs : what the model takes per sample: a 2-D numeric array, or a sequence of
+        strings (texts) or arrays; ``rows(idx)`` stacks them.
+    render : index -> ``{"kind", "content"}``, what a person is shown.
+    features : numeric rows for the cold start and batch diversity; default: the
+        inputs, standardized, when they are numeric.
+    """
+
+    ids: Sequence[SampleId]
+    inputs: Any
+    render: Callable[[int], dict[str, Any]]
+    features: NDArray[Any] | None = None
+    index: dict[SampleId, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {sid: i for i, sid in enumerate(self.ids)}
+        if len(self.index) != len(self.ids):
+            raise ValueError("pool sample ids must be unique")
+        if len(self.inputs) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.inputs)} inputs")
+        if self.features is None:
+            arr = np.asarray(self.inputs) if len(self.ids) else np.empty((0, 0))
+            if arr.ndim >= 2 and np.issubdtype(arr.dtype, np.number):
+                flat = arr.reshape(len(arr), -1).astype(np.float64)
+                sd = flat.std(axis=0)
+                self.features = (flat - flat.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        elif len(self.features) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.features)} feature rows")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self, idx: Sequence[int] | NDArray[np.intp]) -> Any:
+        if isinstance(self.inputs, np.ndarray):
+            return self.inputs[np.asarray(idx, dtype=np.intp)]
+        rows = [self.inputs[int(i)] for i in idx]
+        if rows and isinstance(rows[0], str):
+            return np.asarray(rows, dtype=object)
+        return np.asarray(rows)
+
+
+@dataclass
+class _Plan:
+    cancel: list[SampleId]
+    rescore: dict[SampleId, float]
+    ask: list[tuple[SampleId, float, Any, float | None]]  # id, priority, prediction, confidence
+
+
+class PoolLoop(FeedbackLoop):
+    """A FeedbackLoop over a fixed pool (see the module docstring).
+
+    Parameters (beyond FeedbackLoop's)
+    ----------
+    learner : ActiveLearner or None
+        None asks in cold-start order and learns nothing (e.g. free-text answers).
+    pool : Pool
+    budget : int, optional
+        Total labels for this pool in the room (earlier runs count); the loop stops there.
+    prefetch, reserve : int
+        Pending requests kept = labelers in the room x prefetch + reserve.
+    cold_start : "diverse" | "random"
+    diversity : float in [0, 1]
+        Once the model scores: trade uncertainty for spread (ranked batch-mode).
+    keep : float
+        A pending request stays while it ranks within ``keep x`` the pending target.
+    on_label : callable(sample_id, label DATA), optional
+        Called once per new label of a pool sample (before it is learned).
+    """
+
+    def __init__(self, learner: Any, pool: Pool, *, name: str, url: str,
+                 answer: dict[str, Any], feedback_room: str = "feedback", question: str = "",
+                 budget: int | None = None, prefetch: int = 2, reserve: int = 2,
+                 cold_start: str = "diverse", diversity: float = 0.0, keep: float = 2.0,
+                 seed: int | None = None, on_label: OnLabel | None = None,
+                 **loop_options: Any) -> None:
+        if cold_start not in ("diverse", "random"):
+            raise ValueError(f"cold_start must be 'diverse' or 'random', got {cold_start!r}")
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity must be within [0, 1], got {diversity!r}")
+        if budget is not None and budget < 0:
+            raise ValueError(f"budget must be >= 0, got {budget!r}")
+        super().__init__(learner, name=name, url=url, answer=answer,
+                         feedback_room=feedback_room, question=question, **loop_options)
+        self.pool = pool
+        self.budget = budget
+        self.prefetch = prefetch
+        self.reserve = reserve
+        self.cold_start = cold_start
+        self.diversity = diversity
+        self.keep = keep
+        self.on_label = on_label
+        self.rng = np.random.default_rng(seed)
+        self.labeled = np.zeros(len(pool), dtype=bool)
+        self.labels: dict[str, SampleId] = {}  # label id -> sample, every label of the pool
+        self.labelers = 0
+        self.asked = 0  # requests sent for samples not pending before (a re-ask counts)
+        self.finished = asyncio.Event()
+        self._priority: dict[SampleId, float] = {}
+        self._canceled: dict[SampleId, float] = {}
+        self._planning = asyncio.Lock()
+        self._ready = False
+        self._cold_order = 0
+        self._next: list[tuple[int, float]] = []  # the last plan's ranking beyond its asks
+        self._refilling = False
+
+        self.component.on(MessageType.FEEDBACK_LABEL.value, room=feedback_room)(self._on_label)
+
+        @self.component.on(MessageType.FEEDBACK_STATS.value, room=feedback_room, direct=False)
+        def on_stats(message: Message) -> None:
+            data = message.get(DATA)
+            count = data.get("labelers") if isinstance(data, dict) else None
+            if isinstance(count, int) and count != self.labelers:
+                grew = count > self.labelers
+                self.labelers = count
+                if grew and self._ready:
+                    self._spawn(self.top_up())
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        await super().start()  # learns the history: labeled samples are known from here on
+        await self._cancel(self._stale(), remember=False)
+        self._ready = True
+        await self.top_up()
+
+    def _stale(self) -> list[SampleId]:
+        # What an earlier run left pending is unknown here; canceling every
+        # unlabeled sample of the pool clears it (the server ignores the rest).
+        return [self.pool.ids[int(i)] for i in np.flatnonzero(~self.labeled)]
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.labels)
+
+    # -- learning ------------------------------------------------------------
+
+    def _on_label(self, message: Message) -> None:
+        """On arrival, before it is learned: the sample is labeled and no longer pending,
+        and the pending requests are topped up from the last plan at once."""
+        data = message.get(DATA)
+        if not isinstance(data, dict):
+            return
+        label_id, sample_id = data.get("label_id"), data.get("sample_id")
+        index = self.pool.index.get(sample_id) if isinstance(sample_id, str | int) else None
+        if not isinstance(label_id, str) or label_id in self.labels or index is None:
+            return
+        sample_id = self.pool.ids[index]
+        self.labels[label_id] = sample_id
+        self.labeled[index] = True
+        self.pending.pop(sample_id, None)
+        self._canceled.pop(sample_id, None)
+        if self.on_label is not None:
+            self.on_label(sample_id, data)
+        if self._ready and not self._refilling:
+            self._refilling = True
+            self._spawn(self._refill())
+
+    async def _learn(self, batch: list[Message]) -> None:
+        await super()._learn(batch)
+        if self._ready:
+            await self.top_up()
+
+    def _features_of(self, sample_id: Any, data: dict[str, Any]) -> Any:
+        index = self.pool.index.get(sample_id) if isinstance(sample_id, str | int) else None
+        return None if index is None else self.pool.rows([index])[0]
+
+    def _teach(self, lesson: Any, pending: list[tuple[SampleId, Any]]) -> dict[str, Any]:
+        # Pending requests are re-planned by top_up, not rescored here.
+        if self.learner is None:
+            return {"fit_seconds": 0.0, "score": None, "version": 0,
+                    "labels": self.n_labels, "pending_scores": {}}
+        return super()._teach(lesson, [])
+
+    async def _ask_again(self) -> None:
+        # After a reconnect: requests sent just before a server died may be lost.
+        for sample_id in list(self.pending):
+            await self.ask(sample_id, priority=self._priority.get(sample_id, 0.0))
+
+    # -- asking --------------------------------------------------------------
+
+    async def ask(self, sample_id: SampleId, x: Any = None, *, priority: float | None = None,
+                  overlap: int | None = None, prediction: Any = None,
+                  confidence: float | None = None) -> None:
+        """Ask about one pool sample (`x` is ignored: the pool has it)."""
+        index = self.pool.index[sample_id]
+        view = self.pool.render(index)
+        priority = 0.0 if priority is None else float(priority)
+        if sample_id not in self.pending:
+            self.asked += 1
+        self.pending[sample_id] = self.pool.rows([index])[0]
+        self._priority[sample_id] = priority
+        self._canceled.pop(sample_id, None)
+        await self.component.send({
+            TYPE: MessageType.FEEDBACK_REQUEST.value, TO_ROOM: self.feedback_room,
+            DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
+                   "content": view.get("content"),
+                   "question": view.get("question", self.question), "answer": self.answer,
+                   "prediction": _plain(prediction), "confidence": confidence,
+                   "priority": priority, "overlap": overlap or self.overlap,
+                   # not read by the server: comes back with the label, for the outputs
+                   "asked_prediction": _plain(prediction), "asked_confidence": confidence,
+                   **self._quality_settings()}})
+
+    async def _cancel(self, sample_ids: list[SampleId], *, remember: bool = True) -> None:
+        now = time.monotonic()
+        for sid in sample_ids:
+            self.pending.pop(sid, None)
+            self._priority.pop(sid, None)
+            if remember:
+                self._canceled[sid] = now
+        for start in range(0, len(sample_ids), CANCEL_CHUNK):
+            chunk = list(sample_ids[start:start + CANCEL_CHUNK])
+            await self.component.send({TYPE: MessageType.FEEDBACK_CANCEL.value,
+                                       TO_ROOM: self.feedback_room,
+                                       DATA: {"sample_ids": chunk}})
+
+    def _targets(self) -> tuple[NDArray[np.intp], int, float] | None:
+        """Unlabeled samples, how many requests to keep pending, and how many more
+        labels may come at most (pending + canceled + new asks); None when done."""
+        unlabeled = np.flatnonzero(~self.labeled)
+        remaining = math.inf if self.budget is None else self.budget - self.n_labels
+        if remaining <= 0 or unlabeled.size == 0:
+            return None
+        full = max(self.labelers, 1) * self.prefetch + self.reserve
+        now = time.monotonic()
+        self._canceled = {s: t for s, t in self._canceled.items()
+                          if now - t < CANCEL_GRACE_SECONDS}
+        # A recently canceled request may still be answered (the label crossed the
+        # CANCEL): it counts against the budget as if it were pending.
+        room = remaining - len(self._canceled)
+        return unlabeled, int(min(full, unlabeled.size, max(room, 0))), room
+
+    async def top_up(self) -> None:
+        """Re-plan the pending requests with the current model (see the module docstring)."""
+        async with self._planning:
+            if self.finished.is_set():
+                return
+            targets = self._targets()
+            if targets is None:
+                await self._finish()
+                return
+            unlabeled, target, room = targets
+            # Snapshots taken here, on the loop: labels may arrive while the plan is made.
+            pending = {sid: self.pool.index[sid] for sid in self.pending}
+            plan = await asyncio.to_thread(self._plan, unlabeled, target, room, pending,
+                                           self.labeled.copy())
+            # New asks go first, cancels last: the queue never empties in between.
+            for sample_id, priority, prediction, confidence in plan.ask:
+                await self.ask(sample_id, priority=priority, prediction=prediction,
+                               confidence=confidence)
+            if plan.rescore:
+                self._priority.update(plan.rescore)
+                await self.component.send({TYPE: MessageType.FEEDBACK_RESCORE.value,
+                                           TO_ROOM: self.feedback_room,
+                                           DATA: {"priorities": {str(k): v for k, v
+                                                                 in plan.rescore.items()}}})
+            if plan.cancel:
+                await self._cancel([sid for sid in plan.cancel if sid in self.pending])
+
+    async def _refill(self) -> None:
+        """Between a label and the re-plan after learning it: ask the next samples of
+        the last plan's ranking at once, so fast labelers never find the queue empty."""
+        try:
+            async with self._planning:
+                targets = self._targets()
+                if targets is None or self.finished.is_set():
+                    return
+                wanted = int(min(targets[1], targets[2])) - len(self.pending)
+                while wanted > 0 and self._next:
+                    index, priority = self._next.pop(0)
+                    sample_id = self.pool.ids[index]
+                    if self.labeled[index] or sample_id in self.pending:
+                        continue
+                    await self.ask(sample_id, priority=priority)
+                    wanted -= 1
+        finally:
+            self._refilling = False
+
+    async def _finish(self) -> None:
+        # At the budget: withdraw what is left (a leased task goes back to nobody).
+        leftover = list(self.pending)
+        if leftover:
+            await self._cancel(leftover)
+        self.finished.set()
+
+    # -- planning (worker thread) ---------------------------------------------
+
+    def can_score(self) -> bool:
+        """Whether the model's scores mean anything yet (fitted, every class seen)."""
+        learner = self.learner
+        if learner is None or learner.n_labels_ == 0:
+            return False
+        if getattr(learner, "estimator_", None) is None and learner.uncertainty_model is None:
+            return False
+        if getattr(learner, "regression_", False) or learner.classes_ is None:
+            return True
+        return bool(np.isin(learner.classes_, learner.y_labeled_).all())
+
+    def _plan(self, unlabeled: NDArray[np.intp], target: int, room: float,
+              pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> _Plan:
+        # Near the budget nothing is canceled: a canceled request may still be answered.
+        closing = room < target + len(pending)
+        if self.can_score():
+            plan = self._plan_scored(unlabeled, target, closing, pending, labeled)
+        else:
+            plan = self._plan_cold(unlabeled, target, closing, pending, labeled)
+        # Every request still open or just canceled may bring a label: stay within room.
+        allowed = room - len(pending)
+        if len(plan.ask) > allowed:
+            for sample_id, *_ in plan.ask[max(int(allowed), 0):]:
+                self._next.insert(0, (self.pool.index[sample_id], 0.0))
+            plan.ask = plan.ask[:max(int(allowed), 0)]
+        return plan
+
+    def _plan_cold(self, unlabeled: NDArray[np.intp], target: int, closing: bool,
+                   pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> _Plan:
+        cancel: list[SampleId] = []
+        if len(pending) > target and not closing:
+            cancel = list(pending)[target:]  # the latest asked go first
+        wanted = target - (len(pending) - len(cancel))
+        picks = np.empty(0, dtype=np.intp)
+        if wanted > 0 or target > 0:
+            taken = np.concatenate([np.flatnonzero(labeled),
+                                    np.fromiter(pending.values(), dtype=np.intp)])
+            # a further `target` picks wait in _next for the refill after the next label
+            n = max(wanted, 0) + target
+            if self.cold_start == "diverse" and self.pool.features is not None:
+                picks = spread(self.pool.features, n, self.rng, taken=taken, among=unlabeled)
+            else:
+                free = np.setdiff1d(unlabeled, taken)
+                picks = self.rng.choice(free, size=min(n, free.size), replace=False)
+        asks: list[tuple[SampleId, float, Any, float | None]] = []
+        self._next = []
+        for k, i in enumerate(picks):
+            self._cold_order += 1
+            if k < wanted:
+                asks.append((self.pool.ids[int(i)], -float(self._cold_order), None, None))
+            else:
+                self._next.append((int(i), -float(self._cold_order)))
+        return _Plan(cancel, {}, asks)
+
+    def _plan_scored(self, unlabeled: NDArray[np.intp], target: int, closing: bool,
+                     pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> _Plan:
+        learner = self.learner
+        scores = np.asarray(learner.uncertainty(self.pool.rows(unlabeled)), dtype=np.float64)
+        n_keep = min(unlabeled.size, max(math.ceil(self.keep * target), target))
+        if self.diversity and self.pool.features is not None:
+            labeled_rows = self.pool.features[labeled]
+            order = diverse_batch(self.pool.features[unlabeled], scores, n_keep, self.diversity,
+                                  self.rng, labeled=labeled_rows if len(labeled_rows) else None)
+        else:
+            order = top_n(scores, n_keep, self.rng)
+        score_of = {int(unlabeled[j]): float(scores[j]) for j in order}
+        position = {int(unlabeled[j]): rank for rank, j in enumerate(order)}
+        ranked_pending = sorted(pending.items(),
+                                key=lambda kv: position.get(kv[1], len(position)))
+        if closing:
+            stay = [sid for sid, _ in ranked_pending]
+        else:
+            stay = [sid for sid, i in ranked_pending if i in position][:target]
+        cancel = [sid for sid in pending if sid not in set(stay)]
+        wanted = target - len(stay)
+        fresh = [int(unlabeled[j]) for j in order
+                 if self.pool.ids[int(unlabeled[j])] not in pending][:max(wanted, 0)]
+        chosen = set(fresh)
+        self._next = [(int(unlabeled[j]), float(scores[j])) for j in order
+                      if int(unlabeled[j]) not in chosen
+                      and self.pool.ids[int(unlabeled[j])] not in pending]
+        predictions, confidences = self._predict_with_confidence(fresh)
+        rescore = {sid: score_of[pending[sid]] for sid in stay if pending[sid] in score_of}
+        asks = [(self.pool.ids[i], score_of[i], p, c)
+                for i, p, c in zip(fresh, predictions, confidences, strict=True)]
+        return _Plan(cancel, rescore, asks)
+
+    def _predict_with_confidence(self, idx: list[int]) -> tuple[list[Any], list[float | None]]:
+        if not idx:
+            return [], []
+        X = self.pool.rows(idx)
+        try:
+            predictions = list(self.learner.predict(X))
+        except (ValueError, AttributeError, RuntimeError):
+            return [None] * len(idx), [None] * len(idx)
+        try:
+            proba = np.asarray(self.learner.predict_proba(X), dtype=np.float64)
+            confidences: list[float | None] = [round(float(p), 4) for p in proba.max(axis=1)]
+        except (ValueError, AttributeError, RuntimeError, TypeError):
+            confidences = [None] * len(idx)
+        return predictions, confidences
