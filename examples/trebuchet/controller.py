@@ -53,13 +53,16 @@ class Aimer:
         self.component.on_connect(lambda: print("controller ready", flush=True))
         self.rng = np.random.default_rng(seed)
 
+    # --8<-- [start:shoot]
     async def shoot(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass through the simulator: distances and d(distance)/d(inputs)."""
         reply = await self.component.request(
             {"TYPE": "DATA/FORWARD", "TO_ROOM": TREBUCHET_ROOM,
              "DATA": {"inputs": inputs.tolist()}},
             timeout=60, expect="DATA/GRADIENT", resend_after=REPLY_WAIT)
         return (np.asarray(reply["DATA"]["distance"], dtype=float),
                 np.asarray(reply["DATA"]["gradient"], dtype=float).reshape(-1, 2))
+    # --8<-- [end:shoot]
 
     async def aim(self, message: dict[str, Any]) -> dict[str, Any]:
         targets = np.asarray(message["DATA"]["targets"], dtype=float)

@@ -1,5 +1,8 @@
 """examples/trebuchet through `swergio-al run`: the controller learns to aim from the simulator's
-gradients, keeps going when the simulator is killed mid-run, and the pairs show in `_logging`."""
+gradients, keeps going when the simulator is killed mid-run, and the pairs show in `_logging`.
+
+The components file starts examples/trebuchet/simulator.py, examples/trebuchet/controller.py
+and examples/trebuchet/targets.py, each in its own process."""
 
 from __future__ import annotations
 
