@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from swergio_al.client import Component
 from tests.examples.launch import EXAMPLES, LaunchedExample
 
@@ -21,6 +23,7 @@ def proportional_error() -> float:
     return baseline(gain=1.0, steps=150, window=20, random_state=0)
 
 
+@pytest.mark.timeout(60)
 async def test_optimizer_reaches_the_setpoint_through_the_learned_model(tmp_path: Path) -> None:
     baseline = proportional_error()
     kpis: list[dict[str, Any]] = []

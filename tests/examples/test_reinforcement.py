@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from swergio_al.client import Component
 from tests.examples.launch import EXAMPLES, LaunchedExample
 
@@ -20,6 +22,7 @@ def random_policy_return() -> float:
     return baseline(episodes=500, random_state=0)
 
 
+@pytest.mark.timeout(60)
 async def test_agent_learns_online_from_several_environments(tmp_path: Path) -> None:
     random_return = random_policy_return()
     kpis: list[dict[str, Any]] = []

@@ -12,12 +12,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from swergio_al.client import Component
 from tests.examples.launch import LaunchedExample
 
 Message = dict[str, Any]
 
 
+@pytest.mark.timeout(60)
 async def test_controller_learns_from_gradients_and_survives_a_simulator_restart(
         tmp_path: Path) -> None:
     forwards: dict[str, Message] = {}
@@ -50,6 +53,7 @@ async def test_controller_learns_from_gradients_and_survives_a_simulator_restart
             summary = await run.summary("targets", 60)
             await asyncio.wait_for(paired.wait(), 5)
         assert await run.exit_code(20) == 0, run.output
+        assert "Traceback" not in "\n".join(run.lines), run.output
 
     # Baseline from the same run: the untrained controller on the same unseen targets.
     assert summary["untrained_median_miss_m"] > 10 * summary["median_miss_m"], summary
