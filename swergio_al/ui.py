@@ -77,7 +77,8 @@ async def label_page(request: web.Request) -> web.Response:
 
 async def dashboard_page(request: web.Request) -> web.Response:
     prefix = request.app[CONFIG].feedback_prefix
-    rooms = request.query.getall("room", []) or [prefix]
+    # No room (or "all"): every feedback room, as they appear.
+    rooms = [room for room in request.query.getall("room", []) if room]
     for room in rooms:
         if not room.startswith(prefix):
             raise web.HTTPBadRequest(text=_not_feedback(room, prefix))

@@ -1,129 +1,49 @@
-// The dashboard watches like a component: it joins the feedback room(s) for
-// FEEDBACK/STATS and LOG/KPI (the feedback service relays LOG/KPI there), and
-// the `kpi` room for models that publish elsewhere. It also polls /api/stats,
-// so the numbers are there before the first STATS message.
+// The dashboard: one feed (web/dashboard-feed.js) and a panel per concern, each
+// its own module bound to a data-module element. A panel that fails to start
+// says so in place; the others keep working.
 
-import { asText, el, need } from './dom.js';
-import { RelayClient, newId, showConnection, socketUrl, takeToken } from './relay.js';
-import { LinePlot } from './plot.js';
+import { el } from './dom.js';
+import { DashboardFeed } from './dashboard-feed.js';
+import { RoomsPanel } from './dashboard-rooms.js';
+import { ModelsPanel } from './dashboard-models.js';
+import { LabelersPanel } from './dashboard-labelers.js';
 
-const STAT_KEYS = ['queued', 'in_flight', 'labeled', 'labelers', 'labels_per_minute'];
-const POLL_MS = 5000;
+const PANELS = { 'rooms-panel': RoomsPanel, 'models-panel': ModelsPanel, 'labelers-panel': LabelersPanel };
 
-/** The first finite number among `keys` of `data`. */
-function pick(data, ...keys) {
-  for (const key of keys) {
-    const value = Number(data?.[key]);
-    if (data?.[key] !== undefined && data?.[key] !== null && Number.isFinite(value)) return value;
-  }
-  return undefined;
-}
-
-class Dashboard {
-  constructor(root) {
-    this.root = root;
-    this.rooms = JSON.parse(root.dataset.rooms || '["feedback"]'); // names may hold any character
-    this.kpiRoom = root.dataset.kpiRoom || 'kpi';
-    this.statsByRoom = new Map();
-    this.models = new Map();
-    this.modelRows = need(root, '[data-models]');
-    this.plot = new LinePlot(need(root, '[data-plot]'), need(root, '[data-legend]'));
-    this.kpiCount = 0;
-    this.seenKpi = new Set();
-  }
-
-  start() {
-    this.relay = new RelayClient({ url: socketUrl(this.root.dataset.wsPath || '/ws'),
-                                   name: `dashboard-${newId().slice(0, 8)}`, role: 'component',
-                                   token: takeToken('swergio_al.component_token'),
-                                   rooms: [...this.rooms, this.kpiRoom] });
-    showConnection(this.relay, document.querySelector('[data-conn]'));
-    this.relay.addEventListener('message', (event) => this.onMessage(event.detail));
-    this.relay.connect();
-    this.poll();
-  }
-
-  async poll() {
-    const url = this.root.dataset.statsUrl;
-    if (url) {
-      try {
-        const headers = { Accept: 'application/json' };
-        if (this.relay.token) headers.Authorization = `Bearer ${this.relay.token}`;
-        const response = await fetch(url, { headers });
-        if (response.ok) this.onApiStats(await response.json());
-      } catch (error) {
-        // the server is down; the socket's reconnecting state already says so
+/** The room filter: a select of the rooms seen so far; choosing one reloads the page. */
+function roomFilter(form, feed) {
+  const select = form.querySelector('select');
+  if (!select) return;
+  select.addEventListener('change', () => form.submit());
+  feed.addEventListener('stats', (event) => {
+    for (const room of Object.keys(event.detail)) {
+      if (![...select.options].some((option) => option.value === room)) {
+        select.append(el('option', { value: room, text: room }));
       }
     }
-    setTimeout(() => this.poll(), POLL_MS);
-  }
-
-  /** /api/stats answers {room: stats} for every feedback room with requests. */
-  onApiStats(body) {
-    if (!body || typeof body !== 'object') return;
-    for (const [room, stats] of Object.entries(body)) {
-      if (this.rooms.includes(room) && stats && typeof stats === 'object') this.statsByRoom.set(room, stats);
-    }
-    this.renderStats();
-  }
-
-  onMessage(message) {
-    if (message.TYPE === 'FEEDBACK/STATS') {
-      this.statsByRoom.set(message.TO_ROOM || this.rooms[0], message.DATA ?? {});
-      this.renderStats();
-    } else if (message.TYPE === 'LOG/KPI') {
-      this.onKpi(message);
-    }
-  }
-
-  renderStats() {
-    for (const key of STAT_KEYS) {
-      const values = [...this.statsByRoom.values()].map((s) => pick(s, key)).filter((v) => v !== undefined);
-      const node = this.root.querySelector(`[data-stat="${key}"]`);
-      if (!node || !values.length) continue;
-      const total = values.reduce((a, b) => a + b, 0);
-      node.textContent = Number.isInteger(total) ? String(total) : total.toFixed(1);
-    }
-  }
-
-  onKpi(message) {
-    const data = message.DATA && typeof message.DATA === 'object' ? message.DATA : message;
-    const model = asText(data.model ?? message.SENT_BY ?? 'model');
-    this.root.dataset.kpiReceived = String(Number(this.root.dataset.kpiReceived || 0) + 1);
-    // A model loop may publish the same report to its feedback room and to `kpi`.
-    const key = JSON.stringify([model, data.version, data.labels, data.score, data.time]);
-    if (this.seenKpi.has(key)) return;
-    this.seenKpi.add(key);
-    if (this.seenKpi.size > 10000) this.seenKpi.delete(this.seenKpi.values().next().value);
-    const row = {
-      version: pick(data, 'version', 'model_version'),
-      labels: pick(data, 'labels', 'n_labels', 'labeled'),
-      score: pick(data, 'score', 'heldout_score', 'held_out_score', 'accuracy'),
-      fit: pick(data, 'fit_seconds', 'fit_time', 'fit_s'),
-      at: new Date(),
-    };
-    this.models.set(model, row);
-    if (row.labels !== undefined && row.score !== undefined) this.plot.add(model, row.labels, row.score);
-    this.kpiCount += 1;
-    this.root.dataset.kpi = String(this.kpiCount);
-    this.renderModels();
-  }
-
-  renderModels() {
-    const fmt = (v, digits) => (v === undefined ? '–' : digits === undefined ? String(v) : v.toFixed(digits));
-    this.modelRows.replaceChildren(...[...this.models.entries()].map(([name, m]) => el('tr', { 'data-model': name }, [
-      el('td', { text: name }), el('td', { text: fmt(m.version) }), el('td', { text: fmt(m.labels) }),
-      el('td', { text: fmt(m.score, 3) }), el('td', { text: fmt(m.fit, 3) }),
-      el('td', { text: m.at.toLocaleTimeString() }),
-    ])));
-  }
+  });
 }
 
 for (const root of document.querySelectorAll('[data-module="dashboard"]')) {
+  let feed;
   try {
-    new Dashboard(root).start();
+    feed = new DashboardFeed(root);
   } catch (error) {
     console.error(error);
     root.prepend(el('p', { className: 'notice', text: `The dashboard could not start: ${error.message}` }));
+    continue;
   }
+  for (const [name, Panel] of Object.entries(PANELS)) {
+    for (const panel of root.querySelectorAll(`[data-module="${name}"]`)) {
+      try {
+        new Panel(panel, feed);
+      } catch (error) {
+        console.error(error);
+        panel.prepend(el('p', { className: 'notice', text: `This panel could not start: ${error.message}` }));
+      }
+    }
+  }
+  const filter = root.querySelector('[data-room-filter]');
+  if (filter) roomFilter(filter, feed);
+  feed.start();
 }

@@ -1,4 +1,4 @@
-// A learning-curve plot drawn as SVG: one line per model, y = held-out score,
+// A learning-curve plot drawn as SVG: one line per series (a score of a model),
 // x = labels. Small on purpose; redrawn whole on every update.
 
 import { el, svg } from './dom.js';
@@ -20,10 +20,11 @@ export function ticks(low, high, count = 5) {
 }
 
 export class LinePlot {
-  /** @param {HTMLElement} container @param {HTMLElement} legend */
-  constructor(container, legend) {
+  /** @param {HTMLElement} container @param {HTMLElement} legend @param {{label?: string}} [options] */
+  constructor(container, legend, { label = 'scores against labels' } = {}) {
     this.container = container;
     this.legend = legend;
+    this.label = label;
     /** @type {Map<string, {x: number, y: number}[]>} */
     this.series = new Map();
     this.draw();
@@ -32,6 +33,7 @@ export class LinePlot {
   add(name, x, y) {
     if (!Number.isFinite(x) || !Number.isFinite(y)) return;
     const points = this.series.get(name) ?? [];
+    if (points.some((p) => p.x === x && p.y === y)) return; // a report seen twice
     points.push({ x, y });
     points.sort((a, b) => a.x - b.x);
     this.series.set(name, points);
@@ -50,7 +52,7 @@ export class LinePlot {
     const sy = (y) => HEIGHT - PAD.bottom - ((y - yMin) / (yMax - yMin)) * (HEIGHT - PAD.top - PAD.bottom);
 
     const root = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: 'line-plot', role: 'img',
-                              'data-points': all.length, 'aria-label': 'held-out score against labels' });
+                              'data-points': all.length, 'aria-label': this.label });
     for (const t of ticks(yMin, yMax)) {
       root.append(svg('line', { x1: PAD.left, x2: WIDTH - PAD.right, y1: sy(t), y2: sy(t), class: 'grid' }));
       root.append(label(PAD.left - 6, sy(t) + 4, String(t), 'end'));
@@ -73,7 +75,7 @@ export class LinePlot {
       swatch.style.background = color;
       this.legend.append(el('span', {}, [swatch, name]));
     });
-    if (!all.length) root.append(label(WIDTH / 2, HEIGHT / 2, 'waiting for LOG/KPI from a model…', 'middle'));
+    if (!all.length) root.append(label(WIDTH / 2, HEIGHT / 2, 'no label learned yet', 'middle'));
     this.container.replaceChildren(root);
   }
 }

@@ -110,6 +110,15 @@ export class RelayClient extends EventTarget {
     if (socket) socket.close(1000);
   }
 
+  /** Join one more room: now when connected, and after every reconnect.
+   * @returns {boolean} false when it was joined already */
+  join(room) {
+    if (this.rooms.includes(room)) return false;
+    this.rooms.push(room);
+    if (this.isOpen) this.send({ TYPE: 'COMMAND/JOINROOM', TO_ROOM: '_command', ROOM: room });
+    return true;
+  }
+
   /** @param {object} message @returns {boolean} false when not connected (nothing sent) */
   send(message) {
     if (!this.isOpen) return false;

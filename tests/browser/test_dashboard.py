@@ -31,14 +31,14 @@ async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeSer
     dashboard = await new_page(width=1000, height=820)
     await dashboard.goto(str(server.make_url("/dashboard")))
     await wait_state(dashboard, "open")
-    await dashboard.wait_for_selector('.line-plot[data-points="0"]')
+    await dashboard.wait_for_selector('[data-room-rows] tr.empty')
 
     async with await connect_model(ws_url, "sentiment") as model, \
             await RawClient.connect(ws_url, "melody-model", rooms=("kpi", "feedback")) as other:
         for i in range(3):
             await request(model, "feedback", f"d{i}", "text", i, priority=3 - i)
         labeler = await new_page(name="di")
-        await labeler.goto(str(server.make_url("/?undo=0")))
+        await labeler.goto(str(server.make_url("/label/feedback?undo=0")))
         previous = None
         for n in range(1, 4):
             previous = (await next_task(labeler, previous))["sample"]
@@ -49,24 +49,28 @@ async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeSer
             await model.send({"TYPE": "LOG/KPI", "TO_ROOM": "feedback", "DATA": {
                 "model": "sentiment", "version": n, "labels": n, "score": 0.5 + 0.1 * n,
                 "fit_seconds": 0.004}})
-            await dashboard.wait_for_selector(f'.line-plot[data-points="{n}"]')
+            await dashboard.wait_for_selector(
+                f'[data-curve="sentiment"] .line-plot[data-points="{n}"]')
         for n in (2, 4):  # a model publishing each report to both rooms: one point each
             for room in ("kpi", "feedback"):
                 await other.send({"TYPE": "LOG/KPI", "TO_ROOM": room, "DATA": {
                     "version": n // 2, "labels": n, "score": 0.3 + 0.1 * n,
                     "fit_seconds": 0.02, "time": 1700000000 + n}})
-        await dashboard.wait_for_selector('[data-module="dashboard"][data-kpi-received="7"]')
-        assert await dashboard.get_attribute(".line-plot", "data-points") == "5"
+        await dashboard.wait_for_selector('[data-curve="melody-model"] .line-plot[data-points="2"]')
+        await dashboard.wait_for_selector('[data-module="models-panel"][data-points="5"]')
 
         await dashboard.wait_for_selector('[data-stat="labeled"]:text-is("3")')
         assert await dashboard.text_content('[data-stat="labelers"]') == "1"
         assert await dashboard.text_content('[data-stat="queued"]') == "0"
         row = await dashboard.inner_text('tr[data-model="sentiment"]')
-        assert row.split()[:4] == ["sentiment", "3", "3", "0.800"]
+        assert row.split("\t")[:5] == ["sentiment", "3", "3", "–", "0.800 score"]
         assert await dashboard.is_visible('tr[data-model="melody-model"]')
-        legend = await dashboard.inner_text("[data-legend]")
-        assert set(legend.split()) == {"sentiment", "melody-model"}
-        await dashboard.screenshot(path=screenshot_path("dashboard"))
+        assert await dashboard.inner_text('tr[data-room="feedback"] td:first-child') == "feedback"
+        row = '[data-labeler-rows] tr[data-labeler="di"]'
+        await dashboard.wait_for_selector(f'{row} td:nth-child(3):text-is("3")')
+        labeler_row = (await dashboard.inner_text(row)).split("\t")
+        assert labeler_row[:3] == ["di", "feedback", "3"] and labeler_row[4] == "0"
+        await dashboard.screenshot(path=screenshot_path("dashboard-choices"))
 
         await dashboard.set_viewport_size({"width": PHONE, "height": 800})
         assert await dashboard.evaluate("document.documentElement.scrollWidth") <= PHONE
@@ -75,8 +79,8 @@ async def test_learning_curve_and_numbers_follow_the_labels(make_server: MakeSer
         # A hostile model name is shown as text, like any sample text.
         await other.send({"TYPE": "LOG/KPI", "TO_ROOM": "kpi", "DATA": {
             "model": XSS, "version": 1, "labels": 1, "score": 0.5}})
-        await dashboard.wait_for_selector('[data-module="dashboard"][data-kpi-received="8"]')
-        assert XSS in (await dashboard.inner_text("[data-legend]"))
+        await dashboard.wait_for_selector('[data-module="models-panel"][data-points="6"]')
+        assert XSS in (await dashboard.inner_text("[data-curves]"))
         assert XSS in (await dashboard.inner_text("[data-models]"))
         assert await dashboard.evaluate(
             "document.querySelectorAll('main img, main script').length") == 0
@@ -143,8 +147,8 @@ async def test_a_real_model_loop_learns_from_the_browser_and_its_curve_grows(
             while True:
                 reports = len(loop.kpis)
                 try:
-                    await dashboard.wait_for_selector(f'.line-plot[data-points="{reports}"]',
-                                                      timeout=2000)
+                    await dashboard.wait_for_selector(
+                        f'[data-module="models-panel"][data-points="{reports}"]', timeout=2000)
                 except PlaywrightTimeout:
                     continue
                 if len(loop.kpis) == reports:
