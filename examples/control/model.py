@@ -12,7 +12,6 @@ the power. Publishes its one-step prediction error as LOG/KPI.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 from plant_model import LAGS, LinearPlantModel
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 
 OBSERVATIONS_ROOM = "observations"
 MODEL_ROOM = "model"
@@ -71,7 +70,7 @@ def main() -> None:
     parser.add_argument("--url", default="ws://127.0.0.1:8080/ws")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(args.url))
+    run_until_stopped(serve(args.url))
 
 
 if __name__ == "__main__":

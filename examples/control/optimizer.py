@@ -14,7 +14,6 @@ power. Prints one JSON line at the end: the setpoint error over the last 20 step
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 
 PLANT_ROOM = "plant"
 MODEL_ROOM = "model"
@@ -98,7 +97,11 @@ def main() -> int:
     if not 0 <= args.explore < args.steps - WINDOW:
         parser.error(f"need 0 <= --explore < --steps - {WINDOW}")
     logging.basicConfig(level=logging.WARNING)
-    summary = asyncio.run(run(args.url, steps=args.steps, explore=args.explore, seed=args.seed))
+    summary = run_until_stopped(run(args.url, steps=args.steps, explore=args.explore,
+                                    seed=args.seed))
+    if summary is None:
+        print("stopped before the end", file=sys.stderr)
+        return 1
     print(json.dumps(summary), flush=True)
     return 0
 

@@ -12,13 +12,12 @@ again (same ROOT_ID) gets the same answer and does not step twice.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
 
 from heater import Heater
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 
 PLANT_ROOM = "plant"
 OBSERVATIONS_ROOM = "observations"
@@ -63,7 +62,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(args.url, seed=args.seed))
+    run_until_stopped(serve(args.url, seed=args.seed))
 
 
 if __name__ == "__main__":

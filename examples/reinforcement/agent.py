@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 
 ROOM = "gridworld"
 KPI_ROOM = "kpi"
@@ -145,7 +145,10 @@ def main() -> int:
     if args.episodes < WINDOW:
         parser.error(f"--episodes must be at least {WINDOW}")
     logging.basicConfig(level=logging.WARNING)
-    summary = asyncio.run(run(args.url, episodes=args.episodes, seed=args.seed))
+    summary = run_until_stopped(run(args.url, episodes=args.episodes, seed=args.seed))
+    if summary is None:
+        print("stopped before the end", file=sys.stderr)
+        return 1
     print(json.dumps(summary), flush=True)
     return 0
 

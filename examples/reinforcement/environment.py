@@ -13,13 +13,12 @@ agent that restarts (or starts late) picks up where the environment is.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
 
 from gridworld import GridWorld
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 
 ROOM = "gridworld"
 REPLY_WAIT = 2.0  # s without an answer before a message is sent again
@@ -54,7 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(play(args.url, name=args.name, seed=args.seed))
+    run_until_stopped(play(args.url, name=args.name, seed=args.seed))
 
 
 if __name__ == "__main__":

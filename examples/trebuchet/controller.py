@@ -14,7 +14,6 @@ simulator's gradients with its own finite differences, through the same room.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 from network import Controller
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 
 TARGETS_ROOM = "targets"
 TREBUCHET_ROOM = "trebuchet"
@@ -119,7 +118,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(serve(args.url, seed=args.seed))
+    run_until_stopped(serve(args.url, seed=args.seed))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Exits 0 when the trained controller's median miss is below 2% of the target rang
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 
 ROOM = "targets"
 TARGET_RANGE = (20.0, 120.0)
@@ -76,8 +75,11 @@ def main() -> int:
     if args.batches < 1 or args.batch_size < 1:
         parser.error("--batches and --batch-size must be at least 1")
     logging.basicConfig(level=logging.WARNING)
-    summary = asyncio.run(run(args.url, batches=args.batches, batch_size=args.batch_size,
-                              seed=args.seed))
+    summary = run_until_stopped(run(args.url, batches=args.batches, batch_size=args.batch_size,
+                                    seed=args.seed))
+    if summary is None:
+        print("stopped before the end", file=sys.stderr)
+        return 1
     print(json.dumps(summary), flush=True)
     return 0 if summary["miss_pct_of_range"] < 2 else 1
 

@@ -24,6 +24,7 @@ without deadlocking.
 from swergio_al.client.component import Component
 from swergio_al.client.connection import SYNC
 from swergio_al.client.handlers import Handler
+from swergio_al.client.process import run_until_stopped
 from swergio_al.client.state import (
     ComponentState,
     NotConnectedError,
@@ -32,4 +33,4 @@ from swergio_al.client.state import (
 )
 
 __all__ = ["SYNC", "Component", "ComponentState", "Handler", "NotConnectedError", "RefusedError",
-           "backoff_delays"]
+           "backoff_delays", "run_until_stopped"]

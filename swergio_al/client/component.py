@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
 from swergio_al.client.handlers import Handlers
+from swergio_al.client.process import run_until_stopped
 from swergio_al.protocol import ID, ROOT_ID, Message, new_id
 
 log = logging.getLogger(__name__)
@@ -59,23 +58,8 @@ class Component(Handlers):
         return normally, so a process manager stopping it sees exit code 0.
         """
 
-        async def main() -> None:
-            main_task = asyncio.current_task()
-            assert main_task is not None
-            loop = asyncio.get_running_loop()
-            with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-                loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
-            try:
-                await self.connect()
+        async def serve() -> None:
+            async with self:
                 await self.wait_closed()
-            except asyncio.CancelledError:
-                log.info("%s: stopping", self.name)
-            finally:
-                await self.close()
-                with contextlib.suppress(NotImplementedError):
-                    loop.remove_signal_handler(signal.SIGTERM)
 
-        try:
-            asyncio.run(main())
-        except KeyboardInterrupt:
-            log.info("%s: interrupted, closed", self.name)
+        run_until_stopped(serve())

@@ -83,6 +83,11 @@ class LaunchedExample:
                               for line in (await self._process.stdout.read()).splitlines())
             return await self._process.wait()
 
+    def stopped_cleanly(self) -> bool:
+        """Every component the launcher stopped ended by itself on SIGTERM, exit code 0."""
+        stops = [line for line in self.lines if re.search(r"launcher +\| .*: stopped", line)]
+        return bool(stops) and all(line.endswith("(code 0)") for line in stops)
+
     @property
     def output(self) -> str:
         return "\n".join(self.lines[-60:])

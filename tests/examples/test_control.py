@@ -34,6 +34,7 @@ async def test_optimizer_reaches_the_setpoint_through_the_learned_model(tmp_path
         async with observer:
             summary = await run.summary("optimizer", 60)
         assert await run.exit_code(20) == 0, run.output
+        assert run.stopped_cleanly(), run.output
 
     assert summary["initial_error"] == 40.0
     assert summary["final_error"] < 0.05 * summary["initial_error"], summary

@@ -33,6 +33,7 @@ async def test_agent_learns_online_from_several_environments(tmp_path: Path) -> 
         async with observer:
             summary = await run.summary("agent", 60)
         assert await run.exit_code(20) == 0, run.output
+        assert run.stopped_cleanly(), run.output
 
     assert summary["environments"] == ["env-1", "env-2", "env-3"], summary
     assert summary["episodes"] == 150

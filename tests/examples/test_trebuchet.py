@@ -53,6 +53,7 @@ async def test_controller_learns_from_gradients_and_survives_a_simulator_restart
             summary = await run.summary("targets", 60)
             await asyncio.wait_for(paired.wait(), 5)
         assert await run.exit_code(20) == 0, run.output
+        assert run.stopped_cleanly(), run.output
         assert "Traceback" not in "\n".join(run.lines), run.output
 
     # Baseline from the same run: the untrained controller on the same unseen targets.
