@@ -22,8 +22,8 @@ without deadlocking.
 """
 
 from swergio_al.client.component import Component
-from swergio_al.client.connection import SYNC
 from swergio_al.client.handlers import Handler
+from swergio_al.client.link import SYNC
 from swergio_al.client.process import run_until_stopped
 from swergio_al.client.state import (
     ComponentState,

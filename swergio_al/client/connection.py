@@ -1,9 +1,10 @@
 """The connection under a Component: register, rooms, sending, and reconnecting when it drops.
 
 `Connection` owns the WebSocket, its reader, the reconnect supervisor and the
-dispatcher task; what a received message does is left to `_dispatch`
-(handlers.py) and replies awaited by `request()` are claimed through
-`PendingReplies` (addressing.py) before dispatch.
+dispatcher task; frames on a live connection are `Link`'s (link.py), what a
+received message does is left to `_dispatch` (handlers.py), and replies
+awaited by `request()` are claimed through `PendingReplies` (addressing.py)
+before dispatch.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Self
 
 import aiohttp
 
 from swergio_al.client.addressing import PendingReplies
+from swergio_al.client.link import SEND_FAILURES, Link, RoundTrip
 from swergio_al.client.state import (
     ComponentState,
     NotConnectedError,
@@ -32,8 +33,6 @@ from swergio_al.protocol import (
     NAME,
     ROLE,
     ROOM,
-    SENT_BY,
-    TO,
     TO_ROOM,
     TOKEN,
     TYPE,
@@ -42,7 +41,6 @@ from swergio_al.protocol import (
     MessageType,
     ProtocolError,
     Role,
-    decode,
     encode,
     new_id,
     validate,
@@ -50,26 +48,14 @@ from swergio_al.protocol import (
 
 log = logging.getLogger(__name__)
 
-SYNC = "SYNC"  # payload key of the round-trip marker a component sends to itself
-
 # Closes after which reconnecting cannot help: someone else owns the name, or we may not enter.
 _FINAL_CLOSE_CODES = frozenset({CloseCode.TAKEN_OVER, CloseCode.UNAUTHORIZED,
                                 CloseCode.POLICY_VIOLATION})
 # aiohttp speaks WebSocket over http(s):// URLs too (the test fixtures hand those out).
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
-SEND_FAILURES = (ConnectionError, aiohttp.ClientError)
 
 
-@dataclass(eq=False)
-class _RoundTrip:
-    """Frames whose handling we wait for; ERRORs referring to them are collected."""
-
-    ids: frozenset[str]
-    done: asyncio.Future[None]
-    errors: list[Message]
-
-
-class Connection:
+class Connection(Link):
     """Registration, rooms, sending and reconnecting; the base of `Component`."""
 
     def __init__(self, name: str, url: str, *, role: str = "component", token: str | None = None,
@@ -100,7 +86,7 @@ class Connection:
         self._inbox: asyncio.Queue[Message] | None = None
         self._up: asyncio.Event | None = None
         self._closed: asyncio.Event | None = None
-        self._round_trips: dict[str, _RoundTrip] = {}
+        self._round_trips: dict[str, RoundTrip] = {}
         self._replies = PendingReplies()
         self._stop_reason: str | None = None
         self._state_waiters: list[tuple[ComponentState, asyncio.Future[None]]] = []
@@ -377,100 +363,6 @@ class Connection:
                 log.info("%s: reconnect attempt %d failed: %s", self.name, attempt, exc)
         return False
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Read frames until the connection ends; route each one."""
-        try:
-            async for frame in ws:
-                if frame.type is aiohttp.WSMsgType.TEXT:
-                    try:
-                        message = decode(frame.data)
-                    except ProtocolError as error:
-                        log.warning("%s: unreadable frame from server: %s", self.name,
-                                    error.message)
-                        continue
-                    self._route(message)
-                elif frame.type is aiohttp.WSMsgType.ERROR:
-                    log.info("%s: websocket error: %s", self.name, ws.exception())
-        finally:
-            lost = ConnectionError(f"connection lost (close code {ws.close_code})")
-            for trip in self._round_trips.values():
-                if not trip.done.done():
-                    trip.done.set_exception(lost)
-
-    def _route(self, message: Message) -> None:
-        """Settle round trips and requests here; queue everything else for handlers."""
-        kind = message.get(TYPE)
-        if kind == MessageType.ERROR.value:
-            if self._settle_error(message):
-                return
-        elif message.get(SENT_BY) == self.name and str(message.get(SYNC)) in self._round_trips:
-            trip = self._round_trips[str(message[SYNC])]
-            if not trip.done.done():
-                trip.done.set_result(None)
-            return
-        elif self._replies.claim(message):
-            return
-        assert self._inbox is not None
-        self._inbox.put_nowait(message)
-
-    def _settle_error(self, error: Message) -> bool:
-        """Hand an ERROR to whoever waits on the message it refers to; False if nobody does."""
-        ref = error.get("REF")
-        marked = self._round_trips.get(ref) if isinstance(ref, str) else None
-        if marked is not None:  # refused marker: handled all the same (see _round_trip)
-            if not marked.done.done():
-                marked.done.set_result(None)
-            return True
-        for trip in self._round_trips.values():
-            if ref in trip.ids:
-                trip.errors.append(error)
-                return True
-        return self._replies.refuse(ref, RefusedError(error))
-
-    async def _round_trip(self, ws: aiohttp.ClientWebSocketResponse, frames: list[Message],
-                          *, fatal: str | None = None) -> None:
-        """Send `frames`, then a marker to ourselves; when it is back, all were handled.
-
-        The server handles a connection's frames in order, so the marker's echo
-        -- or an ERROR about the marker, for a role that may not message itself
-        (labelers) -- proves the frames before it were dealt with. Raises
-        RefusedError for the first ERROR the server sent about the frames.
-        """
-        marker = new_id()
-        trip = _RoundTrip(frozenset(f[ID] for f in frames),
-                          asyncio.get_running_loop().create_future(), [])
-        self._round_trips[marker] = trip
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                for frame in frames:
-                    await ws.send_str(encode(frame))
-                await ws.send_str(encode({ID: marker, TYPE: MessageType.DATA_CUSTOM.value,
-                                          TO: self.name, SYNC: marker}))
-                await trip.done
-        except ConnectionError:
-            if not trip.errors:
-                raise
-            # The server refused something and then closed (a bad TOKEN, for one).
-        finally:
-            del self._round_trips[marker]
-        for error in trip.errors:
-            if fatal is None or error.get("REF") == fatal:
-                raise RefusedError(error)
-            log.warning("%s: server refused %s", self.name, error.get("MESSAGE"))
-
-    async def _round_trip_when_up(self, frames: list[Message]) -> None:
-        async with asyncio.timeout(self.send_timeout):
-            while True:
-                ws = await self._wait_up()
-                try:
-                    await self._round_trip(ws, frames)
-                    return
-                except SEND_FAILURES:
-                    # Lost mid-way: wait for the reconnect, then try again.
-                    if self._state is ComponentState.CLOSED:
-                        raise
-                    self._mark_down(ws)
-
     async def _join_rooms(self, rooms: list[str]) -> None:
         frames = [{ID: new_id(), TYPE: MessageType.JOINROOM.value, ROOM: room,
                    TO_ROOM: COMMAND_ROOM} for room in rooms]
@@ -478,49 +370,6 @@ class Connection:
             await self._round_trip_when_up(frames)
         except (RefusedError, NotConnectedError, TimeoutError, *SEND_FAILURES) as exc:
             log.warning("%s: joining %s failed: %s", self.name, ", ".join(rooms), exc)
-
-    async def _wait_up(self) -> aiohttp.ClientWebSocketResponse:
-        if self._state is ComponentState.NEW:
-            raise NotConnectedError(f"component {self.name!r} is not connected; "
-                                    "call connect() first")
-        if self._state is ComponentState.CLOSED:
-            raise NotConnectedError(f"component {self.name!r} is closed")
-        assert self._up is not None
-        await self._up.wait()
-        if self._state is ComponentState.CLOSED:
-            raise NotConnectedError(f"component {self.name!r} is closed")
-        assert self._ws is not None
-        return self._ws
-
-    async def _send_text(self, text: str) -> None:
-        if self._joins and asyncio.current_task() not in self._joins:
-            # What is sent after on(..., room=...) must find the room joined.
-            await asyncio.gather(*list(self._joins), return_exceptions=True)
-        try:
-            async with asyncio.timeout(self.send_timeout):
-                while True:
-                    ws = await self._wait_up()
-                    try:
-                        await ws.send_str(text)
-                        return
-                    except SEND_FAILURES:
-                        if self._state is ComponentState.CLOSED:
-                            raise NotConnectedError(f"component {self.name!r} is closed") from None
-                        self._mark_down(ws)
-        except TimeoutError:
-            raise NotConnectedError(f"{self.name}: not connected within "
-                                    f"{self.send_timeout}s; message not sent") from None
-
-    def _mark_down(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """A write on `ws` failed: hold senders until the supervisor has reconnected."""
-        if self._ws is ws and self._up is not None:
-            self._up.clear()
-
-    def _fail_waiters(self, error: Exception) -> None:
-        for trip in self._round_trips.values():
-            if not trip.done.done():
-                trip.done.set_exception(error)
-        self._replies.fail_all(error)
 
     def _spawn(self, coro: Awaitable[None], label: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
