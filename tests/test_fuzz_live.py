@@ -15,8 +15,6 @@ import contextlib
 import json
 import os
 import re
-import threading
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from swergio_al.protocol import KNOWN_TYPES, SERVER_COMMANDS, MessageType
-from tests.helpers import RawClient, ServerProcess
+from tests.helpers import LoopThread, RawClient, ServerProcess
 
 Message = dict[str, Any]
 T = TypeVar("T")
@@ -398,24 +396,6 @@ def weighted(*choices: tuple[st.SearchStrategy[T], int]) -> st.SearchStrategy[T]
 
 
 # -- the live setup ------------------------------------------------------------
-
-
-class LoopThread:
-    """An event loop in a background thread: hypothesis drives it from a plain test."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-loop",
-                                       daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 async def close_code_of(client: RawClient, timeout: float = 10.0) -> int | None:
