@@ -168,6 +168,22 @@ async def test_a_name_registered_on_another_node_takes_the_name_over(
             await new.nothing_within(0.3)
 
 
+async def test_a_takeover_across_nodes_never_crosses_roles(nodes: list[ServerProcess]) -> None:
+    """A labeler on node two cannot take a component's name held on node one (issue 16)."""
+    one, two = nodes
+    shared = name("model")
+    async with await RawClient.connect(one.ws_url, shared) as model, \
+            await RawClient.connect(two.ws_url) as intruder:
+        await intruder.send({"ID": "grab", "TYPE": "COMMAND/REGISTER", "NAME": shared,
+                             "ROLE": "labeler"})
+        refused = await intruder.expect("ERROR")
+        assert (refused["CODE"], refused["REF"]) == ("name_taken", "grab")
+        await model.sync()  # untouched: still holds its name
+        async with await RawClient.connect(two.ws_url, name("a")) as a:
+            await a.send({"TYPE": "DATA/TEXT", "TO": shared, "DATA": "still yours"})
+            assert (await model.expect("DATA/TEXT"))["DATA"] == "still yours"
+
+
 async def test_a_killed_nodes_names_expire_from_presence(
         prefix: str, nodes: list[ServerProcess], tmp_path: Path) -> None:
     import redis.asyncio as aioredis

@@ -123,6 +123,17 @@ async def test_claiming_a_name_held_by_another_node_tells_that_node(
     assert await one.broker.is_online("model"), "releasing must not remove the new owner"
 
 
+async def test_a_claim_records_its_holder_for_the_other_nodes(
+        nodes: tuple[Node, Node]) -> None:
+    one, two = nodes
+    await one.broker.claim("model", "component:2")
+    assert await two.broker.holder_elsewhere("model") == "component:2"
+    assert await one.broker.holder_elsewhere("model") is None, "not *another* node"
+    assert await two.broker.holder_elsewhere("nobody") is None
+    await asyncio.sleep(2 * one.broker.presence_ttl_seconds)  # refreshed, holder kept
+    assert await two.broker.holder_elsewhere("model") == "component:2"
+
+
 async def test_signals_carry_their_topic_and_data(nodes: tuple[Node, Node]) -> None:
     one, two = nodes
     one.broker.signal("feedback/queue", {"room": "feedback/x", "ended": ["t1"]})

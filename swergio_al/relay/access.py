@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -56,8 +57,31 @@ class Credential(IntEnum):
 class NameHolder(Protocol):
     """What the takeover rule looks at in the connection holding a name."""
 
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def credential(self) -> Credential: ...
+
+
+@dataclass(frozen=True)
+class RemoteHolder:
+    """A name's holder on another node, as the broker's presence registry keeps it."""
+
     role: Role
     credential: Credential
+
+    def describe(self) -> str:
+        return f"{self.role.value}:{int(self.credential)}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> RemoteHolder | None:
+        """None for nothing or something unreadable (a node of an older version)."""
+        role, _, credential = (text or "").partition(":")
+        try:
+            return cls(Role(role), Credential(int(credential)))
+        except ValueError:
+            return None
 
 
 class AccessPolicy:

@@ -56,8 +56,14 @@ class Broker(ABC):
         """Like `publish`, for callers that cannot await; must not block."""
 
     @abstractmethod
-    async def claim(self, name: str) -> None:
-        """Record that `name` is connected to this node."""
+    async def claim(self, name: str, holder: str = "") -> None:
+        """Record that `name` is connected to this node, registered as `holder`
+        (role:credential, see relay/access.py)."""
+
+    async def holder_elsewhere(self, name: str) -> str | None:
+        """The `holder` another node's connection claimed `name` with, or None
+        (not online elsewhere, or claimed without one)."""
+        return None
 
     @abstractmethod
     async def release(self, name: str) -> None: ...
@@ -82,7 +88,7 @@ class MemoryBroker(Broker):
     def publish_nowait(self, envelope: Envelope) -> None:
         return None
 
-    async def claim(self, name: str) -> None:
+    async def claim(self, name: str, holder: str = "") -> None:
         return None
 
     async def release(self, name: str) -> None:

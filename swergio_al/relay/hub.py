@@ -31,7 +31,7 @@ from swergio_al.protocol import (
     new_id,
     stamp_sender,
 )
-from swergio_al.relay.access import AccessPolicy, Credential
+from swergio_al.relay.access import AccessPolicy, Credential, NameHolder, RemoteHolder
 from swergio_al.relay.broker import Broker, Envelope, MemoryBroker
 from swergio_al.relay.connection import Connection
 
@@ -111,11 +111,13 @@ class Hub:
             return
         role = Role(message.get(ROLE, Role.COMPONENT.value))
         previous = self.names.get(name)
-        if previous is not None and previous is not conn and \
-                not self.access.may_take_over(previous, role, credential):
+        holder: NameHolder | None = previous if previous is not conn else None
+        if holder is None and self.broker.distributed:  # held on another node?
+            holder = RemoteHolder.parse(await self.broker.holder_elsewhere(name))
+        if holder is not None and not self.access.may_take_over(holder, role, credential):
             # Checked before anything changes: the holder and the newcomer stay as they are.
-            log.warning("refused %s from %s: the name is held by a %s (%s) connection",
-                        name, conn.remote, previous.role.value, previous.credential.name.lower())
+            log.warning("refused %r from %s: the name is held by a %s (%s) connection",
+                        name, conn.remote, holder.role.value, holder.credential.name.lower())
             raise ProtocolError(ErrorCode.NAME_TAKEN,
                                 f"{name[:80]!r} is held by another connection; a takeover "
                                 f"needs the same role and at least as strong a token",
@@ -131,7 +133,7 @@ class Hub:
         conn.role = role
         conn.credential = credential
         self.names[name] = conn
-        await self.broker.claim(name)
+        await self.broker.claim(name, RemoteHolder(role, credential).describe())
         for service in self.services:
             await service.registered(conn)
 

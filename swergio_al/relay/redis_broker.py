@@ -64,16 +64,19 @@ BATCH = 512  # at most this many envelopes per Redis message
 BATCH_CHARS = 256 * 1024  # and at most about this much text (a larger envelope goes alone)
 REMOTE_CACHE = 100_000  # names remembered as online elsewhere (expired ones dropped past it)
 
+# A name's key holds "<node id> <holder>": the node it is connected to and the
+# role:credential it registered with (the takeover rule, relay/access.py).
 # Refresh this node's names; re-claim any that vanished (Redis restarted, or
 # they expired while Redis was unreachable); report those another node now owns.
 _REFRESH = """
+local mine = ARGV[1] .. ' '
 local lost = {}
-for _, key in ipairs(KEYS) do
+for i, key in ipairs(KEYS) do
   local owner = redis.call('GET', key)
-  if owner == ARGV[1] then
+  if owner and string.sub(owner, 1, #mine) == mine then
     redis.call('PEXPIRE', key, ARGV[2])
   elseif not owner then
-    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    redis.call('SET', key, ARGV[2 + i], 'PX', ARGV[2])
   else
     table.insert(lost, key)
   end
@@ -83,7 +86,10 @@ return lost
 
 # Delete a name only while this node still owns it (not after a takeover).
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local owner = redis.call('GET', KEYS[1])
+if owner and string.sub(owner, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -148,7 +154,7 @@ class RedisBroker(Broker):
         self.channel = f"{self.namespace}:relay"
         self._redis: aioredis.Redis | None = None
         self._on_envelope: OnEnvelope | None = None
-        self._local: set[str] = set()
+        self._local: dict[str, str] = {}  # name -> its key's value
         # Names seen online on other nodes, until (monotonic time): spares `TO`
         # traffic a Redis round trip per message. A node that releases a name
         # says so (GONE); a killed node's names age out of here as from Redis.
@@ -366,23 +372,39 @@ class RedisBroker(Broker):
     def _name_key(self, name: str) -> str:
         return f"{self.namespace}:name:{name}"
 
-    async def claim(self, name: str) -> None:
-        self._local.add(name)
+    def _ours(self, owner: object) -> bool:
+        return isinstance(owner, str) and owner.startswith(f"{self.node_id} ")
+
+    async def claim(self, name: str, holder: str = "") -> None:
+        value = self._local[name] = f"{self.node_id} {holder}"
         if self.state is not BrokerState.RUNNING:
             return
         assert self._redis is not None
         try:
-            previous = await self._redis.set(self._name_key(name), self.node_id,
+            previous = await self._redis.set(self._name_key(name), value,
                                              px=self._ttl_ms, get=True)
         except (RedisError, OSError) as exc:
             # The heartbeat claims it once Redis is back; the client stays connected.
             log.warning("redis broker: could not record %s as online (%s); retrying", name, exc)
             return
-        if previous is not None and previous != self.node_id:
+        if previous is not None and not self._ours(previous):
             self._enqueue(TAKEOVER, Envelope(text="", room=None, to=name, exclude=None))
 
+    async def holder_elsewhere(self, name: str) -> str | None:
+        if self.state is not BrokerState.RUNNING:
+            return None
+        assert self._redis is not None
+        try:
+            owner = await self._redis.get(self._name_key(name))
+        except (RedisError, OSError) as exc:
+            log.warning("redis broker: presence lookup of %s failed: %s", name, exc)
+            return None
+        if not isinstance(owner, str) or self._ours(owner):
+            return None
+        return owner.partition(" ")[2]
+
     async def release(self, name: str) -> None:
-        self._local.discard(name)
+        self._local.pop(name, None)
         if self.state is not BrokerState.RUNNING:
             return
         self._enqueue(GONE, Envelope(text="", room=None, to=name, exclude=None))
@@ -404,7 +426,7 @@ class RedisBroker(Broker):
         except (RedisError, OSError) as exc:
             log.warning("redis broker: presence lookup of %s failed: %s", name, exc)
             return False
-        online = owner is not None and owner != self.node_id
+        online = owner is not None and not self._ours(owner)
         if online:
             if len(self._remote) >= REMOTE_CACHE:
                 self._remote = {n: t for n, t in self._remote.items() if t > now}
@@ -412,7 +434,7 @@ class RedisBroker(Broker):
         return online
 
     def _taken(self, name: str) -> None:
-        self._local.discard(name)
+        self._local.pop(name, None)
         if self.on_taken_over is not None:
             try:
                 self.on_taken_over(name)
@@ -430,11 +452,14 @@ class RedisBroker(Broker):
         prefix = len(self._name_key(""))
         while not self._stopping():
             await asyncio.sleep(self.presence_ttl_seconds / 3)
-            keys = [self._name_key(name) for name in self._local]
+            names = list(self._local.items())
+            keys = [self._name_key(name) for name, _ in names]
+            values = [value for _, value in names]
             try:
                 for start in range(0, len(keys), 1000):
                     lost = await self._refresh(keys=keys[start:start + 1000],
-                                               args=[self.node_id, self._ttl_ms])
+                                               args=[self.node_id, self._ttl_ms,
+                                                     *values[start:start + 1000]])
                     for key in lost:
                         self._taken(key[prefix:])
             except (RedisError, OSError) as exc:
