@@ -10,17 +10,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
 import swergio_al
-from swergio_al.keys import CONFIG
+from swergio_al.feedback.records import StoreError
+from swergio_al.keys import CONFIG, FEEDBACK, STORE
 
 ASSET_DIRS = ("web", "static", "templates")
 KPI_ROOM = "kpi"  # where model loops publish LOG/KPI for the dashboard
 UNDO_SECONDS = 4.0  # how long an answer stays undoable before it is sent
+LANDING_ROOMS = 500  # rooms looked at for the landing page: its cost stays bounded
 
 # Pages run no inline script and load code only from here; samples may show
 # images and sounds from anywhere (models send URLs), never run their code.
@@ -75,6 +78,24 @@ async def label_page(request: web.Request) -> web.Response:
     return _page("label.html", request, context)
 
 
+async def landing_page(request: web.Request) -> web.Response:
+    """The rooms with work waiting (queue, labelers, question), each linking to its
+    label page; a clear empty state saying how to send work here."""
+    store, service = request.app[STORE], request.app[FEEDBACK]
+    rooms: list[dict[str, object]] = []
+    try:
+        for room in (await store.rooms())[:LANDING_ROOMS]:
+            stats = await service.room_stats(room)
+            if stats["queued"] or stats["in_flight"]:
+                rooms.append({"name": room, "href": "/label/" + quote(room), **stats,
+                              "question": await store.open_question(room) or ""})
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
+    rooms.sort(key=lambda r: (-int(str(r["queued"])), str(r["name"])))
+    return _page("landing.html", request, {"rooms": rooms,
+                                           "prefix": request.app[CONFIG].feedback_prefix})
+
+
 async def dashboard_page(request: web.Request) -> web.Response:
     prefix = request.app[CONFIG].feedback_prefix
     # No room (or "all"): every feedback room, as they appear.
@@ -95,11 +116,12 @@ def _page(template: str, request: web.Request, context: Mapping[str, object]) ->
 
 
 def setup_ui(app: web.Application) -> None:
-    """Register `/`, `/label/{room}`, `/dashboard`, `/web/...` and `/static/...`."""
+    """Register `/` (the rooms with work), `/label/{room}`, `/dashboard`, `/web/...` and
+    `/static/...`."""
     root = assets_root()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(root / "templates"),
                          autoescape=jinja2.select_autoescape(default=True))
-    app.router.add_get("/", label_page, name="label")
+    app.router.add_get("/", landing_page, name="landing")
     # Room names may contain "/" (feedback/melody), so the pattern takes the rest of the path.
     app.router.add_get("/label/{room:.+}", label_page, name="label_room")
     app.router.add_get("/dashboard", dashboard_page, name="dashboard")

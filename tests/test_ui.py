@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.helpers import free_port
+from tests.helpers import RawClient, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,8 @@ async def test_pages_carry_a_policy_without_inline_scripts(server: TestServer) -
         assert headers["X-Content-Type-Options"] == "nosniff"
 
 
-async def test_labeling_page_joins_the_default_feedback_room(server: TestServer) -> None:
-    status, kind, body = await get(server, "/")
+async def test_labeling_page_joins_its_feedback_room(server: TestServer) -> None:
+    status, kind, body = await get(server, "/label/feedback")
     assert (status, kind.split(";")[0]) == (200, "text/html")
     assert 'data-room="feedback"' in body
     assert '<script type="module" src="/web/label.js">' in body
@@ -61,9 +61,9 @@ async def test_a_room_outside_the_feedback_prefix_is_a_clear_404(server: TestSer
 
 
 async def test_undo_window_must_be_a_sane_number(server: TestServer) -> None:
-    assert (await get(server, "/?undo=1.5"))[0] == 200
+    assert (await get(server, "/label/feedback?undo=1.5"))[0] == 200
     for bad in ("abc", "nan", "-1", "1e9"):
-        status, _, body = await get(server, f"/?undo={bad}")
+        status, _, body = await get(server, f"/label/feedback?undo={bad}")
         assert status == 400 and "undo must be" in body
 
 
@@ -102,7 +102,7 @@ def test_a_built_wheel_carries_and_serves_the_browser_assets(tmp_path: Path) -> 
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:
-        page = _get_when_up(f"http://127.0.0.1:{port}/", proc)
+        page = _get_when_up(f"http://127.0.0.1:{port}/label/feedback", proc)
         assert 'data-module="label-app"' in page
         script = _get_when_up(f"http://127.0.0.1:{port}/web/label.js", proc)
         assert "class LabelApp" in script
@@ -130,3 +130,21 @@ def _get_when_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0)
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+async def test_landing_page_lists_rooms_with_work_or_says_how_to_send_some(
+        server: TestServer) -> None:
+    status, _, body = await get(server, "/")
+    assert status == 200 and "No room has work waiting" in body and "FEEDBACK/REQUEST" in body
+    url = str(server.make_url("/ws"))
+    async with await RawClient.connect(url, "model", rooms=("feedback/a b",)) as model:
+        await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": "feedback/a b", "DATA": {
+            "sample_id": 1, "kind": "text", "content": "hi", "question": "<b>Is it?</b>",
+            "answer": {"type": "choice", "choices": ["yes", "no"]}}})
+        while (await model.expect("FEEDBACK/STATS"))["DATA"]["queued"] != 1:
+            pass  # stored once the room's figures say so
+        status, _, body = await get(server, "/")
+    assert status == 200 and "No room has work waiting" not in body
+    assert '<a class="room-link" href="/label/feedback/a%20b">feedback/a b</a>' in body
+    assert "&lt;b&gt;Is it?&lt;/b&gt;" in body  # the question is text, never markup
+    assert '<b data-key="queued">1</b> waiting' in body

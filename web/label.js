@@ -106,6 +106,7 @@ class LabelApp {
   }
 
   onReady() {
+    this.render(); // connected with nothing to show yet: the empty-queue state says so
     // Send what waited for the connection; an old task id the server no longer
     // knows comes back as an error and the answer waits for the task to return.
     for (const pend of this.pending.values()) if (pend.state === 'queued') this.sendLabel(pend);

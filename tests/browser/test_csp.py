@@ -32,7 +32,7 @@ async def test_pages_need_nothing_a_strict_policy_forbids(make_server: MakeServe
         for k, kind in enumerate(KINDS):
             await request(model, "feedback", kind, kind, 0, priority=10 - k)
         page = await watched_page(new_page, name="csp")
-        response = await page.goto(str(server.make_url("/?undo=0")))
+        response = await page.goto(str(server.make_url("/label/feedback?undo=0")))
         assert "script-src 'self'" in (await response.all_headers())["content-security-policy"]
         await wait_state(page, "open")
         previous = None

@@ -94,7 +94,7 @@ async def test_labeling_page_fits_a_phone(make_server: MakeServer, new_page: Any
         await request(model, "feedback", "t0", "table", 0, priority=0)
         page = await new_page(width=PHONE, height=740, name="a-rather-long-labeler-name",
                               touch=True)
-        await page.goto(str(server.make_url("/?undo=0.5")))
+        await page.goto(str(server.make_url("/label/feedback?undo=0.5")))
         assert (await next_task(page))["kind"] == "melody"
         await page.wait_for_selector('[data-stat="queued"]:text-is("0")')
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE

@@ -28,7 +28,7 @@ async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
                 await request(model, "feedback", f"{kind}-{i}", kind, i,
                               priority=100 - 10 * k - i)
         page = await new_page()
-        await page.goto(str(server.make_url("/?undo=0.3")))
+        await page.goto(str(server.make_url("/label/feedback?undo=0.3")))
         await page.fill("[data-name-input]", "ada")  # asked once, then kept
         await page.keyboard.press("Enter")
         await wait_state(page, "open")
@@ -85,7 +85,7 @@ async def test_undo_brings_an_answer_back_and_skip_sends_no_label(
         for i in range(4):
             await request(model, "feedback", f"t{i}", "text", i, priority=10 - i)
         page = await new_page(name="bo")
-        await page.goto(str(server.make_url("/?undo=2")))
+        await page.goto(str(server.make_url("/label/feedback?undo=2")))
 
         assert (await next_task(page))["sample"] == "t0"
         await page.keyboard.press("1")
@@ -134,7 +134,7 @@ async def test_hostile_sample_text_renders_as_text(make_server: MakeServer, new_
             await request(model, "feedback", f"x{i}", kind, 0, priority=10 - i, content=content,
                           answer=answer, question=XSS, prediction=XSS)
         page = await new_page(name="eve")
-        await page.goto(str(server.make_url("/?undo=0")))
+        await page.goto(str(server.make_url("/label/feedback?undo=0")))
         previous = None
         for _ in hostile:
             previous = (await next_task(page, previous))["sample"]
@@ -167,9 +167,9 @@ async def test_token_from_the_link_is_sent_on_register_and_leaves_the_address_ba
         ws.on("framesent", on_frame)
 
     page.on("websocket", on_socket)
-    await page.goto(str(server.make_url("/?token=s3cret&undo=1")))
+    await page.goto(str(server.make_url("/label/feedback?token=s3cret&undo=1")))
     await wait_state(page, "open")
-    assert "token" not in page.url and page.url.endswith("/?undo=1")
+    assert "token" not in page.url and page.url.endswith("/label/feedback?undo=1")
     await page.reload()  # the tab keeps the token; the URL never shows it again
     await asyncio.wait_for(both.wait(), 10)
     assert [(r["NAME"], r["ROLE"], r["TOKEN"]) for r in registers] == [
@@ -184,7 +184,7 @@ async def test_a_sample_the_model_cancels_leaves_the_screen(make_server: MakeSer
         for i in range(3):
             await request(model, "feedback", f"c{i}", "text", i, priority=3 - i)
         page = await new_page(name="cat")
-        await page.goto(str(server.make_url("/?undo=0")))
+        await page.goto(str(server.make_url("/label/feedback?undo=0")))
         assert (await next_task(page))["sample"] == "c0"
         await model.send({"TYPE": "FEEDBACK/CANCEL", "TO_ROOM": "feedback",
                           "DATA": {"sample_ids": ["c0"]}})

@@ -75,7 +75,7 @@ async def test_an_answer_given_after_the_lease_ran_out_still_reaches_the_model(
         for i in range(2):
             await request(model, "feedback", f"slow{i}", "text", i, priority=2 - i)
         page = await new_page(name="slowpoke")
-        await page.goto(str(server.make_url("/?undo=0")))
+        await page.goto(str(server.make_url("/label/feedback?undo=0")))
         assert (await next_task(page))["sample"] == "slow0"
         await page.wait_for_selector('[data-stat="queued"]:text-is("0")')
         # Thinking longer than the lease: the server takes both tasks back.
@@ -96,7 +96,7 @@ async def test_an_answer_for_a_sample_someone_else_took_over_is_dropped_with_a_n
     async with await connect_model(ws_url) as model, await RawClient.connect(ws_url) as other:
         await request(model, "feedback", "only", "text", 0, priority=1)
         page = await new_page(name="slowpoke")
-        await page.goto(str(server.make_url("/?undo=0")))
+        await page.goto(str(server.make_url("/label/feedback?undo=0")))
         assert (await next_task(page))["sample"] == "only"
         await other.send({"TYPE": "COMMAND/REGISTER", "NAME": "quick", "ROLE": "labeler",
                           "TO_ROOM": "_command"})

@@ -141,6 +141,10 @@ class Store(ABC):
         """Every room that has requests."""
 
     @abstractmethod
+    async def open_question(self, room: str) -> str | None:
+        """The question of the most urgent open request in the room (for the landing page)."""
+
+    @abstractmethod
     async def labeler_stats(self, room: str) -> list[LabelerStats]:
         """Per labeler in the room: labels, median seconds (recent labels), skips."""
 

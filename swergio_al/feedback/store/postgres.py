@@ -439,6 +439,13 @@ class PostgresStore(Store):
             rows = await conn.fetch("SELECT DISTINCT room FROM requests ORDER BY room")
         return [row["room"] for row in rows]
 
+    async def open_question(self, room: str) -> str | None:
+        async with self._connection(transaction=False) as conn:
+            question = await conn.fetchval("SELECT question FROM requests WHERE room = $1 AND "
+                                           "status = $2 ORDER BY priority DESC, id LIMIT 1",
+                                           room, _OPEN)
+        return None if question is None else str(question)
+
     async def labeler_stats(self, room: str) -> list[LabelerStats]:
         async with self._connection(transaction=False) as conn:
             counts = await conn.fetch("SELECT labeler, COUNT(*) FROM labels WHERE room = $1 "

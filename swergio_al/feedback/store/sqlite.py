@@ -590,6 +590,15 @@ class SQLiteStore(Store):
         return [row[0] for row in self.db.execute("SELECT DISTINCT room FROM requests "
                                                   "ORDER BY room")]
 
+    async def open_question(self, room: str) -> str | None:
+        return await self._run(self._open_question, room)
+
+    def _open_question(self, room: str) -> str | None:
+        row = self.db.execute("SELECT question FROM requests WHERE room = ? AND status = ? "
+                              "ORDER BY priority DESC, id LIMIT 1",
+                              (room, RequestStatus.OPEN.value)).fetchone()
+        return None if row is None else str(row[0])
+
     async def labeler_stats(self, room: str) -> list[LabelerStats]:
         return await self._run(self._labeler_stats, room)
 
