@@ -206,13 +206,13 @@ async def test_an_answer_in_its_undo_window_survives_leaving_the_page(
                                            rooms=("feedback",)) as model:
             await request(model, "feedback", "bye", "text", 0, priority=1)
             page = await new_page(name="gus")
-            await page.goto(f"{server.url}/?undo=30")
+            await page.goto(f"{server.url}/label/feedback?undo=30")
             assert (await next_task(page))["sample"] == "bye"
             await page.keyboard.press("2")
             await page.keyboard.press("Enter")
             await page.wait_for_selector("[data-undo]:not([hidden])")
             await page.goto("about:blank")  # sent on the way out, or on the next visit
-            await page.goto(f"{server.url}/?undo=0")
+            await page.goto(f"{server.url}/label/feedback?undo=0")
             assert (await take_labels(model, 1))["bye"]["answer"] == "negative"
             await page.wait_for_selector('[data-module="label-app"][data-unsent="0"]')
 

@@ -28,7 +28,7 @@ async def test_server_killed_and_restarted_mid_session_loses_no_label(
                 await request(model, "feedback", f"r{i}", "text", i, priority=10 - i,
                               **({"answer": TEXT} if i == 2 else {}))
             page = await new_page(name="cy")
-            await page.goto(f"{server.url}/?undo=0.3")
+            await page.goto(f"{server.url}/label/feedback?undo=0.3")
             assert (await next_task(page))["sample"] == "r0"
             await page.keyboard.press("1")
             await page.keyboard.press("Enter")
