@@ -23,9 +23,13 @@ PRESENCE_SIGNAL = "feedback/presence"
 
 class Presence:
     def __init__(self, hub: Hub, owns: Callable[[str], bool], *, heartbeat: float = 10.0,
-                 coalesce: float = 0.2, clock: Callable[[], float] = time.monotonic) -> None:
+                 coalesce: float = 0.2, clock: Callable[[], float] = time.monotonic,
+                 count_local: Callable[[str], int] | None = None) -> None:
         self.hub = hub
         self.owns = owns
+        # How many labelers a room has on this node, where the caller keeps count
+        # (the service does, in O(1)); by default, counted among the room's members.
+        self.count_local = count_local
         self.heartbeat = heartbeat
         self.coalesce = coalesce
         self.clock = clock
@@ -35,6 +39,8 @@ class Presence:
         self._changed = asyncio.Event()
 
     def local(self, room: str) -> int:
+        if self.count_local is not None:
+            return self.count_local(room)
         return sum(1 for member in self.hub.members(room) if member.role is Role.LABELER)
 
     def online(self, room: str) -> int:

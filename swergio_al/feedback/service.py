@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, ClassVar
 
 from swergio_al.feedback.answers import answer_problem, schema_problem
+from swergio_al.feedback.crowd import Crowd, Seat
 from swergio_al.feedback.kpi import kpi_record
 from swergio_al.feedback.presence import PRESENCE_SIGNAL, Presence
 from swergio_al.feedback.records import (
@@ -51,7 +52,6 @@ from swergio_al.relay.hub import Hub
 
 log = logging.getLogger(__name__)
 
-LabelerKey = tuple[str, str]  # (room, labeler name)
 Handler = Callable[["FeedbackService", Connection, Message], Awaitable[None]]
 MAX_OVERLAP = 100
 # The FEEDBACK/REQUEST fields the service reads; any other DATA key is the
@@ -63,6 +63,9 @@ REQUEST_FIELDS = frozenset({"sample_id", "kind", "content", "question", "answer"
 REPLAY_SLICE = 256
 # Broker signal between the services of several nodes: a room's queue changed.
 QUEUE_SIGNAL = "feedback/queue"
+# Labelers sent a room's FEEDBACK/STATS per tick, in turn: a crowd of thousands
+# costs the same per tick as a hundred (each sees fresh figures every few seconds).
+STATS_LABELERS_PER_TICK = 100
 
 
 def _field_error(message: Message, text: str) -> ProtocolError:
@@ -96,23 +99,23 @@ class FeedbackService:
         # Tasks this node handed out and that are still leased: answers a label
         # without a store round trip; the store re-checks inside the commit.
         self._tasks: dict[str, Task] = {}
-        self._held: dict[LabelerKey, set[str]] = {}
-        # When each labeler was last handed a task (a counter): among equally busy
-        # labelers the one waiting longest goes first, so idle people share the work.
-        self._handed: dict[LabelerKey, int] = {}
-        self._handouts = 0
-        self._locks: dict[LabelerKey, asyncio.Lock] = {}
-        # Labelers whose lease ran out: no new tasks until they act again.
-        self._idle: set[LabelerKey] = set()
+        # Each room's labelers on this node, and who of them gets work next.
+        self._crowds: dict[str, Crowd] = {}
+        # Each room's other members on this node (models, dashboards): every STATS.
+        self._watchers: dict[str, set[Connection]] = {}
+        # Labelers of a room still owed its latest STATS (served a few per tick).
+        self._stats_owed: dict[str, int] = {}
         self._dirty: set[str] = set()
         self._dirty_event = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._chores: set[asyncio.Task[None]] = set()
         # Rooms other nodes changed, still to top up here (one refill per room at a time).
-        self._stale: set[str] = set()
+        # (room -> tasks that may have become claimable there; None: any number)
+        self._stale: dict[str, int | None] = {}
         self._refilling: set[str] = set()
         self._withdrawn: dict[str, list[Task]] = {}
-        self.presence = Presence(hub, self.owns)
+        self.presence = Presence(hub, self.owns, count_local=self._local_labelers)
+        self._last_stats: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -156,34 +159,48 @@ class FeedbackService:
     async def joined(self, conn: Connection, room: str) -> None:
         self._touch(room)
         if conn.role is not Role.LABELER or conn.name is None:
+            self._watchers.setdefault(room, set()).add(conn)
             return
         self.presence.changed()
-        key = (room, conn.name)
-        self._idle.discard(key)
+        crowd = self._crowd(room)
+        seat = crowd.sit(conn.name, conn)
+        # Not hungry while the leases it may already hold are looked up.
+        seat.reserved += self.prefetch
         try:
-            # Leases that outlived a reconnect or a server restart are shown again.
-            async with self._lock(key):
-                held = self._held.setdefault(key, set())
-                for task in await self.store.leased_to(room, conn.name, now=self.clock()):
-                    if task.task_id not in held:
-                        held.add(task.task_id)
-                        self._tasks[task.task_id] = task
-                        self._send_task(conn, task)
-            await self._fill(room, conn)
+            try:
+                # Leases that outlived a reconnect or a server restart are shown again.
+                leased = await self.store.leased_to(room, conn.name, now=self.clock())
+            finally:
+                seat.reserved -= self.prefetch
+            for task in leased:
+                if task.task_id not in seat.held:
+                    seat.held.add(task.task_id)
+                    self._tasks[task.task_id] = task
+                    self._send_task(conn, task)
+            crowd.place(seat)
+            await self._fill(room, seat)
         except StoreError as exc:
+            crowd.place(seat)
             log.warning("no tasks for %s in %s: %s", conn.name, room, exc)
 
     async def left(self, conn: Connection, room: str) -> None:
         self._touch(room)
         if conn.role is not Role.LABELER or conn.name is None:
+            watchers = self._watchers.get(room)
+            if watchers is not None:
+                watchers.discard(conn)
+                if not watchers:
+                    del self._watchers[room]
             return
         self.presence.changed()
-        key = (room, conn.name)
-        self._idle.discard(key)
-        for task_id in self._held.pop(key, set()):
-            self._tasks.pop(task_id, None)
-        self._locks.pop(key, None)
-        self._handed.pop(key, None)
+        crowd = self._crowds.get(room)
+        seat = crowd.seats.get(conn.name) if crowd is not None else None
+        if crowd is not None and seat is not None and seat.conn is conn:
+            crowd.stand(conn.name)
+            for task_id in seat.held:
+                self._tasks.pop(task_id, None)
+            if not crowd.seats:
+                del self._crowds[room]
         if self.hub.names.get(conn.name) is not conn:
             return  # the name was taken over on another node: its leases go with it
         # A closing connection's handler may be cancelled while it cleans up; the
@@ -194,7 +211,7 @@ class FeedbackService:
         try:
             returned = await self.store.release(room, labeler, now=self.clock())
             if returned:
-                self._announce(room)
+                self._announce(room, count=len(returned))
                 await self._fill_room(room, budget=len(returned))
         except StoreError as exc:
             log.warning("could not return the tasks of %s in %s: %s", labeler, room, exc)
@@ -215,12 +232,16 @@ class FeedbackService:
                     await self._keep_kpi(message[TO_ROOM], conn.name, record)
             await self.hub.publish(message, exclude=conn.name)
             return
-        self._idle.discard((message[TO_ROOM], conn.name or ""))
+        seat = self._seat(message[TO_ROOM], conn)
+        if seat is not None and seat.idle:  # they are back: work for them again
+            seat.idle = False
+            self._crowd(message[TO_ROOM]).place(seat)
         try:
             await handler(self, conn, message)
         except UnknownTask as exc:
             # Typically a late answer to a lapsed lease: the labeler is back, so top them up.
-            await self._fill(message[TO_ROOM], conn)
+            if seat is not None:
+                await self._fill(message[TO_ROOM], seat)
             raise ProtocolError(ErrorCode.UNKNOWN_TASK, str(exc), message[ID]) from None
         except NotYourTask as exc:
             raise ProtocolError(ErrorCode.NOT_YOUR_TASK, str(exc), message[ID]) from None
@@ -270,7 +291,7 @@ class FeedbackService:
                                           now=self.clock())
         if outcome is not Submitted.ALREADY_LABELED:
             self._touch(room)
-            self._announce(room)
+            self._announce(room, count=overlap)
             await self._fill_room(room, budget=overlap)
 
     async def _on_ack(self, conn: Connection, message: Message) -> None:
@@ -288,7 +309,7 @@ class FeedbackService:
         room = message[TO_ROOM]
         assert conn.name is not None
         leased = await self.store.cancel(room, conn.name, sample_ids, now=self.clock())
-        self._announce(room, canceled=leased)
+        self._announce(room, canceled=leased, count=0)
         await self._withdraw(leased)
         self._touch(room)
 
@@ -352,13 +373,36 @@ class FeedbackService:
                             seconds: float | None) -> None:
         room, task_id = task.request.room, task.task_id
         assert conn.name is not None
-        label = await self.store.record_label(task_id, conn.name, answer, seconds,
-                                              label_id=new_id(), now=self.clock())
+        # The common case of a busy crowd: nobody waits for work more than this
+        # labeler will once the label is in, so the same commit claims their next
+        # task. Otherwise the task goes to whoever has waited longest, below.
+        seat = self._seat(room, conn)
+        crowd = self._crowds.get(room)
+        claim = 0
+        if seat is not None and crowd is not None and not seat.idle and \
+                not crowd.hungrier_than(seat.load - 1, but=seat):
+            claim = max(0, self.prefetch - (seat.load - 1))
+        if seat is not None and crowd is not None and claim:
+            seat.reserved += claim
+            crowd.place(seat)
+            crowd.claiming += 1
+        try:
+            label, tasks = await self.store.label_and_claim(
+                task_id, conn.name, answer, seconds, label_id=new_id(), now=self.clock(),
+                claim=claim, lease_seconds=self.lease_seconds)
+        finally:
+            if seat is not None and crowd is not None and claim:
+                seat.reserved -= claim
+                crowd.claiming -= 1
+                crowd.place(seat)
         self._forget(task)
         self._send_ack(conn, label)
         await self._deliver(label, replay=False)
         self._touch(room)
-        await self._fill(room, conn)
+        if seat is not None and claim:
+            await self._hand_out(room, [seat], tasks)
+        else:
+            await self._fill_room(room, budget=1)
 
     def _send_ack(self, conn: Connection, label: Label) -> None:
         self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_ACK.value,
@@ -371,8 +415,8 @@ class FeedbackService:
         task = await self.store.skip(self._task_id(message), conn.name, now=self.clock())
         self._forget(task)
         self._touch(room)
-        self._announce(room)
-        await self._fill_room(room, budget=1, first_not=conn)
+        self._announce(room, count=1)
+        await self._fill_room(room, budget=1, last=self._seat(room, conn))
 
     _handlers: ClassVar[dict[str, Handler]] = {
         MessageType.FEEDBACK_REQUEST: _on_request,
@@ -386,71 +430,98 @@ class FeedbackService:
 
     # -- dispatch ----------------------------------------------------------
 
-    def _lock(self, key: LabelerKey) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
+    def _crowd(self, room: str) -> Crowd:
+        crowd = self._crowds.get(room)
+        if crowd is None:
+            crowd = self._crowds[room] = Crowd(self.prefetch)
+        return crowd
 
-    async def _fill(self, room: str, conn: Connection) -> tuple[int, bool]:
-        """Lease tasks to one labeler until they hold `prefetch`, or nothing is left.
+    def _local_labelers(self, room: str) -> int:
+        crowd = self._crowds.get(room)
+        return 0 if crowd is None else len(crowd)
 
-        Returns how many tasks it handed out, and whether it asked the store in
-        vain (nothing this labeler may take).
-        """
-        name = conn.name
-        if conn.role is not Role.LABELER or name is None or (room, name) in self._idle:
-            return 0, False
-        key = (room, name)
-        given, dry = 0, False
-        async with self._lock(key):
-            held = self._held.setdefault(key, set())
-            while len(held) < self.prefetch and conn.is_open and room in conn.rooms:
-                task = await self.store.claim(room, name, lease_seconds=self.lease_seconds,
-                                              now=self.clock())
-                if task is None:
-                    dry = True
-                    break
-                if not (conn.is_open and room in conn.rooms):  # left while we claimed
-                    if self.hub.names.get(name) in (None, conn):
-                        await self.store.release(room, name, now=self.clock())
-                    break
-                held.add(task.task_id)
-                self._tasks[task.task_id] = task
-                self._send_task(conn, task)
-                self._touch(room)
-                given += 1
-        return given, dry
+    def _seat(self, room: str, conn: Connection) -> Seat | None:
+        """`conn`'s seat in `room`, if it is a labeler there."""
+        crowd = self._crowds.get(room)
+        seat = crowd.seats.get(conn.name) if crowd is not None and conn.name else None
+        return seat if seat is not None and seat.conn is conn else None
+
+    async def _fill(self, room: str, seat: Seat) -> None:
+        """Lease tasks to one labeler until they hold `prefetch`, or nothing is left."""
+        await self._claim_for(room, [seat])
 
     async def _fill_room(self, room: str, *, budget: int | None = None,
-                         first_not: Connection | None = None) -> None:
-        """Top up the labelers in the room, the least busy first (`first_not` last).
+                         last: Seat | None = None) -> None:
+        """Top up the hungry labelers of the room, the least busy and longest waiting
+        first (`last` only if nobody else wants work).
 
         `budget` is how many tasks the change that prompted this can have made
-        claimable (a new request: its overlap). Once that many are handed out,
-        or that many labelers found nothing (someone being topped up at the
-        same moment took it), the rest are not asked: asking every hungry
-        labeler costs a store round trip each, per request, with many labelers.
+        claimable (a new request: its overlap): that many labelers are asked, in
+        one store transaction. Asking every hungry labeler would cost a claim
+        each, per request, with many labelers and nothing to give them.
         """
-        labelers = [m for m in self.hub.members(room) if m.role is Role.LABELER and m.name]
-        labelers.sort(key=lambda m: (m is first_not,
-                                     len(self._held.get((room, m.name or ""), ())),
-                                     self._handed.get((room, m.name or ""), 0)))
-        if budget is None:
-            for member in labelers:
-                await self._fill(room, member)
+        crowd = self._crowds.get(room)
+        if crowd is None:
             return
-        handed, dry_runs = 0, 0
-        for member in labelers:
-            if handed >= budget or dry_runs >= budget:
-                return
-            given, dry = await self._fill(room, member)
-            handed += given
-            dry_runs += dry
+        count = crowd.hungry_count() + crowd.claiming if budget is None else budget
+        seats = crowd.next_hungry(count, last=last)
+        if len(seats) < count and crowd.claiming:
+            crowd.missed += count - len(seats)
+        if seats:
+            await self._claim_for(room, seats)
+
+    async def _claim_for(self, room: str, seats: list[Seat]) -> None:
+        """Claim for each seat what it lacks, all in one store call."""
+        wants = [(seat, self.prefetch - seat.load) for seat in seats
+                 if not seat.idle and seat.conn.is_open]
+        wants = [(seat, n) for seat, n in wants if n > 0]
+        if not wants:
+            return
+        crowd = self._crowd(room)
+        for seat, n in wants:
+            seat.reserved += n  # not hungry while its claim is under way
+            crowd.place(seat)
+        crowd.claiming += 1
+        try:
+            tasks = await self.store.claim_many(room, [(seat.name, n) for seat, n in wants],
+                                                lease_seconds=self.lease_seconds,
+                                                now=self.clock())
+        finally:
+            crowd.claiming -= 1
+            for seat, n in wants:
+                seat.reserved -= n
+                crowd.place(seat)
+        await self._hand_out(room, [seat for seat, _ in wants], tasks)
+
+    async def _hand_out(self, room: str, seats: list[Seat], tasks: list[Task]) -> None:
+        """Send claimed tasks to their labelers; those who got none wait at the back."""
+        by_name: dict[str, list[Task]] = {}
+        for task in tasks:
+            by_name.setdefault(task.labeler, []).append(task)
+        crowd = self._crowds.get(room)
+        for seat in seats:
+            got = by_name.get(seat.name, [])
+            if crowd is None or crowd.seats.get(seat.name) is not seat or \
+                    not seat.conn.is_open:
+                # They left while we claimed: give the tasks back (unless the name
+                # has a new connection by now, which picks its leases up itself).
+                if got and self.hub.names.get(seat.name) in (None, seat.conn):
+                    await self.store.release(room, seat.name, now=self.clock())
+                continue
+            for task in got:
+                seat.held.add(task.task_id)
+                self._tasks[task.task_id] = task
+                self._send_task(seat.conn, task)
+            crowd.place(seat)
+        if tasks:
+            self._touch(room)
+        if crowd is not None and crowd.missed and crowd.hungry_count():
+            missed, crowd.missed = crowd.missed, 0
+            await self._fill_room(room, budget=missed)
 
     async def _withdraw(self, tasks: Iterable[Task]) -> None:
         """Tell labelers that tasks they hold were canceled, and give them new ones."""
-        refill: dict[LabelerKey, Connection] = {}
+        refill: dict[tuple[str, str], Seat] = {}
         for task in tasks:
             self._forget(task)
             conn = self.hub.names.get(task.labeler)
@@ -459,19 +530,24 @@ class FeedbackService:
                                         TO_ROOM: task.request.room, TO: task.labeler,
                                         DATA: {"task_ids": [task.task_id],
                                                "sample_ids": [task.request.sample_id]}})
-                refill[(task.request.room, task.labeler)] = conn
-        for (room, _), conn in refill.items():
-            await self._fill(room, conn)
+                seat = self._seat(task.request.room, conn)
+                if seat is not None:
+                    refill[(task.request.room, task.labeler)] = seat
+        for (room, _), seat in refill.items():
+            await self._fill(room, seat)
 
-    def _forget(self, task: Task) -> None:
+    def _forget(self, task: Task, *, idle: bool = False) -> None:
+        """The task is no longer held (labeled, skipped, ended); `idle`: its lease ran
+        out, so its labeler gets nothing new until they act again."""
         self._tasks.pop(task.task_id, None)
-        held = self._held.get((task.request.room, task.labeler))
-        if held is not None:
-            held.discard(task.task_id)
+        crowd = self._crowds.get(task.request.room)
+        seat = crowd.seats.get(task.labeler) if crowd is not None else None
+        if crowd is not None and seat is not None:
+            seat.held.discard(task.task_id)
+            seat.idle = seat.idle or idle
+            crowd.place(seat)
 
     def _send_task(self, conn: Connection, task: Task) -> None:
-        self._handouts += 1
-        self._handed[(task.request.room, task.labeler)] = self._handouts
         self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_TASK.value,
                                 TO_ROOM: task.request.room, TO: task.labeler,
                                 DATA: task.message_data()})
@@ -508,12 +584,11 @@ class FeedbackService:
                 expired = await self.store.expire(now=self.clock())
                 rooms: dict[str, list[Task]] = {}
                 for task in expired:
-                    self._forget(task)
-                    self._idle.add((task.request.room, task.labeler))
+                    self._forget(task, idle=True)
                     rooms.setdefault(task.request.room, []).append(task)
                 for room, tasks in rooms.items():
                     self._touch(room)
-                    self._announce(room, ended=tasks)
+                    self._announce(room, ended=tasks, count=len(tasks))
                     await self._fill_room(room, budget=len(tasks))
             except StoreError as exc:
                 log.warning("lease expiry failed, retrying: %s", exc)
@@ -523,9 +598,11 @@ class FeedbackService:
     # change to a room's queue: work to hand to their labelers, leases this
     # node ended (expired) or the requester canceled that a labeler there holds.
 
-    def _announce(self, room: str, *, ended: Iterable[Task] = (),
+    def _announce(self, room: str, *, count: int, ended: Iterable[Task] = (),
                   canceled: Iterable[Task] = ()) -> None:
-        self.hub.broker.signal(QUEUE_SIGNAL, {"room": room,
+        """`count`: how many tasks the change can have made claimable (that many
+        labelers are asked on the other nodes, not all of them)."""
+        self.hub.broker.signal(QUEUE_SIGNAL, {"room": room, "count": count,
                                               "ended": [t.task_id for t in ended],
                                               "canceled": [t.task_id for t in canceled]})
 
@@ -540,11 +617,14 @@ class FeedbackService:
         for task_id in _task_ids(data.get("ended")):
             task = self._tasks.get(task_id)
             if task is not None:  # its lease ran out, as if it had expired here
-                self._forget(task)
-                self._idle.add((room, task.labeler))
+                self._forget(task, idle=True)
         self._withdrawn.setdefault(room, []).extend(
             self._tasks[t] for t in _task_ids(data.get("canceled")) if t in self._tasks)
-        self._stale.add(room)
+        count = data.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            count = None  # a node that does not say: everyone hungry is asked
+        before = self._stale.get(room, 0)
+        self._stale[room] = None if count is None or before is None else before + count
         if room not in self._refilling:
             self._refilling.add(room)
             self._spawn(self._refill(room))
@@ -554,10 +634,11 @@ class FeedbackService:
         (many requests at once) costs a few runs, not one each."""
         try:
             while room in self._stale:
-                self._stale.discard(room)
+                budget = self._stale.pop(room)
                 await self._withdraw(self._withdrawn.pop(room, []))
                 self._touch(room)
-                await self._fill_room(room)
+                if budget != 0:
+                    await self._fill_room(room, budget=budget)
         except StoreError as exc:
             log.warning("could not hand out the tasks of %s: %s", room, exc)
         finally:
@@ -568,25 +649,53 @@ class FeedbackService:
         self._dirty_event.set()
 
     async def _broadcast_stats(self) -> None:
-        """FEEDBACK/STATS to each changed room at once, then at most every interval."""
+        """FEEDBACK/STATS to each changed room at once, then at most every interval.
+
+        Every watcher (model, dashboard) gets each; labelers get them in turn, a
+        few per tick, so the cost per tick does not grow with the crowd.
+        """
         while True:
             await self._dirty_event.wait()
             self._dirty_event.clear()
             rooms, self._dirty = self._dirty, set()
             for room in rooms:
                 if room not in self.hub.rooms:
+                    self._stats_owed.pop(room, None)
                     continue
                 try:
                     stats = await self.room_stats(room)
                 except StoreError as exc:
                     log.warning("stats for %s failed: %s", room, exc)
                     continue
-                # Local members only: every node sends its own (from the shared store),
-                # so with several nodes nobody gets two streams of figures.
-                message = {ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value,
-                           TO_ROOM: room, DATA: stats}
-                self.hub.deliver_local(encode(message), room=room, to=None, exclude=None)
+                self._send_stats(room, stats)
             await asyncio.sleep(self.stats_interval)
+
+    def _send_stats(self, room: str, stats: dict[str, Any]) -> None:
+        # Local members only: every node sends its own (from the shared store),
+        # so with several nodes nobody gets two streams of figures.
+        text = encode({ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value, TO_ROOM: room,
+                       DATA: stats})
+        sent = 0
+        for conn in self._watchers.get(room, ()):
+            conn.deliver(text)
+            sent += 1
+        crowd = self._crowds.get(room)
+        if crowd is not None:
+            # New figures are owed to every labeler; the same ones only to those
+            # whose turn has not come yet.
+            owed = len(crowd) if stats != self._last_stats.get(room) else \
+                self._stats_owed.get(room, 0)
+            for seat in crowd.stats_turn(min(owed, STATS_LABELERS_PER_TICK)):
+                seat.conn.deliver(text)
+                sent += 1
+                owed -= 1
+            if owed > 0:  # the rest get their turn on the next ticks
+                self._stats_owed[room] = owed
+                self._touch(room)
+            else:
+                self._stats_owed.pop(room, None)
+        self._last_stats[room] = stats
+        self.hub.delivered += sent
 
     async def room_stats(self, room: str) -> dict[str, Any]:
         stats = await self.store.stats(room, now=self.clock())

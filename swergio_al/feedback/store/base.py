@@ -80,6 +80,23 @@ class Store(ABC):
         priorities the oldest first.
         """
 
+    async def claim_many(self, room: str, wants: Sequence[tuple[str, int]], *,
+                         lease_seconds: float, now: float) -> list[Task]:
+        """Lease up to `count` tasks to each `(labeler, count)`, in that order.
+
+        One transaction where the backend can: several labelers hungry at once
+        cost one commit, not one each. A labeler for whom nothing is left gets
+        none; the others are still served.
+        """
+        tasks: list[Task] = []
+        for labeler, count in wants:
+            for _ in range(count):
+                task = await self.claim(room, labeler, lease_seconds=lease_seconds, now=now)
+                if task is None:
+                    break
+                tasks.append(task)
+        return tasks
+
     @abstractmethod
     async def task(self, task_id: str) -> Task | None: ...
 
@@ -111,6 +128,20 @@ class Store(ABC):
 
         Raises UnknownTask (no such task, or not leased any more) or NotYourTask.
         """
+
+    async def label_and_claim(self, task_id: str, labeler: str, answer: object,
+                              seconds: float | None, *, label_id: str, now: float, claim: int,
+                              lease_seconds: float) -> tuple[Label, list[Task]]:
+        """`record_label`, then lease up to `claim` more tasks to the same labeler.
+
+        Backends do both in the one transaction that commits the label: the
+        common path of a busy crowd (label in, next task out) is one commit.
+        """
+        label = await self.record_label(task_id, labeler, answer, seconds, label_id=label_id,
+                                        now=now)
+        tasks = await self.claim_many(label.room, [(labeler, claim)],
+                                      lease_seconds=lease_seconds, now=now) if claim else []
+        return label, tasks
 
     @abstractmethod
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:

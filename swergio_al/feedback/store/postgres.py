@@ -155,7 +155,8 @@ class PostgresStore(Store):
                                    f"release understands ({LATEST}); upgrade swergio-al")
             for version in range(current + 1, LATEST + 1):
                 for statement in MIGRATIONS[version - 1]:
-                    await conn.execute(statement.format(serial="SERIAL PRIMARY KEY"))
+                    await conn.execute(statement.format(serial="SERIAL PRIMARY KEY",
+                                                            generated="STORED"))
                 await conn.execute("DELETE FROM schema_version")
                 await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
 
@@ -263,26 +264,49 @@ class PostgresStore(Store):
 
     async def claim(self, room: str, labeler: str, *, lease_seconds: float,
                     now: float) -> Task | None:
+        tasks = await self.claim_many(room, [(labeler, 1)], lease_seconds=lease_seconds,
+                                      now=now)
+        return tasks[0] if tasks else None
+
+    async def claim_many(self, room: str, wants: Sequence[tuple[str, int]], *,
+                         lease_seconds: float, now: float) -> list[Task]:
+        if not any(count > 0 for _, count in wants):
+            return []
         async with self._connection() as conn:
-            # SKIP LOCKED: a request another node is claiming right now is passed
-            # over (that node takes it), never leased twice.
-            request_id = await conn.fetchval(
-                "SELECT r.id FROM requests r WHERE r.room = $1 AND r.status = $2 AND "
-                "r.labeled + r.in_flight < r.overlap AND NOT EXISTS (SELECT 1 FROM tasks t "
-                "WHERE t.request_id = r.id AND t.labeler = $3 AND t.status = ANY($4::text[])) "
-                "ORDER BY r.priority DESC, r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED",
-                room, _OPEN, labeler, _EXCLUDING)
-            if request_id is None:
-                return None
-            task_id = uuid.uuid4().hex
-            await conn.execute("UPDATE requests SET in_flight = in_flight + 1 WHERE id = $1",
-                               request_id)
-            await conn.execute("INSERT INTO tasks (task_id, request_id, room, labeler, status, "
-                               "lease_expires, created, updated) VALUES ($1, $2, $3, $4, $5, "
-                               "$6, $7, $8)", task_id, request_id, room, labeler, _LEASED,
-                               now + lease_seconds, now, now)
-            row = await conn.fetchrow(f"{_TASK_SELECT} WHERE t.task_id = $1", task_id)
-        return _task(_row(row))
+            tasks: list[Task] = []
+            for labeler, count in wants:
+                tasks += await self._claim_in(conn, room, labeler, count, lease_seconds, now)
+        return tasks
+
+    async def _claim_in(self, conn: Any, room: str, labeler: str, count: int,
+                        lease_seconds: float, now: float) -> list[Task]:
+        """Lease up to `count` requests to `labeler`, inside the caller's transaction."""
+        if count <= 0:
+            return []
+        # SKIP LOCKED: a request another node is claiming right now is passed
+        # over (that node takes it), never leased twice. The literal 'open' lets
+        # the planner use the partial index of claimable requests.
+        request_ids = [r["id"] for r in await conn.fetch(
+            "SELECT r.id FROM requests r WHERE r.room = $1 AND r.status = 'open' AND "
+            "r.free_slots > 0 AND NOT EXISTS (SELECT 1 FROM tasks t "
+            "WHERE t.request_id = r.id AND t.labeler = $2 AND t.status = ANY($3::text[])) "
+            "ORDER BY r.priority DESC, r.id LIMIT $4 FOR UPDATE OF r SKIP LOCKED",
+            room, labeler, _EXCLUDING, count)]
+        if not request_ids:
+            return []
+        task_ids = [uuid.uuid4().hex for _ in request_ids]
+        rows = await conn.fetch(
+            "WITH bumped AS (UPDATE requests SET in_flight = in_flight + 1 "
+            "WHERE id = ANY($1::int[])), "
+            "made AS (INSERT INTO tasks (task_id, request_id, room, labeler, status, "
+            "lease_expires, created, updated) SELECT n.task_id, n.request_id, $3, $4, $5, $6, "
+            "$7, $7 FROM unnest($2::text[], $1::int[]) AS n(task_id, request_id) "
+            "RETURNING task_id, request_id, labeler, lease_expires, status) "
+            f"SELECT m.task_id, m.labeler, m.lease_expires, m.status, {_REQUEST_COLUMNS} "
+            "FROM made m JOIN requests r ON r.id = m.request_id",
+            request_ids, task_ids, room, labeler, _LEASED, now + lease_seconds, now)
+        order = {task_id: i for i, task_id in enumerate(task_ids)}
+        return sorted((_task(_row(row)) for row in rows), key=lambda t: order[t.task_id])
 
     async def task(self, task_id: str) -> Task | None:
         async with self._connection(transaction=False) as conn:
@@ -351,26 +375,36 @@ class PostgresStore(Store):
 
     async def record_label(self, task_id: str, labeler: str, answer: object,
                            seconds: float | None, *, label_id: str, now: float) -> Label:
+        label, _ = await self.label_and_claim(task_id, labeler, answer, seconds,
+                                              label_id=label_id, now=now, claim=0,
+                                              lease_seconds=0.0)
+        return label
+
+    async def label_and_claim(self, task_id: str, labeler: str, answer: object,
+                              seconds: float | None, *, label_id: str, now: float, claim: int,
+                              lease_seconds: float) -> tuple[Label, list[Task]]:
         async with self._connection() as conn:
             task = await self._leased_task(conn, task_id, labeler)
             request = task.request
             sample_id, is_int = _sample_key(request.sample_id)
-            request_id = await conn.fetchval("SELECT request_id FROM tasks WHERE task_id = $1",
-                                             task_id)
-            await conn.execute("UPDATE tasks SET status = $1, updated = $2 WHERE task_id = $3",
-                               TaskStatus.DONE.value, now, task_id)
+            # One statement: close the task, count the label on its request, store it.
             await conn.execute(
-                "UPDATE requests SET labeled = labeled + 1, "
+                "WITH done AS (UPDATE tasks SET status = $1, updated = $2 WHERE task_id = $3 "
+                "RETURNING request_id), "
+                "counted AS (UPDATE requests r SET labeled = labeled + 1, "
                 "in_flight = GREATEST(in_flight - 1, 0), "
-                "status = CASE WHEN labeled + 1 >= overlap THEN $1 ELSE status END, "
-                "updated = $2 WHERE id = $3", RequestStatus.DONE.value, now, request_id)
-            await conn.execute(
-                f"INSERT INTO labels ({_LABEL_COLUMNS}, request_id) VALUES ($1, $2, $3, $4, $5, "
-                "$6, $7, $8, $9, $10, 0, $11)", label_id, task_id, request.room, sample_id,
-                is_int, request.requester, labeler, json.dumps(answer), seconds, now, request_id)
-        return Label(label_id=label_id, task_id=task_id, room=request.room,
-                     sample_id=request.sample_id, requester=request.requester, labeler=labeler,
-                     answer=answer, seconds=seconds, created=now, extra=request.extra)
+                "status = CASE WHEN labeled + 1 >= overlap THEN $4 ELSE status END, "
+                "updated = $2 FROM done WHERE r.id = done.request_id) "
+                f"INSERT INTO labels ({_LABEL_COLUMNS}, request_id) SELECT $5, $3, $6, $7, $8, "
+                "$9, $10, $11, $12, $2, 0, done.request_id FROM done",
+                TaskStatus.DONE.value, now, task_id, RequestStatus.DONE.value, label_id,
+                request.room, sample_id, is_int, request.requester, labeler,
+                json.dumps(answer), seconds)
+            tasks = await self._claim_in(conn, request.room, labeler, claim, lease_seconds, now)
+        label = Label(label_id=label_id, task_id=task_id, room=request.room,
+                      sample_id=request.sample_id, requester=request.requester, labeler=labeler,
+                      answer=answer, seconds=seconds, created=now, extra=request.extra)
+        return label, tasks
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
         async with self._connection() as conn:

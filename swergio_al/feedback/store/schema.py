@@ -1,7 +1,8 @@
 """The SQL schema, as a list of migrations. Append a step; never edit a released one.
 
-Kept to SQL that SQLite and PostgreSQL both accept, apart from the key types
-each backend spells for itself (`{serial}`).
+Kept to SQL that SQLite and PostgreSQL both accept, apart from what each backend
+spells for itself: key types (`{serial}`) and computed columns (`{generated}`:
+SQLite can only add VIRTUAL ones, PostgreSQL only STORED ones).
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX kpi_model ON kpi (room, model, seq)",
         "CREATE INDEX tasks_skips ON tasks (room, status, labeler)",
+    ],
+    [
+        # How many more labels a request can take right now, and an index of the
+        # requests a labeler could still be given: a claim walks only those, so its
+        # cost does not grow with the tasks out with labelers (they hold the highest
+        # priorities and were all stepped over in requests_queue).
+        "ALTER TABLE requests ADD COLUMN free_slots INTEGER "
+        "GENERATED ALWAYS AS (overlap - labeled - in_flight) {generated}",
+        "CREATE INDEX requests_claimable ON requests (room, priority DESC, id) "
+        "WHERE status = 'open' AND free_slots > 0",
     ],
 ]
 

@@ -128,14 +128,14 @@ RECENT_SECONDS = ("SELECT labeler, seconds FROM (SELECT labeler, seconds, ROW_NU
                   "AND seconds IS NOT NULL) AS recent WHERE n <= {1}")
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Label], Label | BaseException]]) -> None:
-    for future, outcome in outcomes:
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in outcomes:
         if future.cancelled():
             continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
+        if error is not None:
+            future.set_exception(error)
         else:
-            future.set_result(outcome)
+            future.set_result(result)
 
 
 def sqlite_path(url: str) -> str:
@@ -152,8 +152,11 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._thread: StoreThread | None = None
         self._batch_lock = threading.Lock()
-        self._labels_waiting: list[tuple[tuple[Any, ...], asyncio.Future[Label]]] = []
+        self._writes_waiting: list[tuple[Callable[..., Any], tuple[Any, ...],
+                                         asyncio.Future[Any]]] = []
         self._batch_queued = False
+        #: Group commits so far (each one fsync).
+        self.commits = 0
 
     # -- plumbing ----------------------------------------------------------
 
@@ -218,7 +221,8 @@ class SQLiteStore(Store):
         for version in range(current + 1, LATEST + 1):
             with self._transaction(durable=True) as tx:
                 for statement in MIGRATIONS[version - 1]:
-                    tx.execute(statement.format(serial="INTEGER PRIMARY KEY"))
+                    tx.execute(statement.format(serial="INTEGER PRIMARY KEY",
+                                                generated="VIRTUAL"))
                 tx.execute("DELETE FROM schema_version")
                 tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
@@ -253,43 +257,43 @@ class SQLiteStore(Store):
 
     async def submit(self, request: FeedbackRequest, *, max_pending: int,
                      now: float) -> Submitted:
-        return await self._run(self._submit, request, max_pending, now)
+        return await self._group(self._submit, request, max_pending, now)
 
-    def _submit(self, request: FeedbackRequest, max_pending: int, now: float) -> Submitted:
+    def _submit(self, tx: sqlite3.Connection, request: FeedbackRequest, max_pending: int,
+                now: float) -> Submitted:
         sample_id, is_int = _sample_key(request.sample_id)
         fields = (request.requester, request.kind, _dump(request.content),
                   json.dumps(request.answer), request.question, _dump(request.prediction),
                   request.confidence, request.priority, request.overlap,
                   _dump(request.extra or None))
-        with self._transaction() as tx:
-            row = tx.execute("SELECT id, status FROM requests WHERE room = ? AND sample_id = ?",
-                             (request.room, sample_id)).fetchone()
-            if row is not None and row[1] == RequestStatus.DONE:
-                return Submitted.ALREADY_LABELED
-            if row is not None and row[1] == RequestStatus.OPEN:
-                tx.execute("UPDATE requests SET requester = ?, kind = ?, content = ?, answer = ?, "
-                           "question = ?, prediction = ?, confidence = ?, priority = ?, "
-                           "overlap = ?, extra = ?, updated = ? WHERE id = ?",
-                           (*fields, now, row[0]))
-                return Submitted.UPDATED
-            pending = tx.execute("SELECT COUNT(*) FROM requests WHERE requester = ? AND "
-                                 "status = ?", (request.requester, RequestStatus.OPEN.value))
-            if pending.fetchone()[0] >= max_pending:
-                raise LimitReached(f"{request.requester} already has {max_pending} pending "
-                                   "requests")
-            if row is not None:  # canceled earlier: ask again, from scratch
-                tx.execute("UPDATE requests SET requester = ?, kind = ?, content = ?, "
-                           "answer = ?, question = ?, prediction = ?, confidence = ?, "
-                           "priority = ?, overlap = ?, extra = ?, status = ?, updated = ? "
-                           "WHERE id = ?",
-                           (*fields, RequestStatus.OPEN.value, now, row[0]))
-                return Submitted.REOPENED
-            tx.execute("INSERT INTO requests (room, sample_id, sample_is_int, requester, kind, "
-                       "content, answer, question, prediction, confidence, priority, overlap, "
-                       "extra, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                       "?, ?, ?, ?, ?)", (request.room, sample_id, is_int, *fields,
-                                 RequestStatus.OPEN.value, now, now))
-            return Submitted.CREATED
+        row = tx.execute("SELECT id, status FROM requests WHERE room = ? AND sample_id = ?",
+                         (request.room, sample_id)).fetchone()
+        if row is not None and row[1] == RequestStatus.DONE:
+            return Submitted.ALREADY_LABELED
+        if row is not None and row[1] == RequestStatus.OPEN:
+            tx.execute("UPDATE requests SET requester = ?, kind = ?, content = ?, answer = ?, "
+                       "question = ?, prediction = ?, confidence = ?, priority = ?, "
+                       "overlap = ?, extra = ?, updated = ? WHERE id = ?",
+                       (*fields, now, row[0]))
+            return Submitted.UPDATED
+        pending = tx.execute("SELECT COUNT(*) FROM requests WHERE requester = ? AND "
+                             "status = ?", (request.requester, RequestStatus.OPEN.value))
+        if pending.fetchone()[0] >= max_pending:
+            raise LimitReached(f"{request.requester} already has {max_pending} pending "
+                               "requests")
+        if row is not None:  # canceled earlier: ask again, from scratch
+            tx.execute("UPDATE requests SET requester = ?, kind = ?, content = ?, "
+                       "answer = ?, question = ?, prediction = ?, confidence = ?, "
+                       "priority = ?, overlap = ?, extra = ?, status = ?, updated = ? "
+                       "WHERE id = ?",
+                       (*fields, RequestStatus.OPEN.value, now, row[0]))
+            return Submitted.REOPENED
+        tx.execute("INSERT INTO requests (room, sample_id, sample_is_int, requester, kind, "
+                   "content, answer, question, prediction, confidence, priority, overlap, "
+                   "extra, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                   "?, ?, ?, ?, ?)", (request.room, sample_id, is_int, *fields,
+                             RequestStatus.OPEN.value, now, now))
+        return Submitted.CREATED
 
     async def cancel(self, room: str, requester: str, sample_ids: Sequence[SampleId], *,
                      now: float) -> list[Task]:
@@ -353,26 +357,44 @@ class SQLiteStore(Store):
 
     async def claim(self, room: str, labeler: str, *, lease_seconds: float,
                     now: float) -> Task | None:
-        return await self._run(self._claim, room, labeler, lease_seconds, now)
+        tasks = await self.claim_many(room, [(labeler, 1)], lease_seconds=lease_seconds,
+                                      now=now)
+        return tasks[0] if tasks else None
 
-    def _claim(self, room: str, labeler: str, lease_seconds: float, now: float) -> Task | None:
-        with self._transaction() as tx:
-            row = tx.execute(
-                "SELECT r.id FROM requests r WHERE r.room = ? AND r.status = ? AND "
-                "r.labeled + r.in_flight < r.overlap AND NOT EXISTS (SELECT 1 FROM tasks t "
-                "WHERE t.request_id = r.id AND t.labeler = ? AND t.status IN (?, ?, ?)) "
-                "ORDER BY r.priority DESC, r.id LIMIT 1",
-                (room, RequestStatus.OPEN.value, labeler, *_EXCLUDING)).fetchone()
-            if row is None:
-                return None
-            task_id = uuid.uuid4().hex
-            tx.execute("UPDATE requests SET in_flight = in_flight + 1 WHERE id = ?", (row[0],))
-            tx.execute("INSERT INTO tasks (task_id, request_id, room, labeler, status, "
-                       "lease_expires, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (task_id, row[0], room, labeler, TaskStatus.LEASED.value,
-                        now + lease_seconds, now, now))
-            return _task(tx.execute(f"{_TASK_SELECT} WHERE t.task_id = ?",
-                                    (task_id,)).fetchone())
+    async def claim_many(self, room: str, wants: Sequence[tuple[str, int]], *,
+                         lease_seconds: float, now: float) -> list[Task]:
+        return await self._group(self._claim_many, room, list(wants), lease_seconds, now)
+
+    def _claim_many(self, tx: sqlite3.Connection, room: str, wants: list[tuple[str, int]],
+                    lease_seconds: float, now: float) -> list[Task]:
+        tasks: list[Task] = []
+        for labeler, count in wants:
+            for _ in range(count):
+                task = self._claim_one(tx, room, labeler, lease_seconds, now)
+                if task is None:
+                    break
+                tasks.append(task)
+        return tasks
+
+    def _claim_one(self, tx: sqlite3.Connection, room: str, labeler: str, lease_seconds: float,
+                   now: float) -> Task | None:
+        # The terms of the partial index of claimable requests, spelled as in it
+        # (literal 'open'), so SQLite can use it: leased requests are not in it.
+        row = tx.execute(
+            "SELECT r.id FROM requests r INDEXED BY requests_claimable WHERE r.room = ? AND "
+            "r.status = 'open' AND r.free_slots > 0 AND NOT EXISTS "
+            "(SELECT 1 FROM tasks t WHERE t.request_id = r.id AND t.labeler = ? AND "
+            "t.status IN (?, ?, ?)) ORDER BY r.priority DESC, r.id LIMIT 1",
+            (room, labeler, *_EXCLUDING)).fetchone()
+        if row is None:
+            return None
+        task_id = uuid.uuid4().hex
+        tx.execute("UPDATE requests SET in_flight = in_flight + 1 WHERE id = ?", (row[0],))
+        tx.execute("INSERT INTO tasks (task_id, request_id, room, labeler, status, "
+                   "lease_expires, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (task_id, row[0], room, labeler, TaskStatus.LEASED.value,
+                    now + lease_seconds, now, now))
+        return _task(tx.execute(f"{_TASK_SELECT} WHERE t.task_id = ?", (task_id,)).fetchone())
 
     async def task(self, task_id: str) -> Task | None:
         return await self._run(self._get_task, task_id)
@@ -446,51 +468,78 @@ class SQLiteStore(Store):
 
     async def record_label(self, task_id: str, labeler: str, answer: object,
                            seconds: float | None, *, label_id: str, now: float) -> Label:
-        # Group commit: labels that arrive while an fsync is under way wait for the
-        # next one and share it, so throughput grows with load instead of being
-        # capped at one label per fsync.
+        return await self._group(self._record_label, task_id, labeler, answer, seconds,
+                                 label_id, now)
+
+    async def label_and_claim(self, task_id: str, labeler: str, answer: object,
+                              seconds: float | None, *, label_id: str, now: float, claim: int,
+                              lease_seconds: float) -> tuple[Label, list[Task]]:
+        return await self._group(self._label_and_claim, task_id, labeler, answer, seconds,
+                                 label_id, now, claim, lease_seconds)
+
+    def _label_and_claim(self, tx: sqlite3.Connection, task_id: str, labeler: str,
+                         answer: object, seconds: float | None, label_id: str, now: float,
+                         claim: int, lease_seconds: float) -> tuple[Label, list[Task]]:
+        label = self._record_label(tx, task_id, labeler, answer, seconds, label_id, now)
+        tasks: list[Task] = []
+        for _ in range(claim):
+            task = self._claim_one(tx, label.room, labeler, lease_seconds, now)
+            if task is None:
+                break
+            tasks.append(task)
+        return label, tasks
+
+    async def _group(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(tx, *args)` in the next group commit.
+
+        Writes that arrive while an fsync is under way wait for the next one and
+        share it (labels, the model's ACKs and requests, claims), so throughput
+        grows with load instead of being capped at one write per fsync. Each
+        write has its own savepoint: a refused one (StoreError) leaves the
+        others to commit.
+        """
         if self._thread is None:
             raise StoreUnavailable("the feedback store is not open")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Label] = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         with self._batch_lock:
-            self._labels_waiting.append(((task_id, labeler, answer, seconds, label_id, now),
-                                         future))
+            self._writes_waiting.append((fn, args, future))
             start, self._batch_queued = not self._batch_queued, True
         if start:
             try:
-                self._thread.post(partial(self._commit_labels, loop), None, loop)
+                self._thread.post(partial(self._commit_group, loop), None, loop)
             except RuntimeError:  # closing: the store thread takes no more work
                 with self._batch_lock:
-                    stranded, self._labels_waiting = self._labels_waiting, []
+                    stranded, self._writes_waiting = self._writes_waiting, []
                     self._batch_queued = False
                 closing = StoreUnavailable("the feedback store is closing")
-                for _, waiter in stranded:
+                for _, _, waiter in stranded:
                     if waiter is not future and not waiter.done():
                         waiter.set_exception(closing)
                 raise closing from None
         return await future
 
-    def _commit_labels(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._batch_lock:
-            batch, self._labels_waiting = self._labels_waiting, []
+            batch, self._writes_waiting = self._writes_waiting, []
             self._batch_queued = False
-        outcomes: list[tuple[asyncio.Future[Label], Label | BaseException]] = []
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             with self._transaction(durable=True) as tx:
-                for args, future in batch:
-                    tx.execute("SAVEPOINT label")
+                for fn, args, future in batch:
+                    tx.execute("SAVEPOINT write")
                     try:
-                        outcomes.append((future, self._record_label(tx, *args)))
-                    except StoreError as exc:  # this label only: the others still commit
-                        tx.execute("ROLLBACK TO label")
-                        outcomes.append((future, exc))
-                    tx.execute("RELEASE label")
+                        outcomes.append((future, fn(tx, *args), None))
+                    except StoreError as exc:  # this write only: the others still commit
+                        tx.execute("ROLLBACK TO write")
+                        outcomes.append((future, None, exc))
+                    tx.execute("RELEASE write")
         except sqlite3.Error as exc:
             failed = StoreUnavailable(f"feedback store failed: {exc}")
-            outcomes = [(future, failed) for _, future in batch]
+            outcomes = [(future, None, failed) for _, _, future in batch]
         except Exception as exc:  # rolled back; no waiter may be left hanging
-            outcomes = [(future, exc) for _, future in batch]
+            outcomes = [(future, None, exc) for _, _, future in batch]
+        self.commits += 1
         loop.call_soon_threadsafe(_settle, outcomes)
 
     def _record_label(self, tx: sqlite3.Connection, task_id: str, labeler: str, answer: object,
@@ -515,18 +564,17 @@ class SQLiteStore(Store):
                      answer=answer, seconds=seconds, created=now, extra=request.extra)
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
-        return await self._run(self._ack, label_id, requester, now)
+        return await self._group(self._ack, label_id, requester, now)
 
-    def _ack(self, label_id: str, requester: str, now: float) -> bool:
-        with self._transaction() as tx:
-            row = tx.execute("SELECT acked FROM labels WHERE label_id = ? AND requester = ?",
-                             (label_id, requester)).fetchone()
-            if row is None:
-                return False
-            if not row[0]:
-                tx.execute("UPDATE labels SET acked = 1, acked_at = ? WHERE label_id = ?",
-                           (now, label_id))
-            return True
+    def _ack(self, tx: sqlite3.Connection, label_id: str, requester: str, now: float) -> bool:
+        row = tx.execute("SELECT acked FROM labels WHERE label_id = ? AND requester = ?",
+                         (label_id, requester)).fetchone()
+        if row is None:
+            return False
+        if not row[0]:
+            tx.execute("UPDATE labels SET acked = 1, acked_at = ? WHERE label_id = ?",
+                       (now, label_id))
+        return True
 
     async def label_of_task(self, task_id: str) -> Label | None:
         labels = await self._run(self._select_labels, "l.task_id = ?", (task_id,))
