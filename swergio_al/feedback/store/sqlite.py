@@ -155,6 +155,7 @@ class SQLiteStore(Store):
         self._writes_waiting: list[tuple[Callable[..., Any], tuple[Any, ...],
                                          asyncio.Future[Any]]] = []
         self._batch_queued = False
+        self._durable_waiting = False
         #: Group commits so far (each one fsync).
         self.commits = 0
 
@@ -257,7 +258,7 @@ class SQLiteStore(Store):
 
     async def submit(self, request: FeedbackRequest, *, max_pending: int,
                      now: float) -> Submitted:
-        return await self._group(self._submit, request, max_pending, now)
+        return await self._group(False, self._submit, request, max_pending, now)
 
     def _submit(self, tx: sqlite3.Connection, request: FeedbackRequest, max_pending: int,
                 now: float) -> Submitted:
@@ -363,7 +364,7 @@ class SQLiteStore(Store):
 
     async def claim_many(self, room: str, wants: Sequence[tuple[str, int]], *,
                          lease_seconds: float, now: float) -> list[Task]:
-        return await self._group(self._claim_many, room, list(wants), lease_seconds, now)
+        return await self._group(False, self._claim_many, room, list(wants), lease_seconds, now)
 
     def _claim_many(self, tx: sqlite3.Connection, room: str, wants: list[tuple[str, int]],
                     lease_seconds: float, now: float) -> list[Task]:
@@ -468,13 +469,13 @@ class SQLiteStore(Store):
 
     async def record_label(self, task_id: str, labeler: str, answer: object,
                            seconds: float | None, *, label_id: str, now: float) -> Label:
-        return await self._group(self._record_label, task_id, labeler, answer, seconds,
+        return await self._group(True, self._record_label, task_id, labeler, answer, seconds,
                                  label_id, now)
 
     async def label_and_claim(self, task_id: str, labeler: str, answer: object,
                               seconds: float | None, *, label_id: str, now: float, claim: int,
                               lease_seconds: float) -> tuple[Label, list[Task]]:
-        return await self._group(self._label_and_claim, task_id, labeler, answer, seconds,
+        return await self._group(True, self._label_and_claim, task_id, labeler, answer, seconds,
                                  label_id, now, claim, lease_seconds)
 
     def _label_and_claim(self, tx: sqlite3.Connection, task_id: str, labeler: str,
@@ -489,14 +490,15 @@ class SQLiteStore(Store):
             tasks.append(task)
         return label, tasks
 
-    async def _group(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _group(self, durable: bool, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(tx, *args)` in the next group commit.
 
-        Writes that arrive while an fsync is under way wait for the next one and
+        Writes that arrive while a commit is under way wait for the next one and
         share it (labels, the model's ACKs and requests, claims), so throughput
         grows with load instead of being capped at one write per fsync. Each
         write has its own savepoint: a refused one (StoreError) leaves the
-        others to commit.
+        others to commit. The commit is fsync'd when any of its writes is
+        `durable` (a label); the rest can be replayed by their senders.
         """
         if self._thread is None:
             raise StoreUnavailable("the feedback store is not open")
@@ -504,6 +506,7 @@ class SQLiteStore(Store):
         future: asyncio.Future[T] = loop.create_future()
         with self._batch_lock:
             self._writes_waiting.append((fn, args, future))
+            self._durable_waiting = self._durable_waiting or durable
             start, self._batch_queued = not self._batch_queued, True
         if start:
             try:
@@ -522,10 +525,11 @@ class SQLiteStore(Store):
     def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._batch_lock:
             batch, self._writes_waiting = self._writes_waiting, []
+            durable, self._durable_waiting = self._durable_waiting, False
             self._batch_queued = False
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
-            with self._transaction(durable=True) as tx:
+            with self._transaction(durable=durable) as tx:
                 for fn, args, future in batch:
                     tx.execute("SAVEPOINT write")
                     try:
@@ -564,7 +568,7 @@ class SQLiteStore(Store):
                      answer=answer, seconds=seconds, created=now, extra=request.extra)
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
-        return await self._group(self._ack, label_id, requester, now)
+        return await self._group(False, self._ack, label_id, requester, now)
 
     def _ack(self, tx: sqlite3.Connection, label_id: str, requester: str, now: float) -> bool:
         row = tx.execute("SELECT acked FROM labels WHERE label_id = ? AND requester = ?",
