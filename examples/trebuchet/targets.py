@@ -39,9 +39,10 @@ async def run(url: str, *, batches: int, batch_size: int, seed: int) -> dict[str
         message: dict[str, Any] = {"TYPE": kind, "TO_ROOM": ROOM, "DATA": data}
         if status is not None:
             message["MODEL_STATUS"] = status
-        # Sent again after a while without an answer: the controller may not be up yet.
+        # Sent again after a while without an answer: the controller may not be up yet, or
+        # the server restarted and lost it (the controller answers a repeat without training).
         reply = await generator.request(message, timeout=120, expect="DATA/CUSTOM",
-                                        resend_after=10)
+                                        resend_after=3)
         return dict(reply["DATA"])
 
     async def median_miss() -> float:

@@ -1,5 +1,6 @@
 """examples/trebuchet through `swergio-al run`: the controller learns to aim from the simulator's
-gradients, keeps going when the simulator is killed mid-run, and the pairs show in `_logging`.
+gradients, keeps going when the simulator and then the server are killed mid-run, and the
+pairs show in `_logging`.
 
 The components file starts examples/trebuchet/simulator.py, examples/trebuchet/controller.py
 and examples/trebuchet/targets.py, each in its own process."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ Message = dict[str, Any]
 
 
 @pytest.mark.timeout(60)
-async def test_controller_learns_from_gradients_and_survives_a_simulator_restart(
+async def test_controller_learns_from_gradients_and_survives_simulator_and_server_restarts(
         tmp_path: Path) -> None:
     forwards: dict[str, Message] = {}
     paired = asyncio.Event()
@@ -50,6 +52,11 @@ async def test_controller_learns_from_gradients_and_survives_a_simulator_restart
             restarted = await run.wait_for(r"simulator: started \(pid (\d+)\)", 30)
             assert int(restarted.group(1)) != killed
             await run.wait_for(r"targets +\| batch 150/300", 60)  # training went on
+            # The server itself: every component waits, reconnects and goes on.
+            server = int(re.findall(r"server: started \(pid (\d+)\)", "\n".join(run.lines))[0])
+            os.kill(server, signal.SIGKILL)
+            await run.wait_for(r"server: started \(pid (\d+)\)", 30)
+            await run.wait_for(r"targets +\| batch 250/300", 60)
             summary = await run.summary("targets", 60)
             await asyncio.wait_for(paired.wait(), 5)
         assert await run.exit_code(20) == 0, run.output
