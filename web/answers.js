@@ -1,22 +1,37 @@
 // Answer controls built from a request's `answer` schema:
-// {type: "choice", choices}, {type: "rating", min, max, step}, {type: "text", max_length}.
+// {type: "choice", choices, keys?}, {type: "rating", min, max, step}, {type: "text", max_length}.
+// Every button shows its keyboard key once; a key does what its button says.
 
 import { asText, el } from './dom.js';
+
+// Default keys for choices: 1-9, then 0, then letters (not S, U: skip and undo).
+const DEFAULT_KEYS = [...'1234567890abcdefghijklmnopqrtvwxyz'];
 
 /**
  * @typedef {object} AnswerControl
  * @property {HTMLElement} element
  * @property {() => unknown} value       the answer, or undefined when none is given yet
  * @property {(answer: unknown) => void} set
- * @property {(digit: number) => boolean} pick  a digit key; true when it chose something
+ * @property {(key: string) => boolean} press  a key; true when it chose something
+ * @property {string[]} keys             the keys this control answers to, in order
  * @property {HTMLTextAreaElement|null} textBox
  */
+
+/** The keys of a choice schema: its own `keys` when usable, else the defaults. */
+export function choiceKeys(schema, count) {
+  const given = Array.isArray(schema?.keys) ? schema.keys.map((k) => String(k).toLowerCase()) : null;
+  if (given && given.length === count && new Set(given).size === count && given.every((k) => k.length === 1)) return given;
+  // Choices that are single characters ("0".."9", "a".."e") are their own keys.
+  const own = (schema?.choices ?? []).map((c) => asText(c).toLowerCase());
+  if (own.length === count && own.every((k) => k.length === 1 && !' su'.includes(k)) && new Set(own).size === count) return own;
+  return DEFAULT_KEYS.slice(0, count).concat(Array(Math.max(0, count - DEFAULT_KEYS.length)).fill(''));
+}
 
 /** @returns {AnswerControl} */
 export function createAnswerControl(schema) {
   const type = schema?.type;
   if (type === 'choice' && Array.isArray(schema.choices) && schema.choices.length) {
-    return buttons(schema.choices, (i) => (i >= 1 && i <= 9 ? i - 1 : -1), (i) => String(i + 1), 'choice');
+    return buttons(schema.choices, choiceKeys(schema, schema.choices.length), 'choice');
   }
   if (type === 'rating') {
     const min = Number.isFinite(Number(schema.min)) ? Number(schema.min) : 0;
@@ -24,18 +39,25 @@ export function createAnswerControl(schema) {
     const step = Number(schema.step) > 0 ? Number(schema.step) : 1;
     const values = [];
     for (let v = min; v <= max + 1e-9 && values.length < 101; v += step) values.push(Number(v.toFixed(6)));
-    return buttons(values, (digit) => values.indexOf(digit), (i) => (Number.isInteger(values[i]) && values[i] >= 0 && values[i] <= 9 ? String(values[i]) : ''), 'rating');
+    // A rating's key is its value where that is one digit (0-9); others are clicked.
+    const keys = values.map((v) => (Number.isInteger(v) && v >= 0 && v <= 9 ? String(v) : ''));
+    return buttons(values, keys, 'rating');
   }
   return textBox(type === 'text' ? Number(schema.max_length) || 2000 : 2000);
 }
 
-function buttons(values, indexOfDigit, keyOf, kind) {
+function buttons(values, keys, kind) {
   let selected = -1;
   const element = el('div', { className: `answer-${kind}`, role: 'radiogroup' });
   const items = values.map((value, i) => {
-    const key = keyOf(i);
-    const button = el('button', { type: 'button', role: 'radio', 'aria-checked': 'false', 'data-value': asText(value) },
-      [...(key ? [el('kbd', { text: key })] : []), el('span', { text: asText(value) })]);
+    const key = keys[i];
+    const label = asText(value);
+    // The key once: a button whose label is its key ("3" for rating 3) shows just the label.
+    const parts = key && key !== label.toLowerCase() ? [el('kbd', { text: key })] : [];
+    const button = el('button', { type: 'button', role: 'radio', 'aria-checked': 'false',
+                                  'data-value': label, 'data-key': key || false,
+                                  'aria-keyshortcuts': key || false },
+      [...parts, el('span', { text: label })]);
     button.addEventListener('click', () => { select(i); button.blur(); });
     return button;
   });
@@ -47,13 +69,14 @@ function buttons(values, indexOfDigit, keyOf, kind) {
   return {
     element,
     textBox: null,
+    keys: keys.filter(Boolean),
     value: () => (selected >= 0 ? values[selected] : undefined),
     set(answer) {
       select(values.findIndex((v) => JSON.stringify(v) === JSON.stringify(answer)));
     },
-    pick(digit) {
-      const i = indexOfDigit(digit);
-      if (i < 0 || i >= values.length) return false;
+    press(key) {
+      const i = keys.indexOf(key.toLowerCase());
+      if (i < 0) return false;
       select(i);
       return true;
     },
@@ -65,8 +88,9 @@ function textBox(maxLength) {
   return {
     element: el('div', { className: 'answer-text' }, [box]),
     textBox: box,
+    keys: [],
     value: () => (box.value.trim() ? box.value.trim() : undefined),
     set(answer) { box.value = answer === undefined ? '' : asText(answer); },
-    pick: () => false,
+    press: () => false,
   };
 }

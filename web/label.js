@@ -14,6 +14,25 @@ const OUTBOX_KEY = 'swergio_al.outbox'; // answers not yet confirmed, per room a
 const TASK_GONE = new Set(['unknown_task', 'not_your_task']);
 const STALE_GRACE_MS = 3000;
 
+/** Numbers as people write them: at most two decimals, no float noise. */
+function readable(value) {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return asText(value);
+  return String(Math.abs(value) >= 100 ? Math.round(value) : Number(value.toFixed(2)));
+}
+
+function percent(p) {
+  return `${Math.round(Math.min(1, Math.max(0, p)) * 100)}%`;
+}
+
+/** Why a person is asked, in plain words. */
+function whyAsked(data, confidence) {
+  const top = Array.isArray(data.top) ? data.top.filter((t) => Array.isArray(t) && t.length === 2) : [];
+  if (top.length >= 2) return `Asked because the model is torn between ${asText(top[0][0])} and ${asText(top[1][0])}.`;
+  if (confidence !== null) return `Asked because the model is only ${percent(confidence)} sure.`;
+  if (data.prediction === undefined || data.prediction === null) return 'Asked because the model has not learned enough to guess yet.';
+  return 'Asked because the model is unsure about this one.';
+}
+
 class LabelApp {
   /** @param {HTMLElement} root */
   constructor(root) {
@@ -320,8 +339,8 @@ class LabelApp {
     }
     if ((event.ctrlKey || event.metaKey) && key.toLowerCase() === 'z') { event.preventDefault(); this.undo(); return; }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (/^[0-9]$/.test(key)) {
-      if (this.shown?.control.pick(Number(key))) event.preventDefault();
+    if (key.length === 1 && !' sSuU'.includes(key) && this.shown?.control.press(key)) {
+      event.preventDefault();
     } else if (key === 'Enter') {
       event.preventDefault();
       this.submit();
@@ -368,24 +387,44 @@ class LabelApp {
     const media = renderSample(kind, data.content, need(this.taskView, '[data-sample]'));
     const prediction = need(this.taskView, '[data-prediction]');
     const predicted = data.prediction !== undefined && data.prediction !== null;
-    prediction.textContent = predicted ? asText(data.prediction) : 'nothing yet';
     const confidence = Number(data.confidence);
+    const known = predicted && data.confidence !== null && data.confidence !== undefined && Number.isFinite(confidence);
+    const spread = Number(data.uncertainty);
     const bar = need(this.taskView, '[data-confidence-bar]');
-    const known = predicted && data.confidence !== null && Number.isFinite(confidence);
     bar.style.width = known ? `${Math.round(Math.min(1, Math.max(0, confidence)) * 100)}%` : '0%';
-    bar.parentElement.title = known ? `confidence ${(confidence * 100).toFixed(0)}%` : 'no confidence given';
-    prediction.append(known ? ` (${(confidence * 100).toFixed(0)}% sure)` : '');
-    const why = [];
-    if (known) why.push(`uncertainty ${(1 - confidence).toFixed(2)}`);
-    if (Number.isFinite(Number(data.priority))) why.push(`priority ${Number(data.priority).toFixed(2)}`);
-    need(this.taskView, '[data-why]').textContent = why.length
-      ? `Asked because the model is unsure: ${why.join(', ')}.` : 'Asked by the model.';
+    bar.parentElement.hidden = !known;
+    bar.parentElement.title = known ? `the model gives its answer ${percent(confidence)}` : '';
+    prediction.textContent = predicted ? readable(data.prediction) : 'nothing yet';
+    if (predicted && !known && Number.isFinite(spread) && typeof data.prediction === 'number') {
+      prediction.append(` ± ${readable(spread)}`); // a regressor: its doubt in the answer's unit
+    }
+    if (known) prediction.append(` (${percent(confidence)} sure)`);
+    need(this.taskView, '[data-why]').textContent = whyAsked(data, known ? confidence : null);
     const control = createAnswerControl(data.answer);
     need(this.taskView, '[data-answer]').replaceChildren(control.element);
     if (entry.draft !== undefined) control.set(entry.draft);
     this.shown = { entry, control, media, since: performance.now() };
+    this.renderShortcuts(control, media);
     // Type straight away, unless Space should first play the sample (Enter opens the box).
     if (control.textBox && !media.toggle) control.textBox.focus({ preventScroll: true });
+  }
+
+  /** The shortcut help for the task on screen only. */
+  renderShortcuts(control, media) {
+    const help = this.root.querySelector('[data-shortcuts]');
+    if (!help) return;
+    const kbd = (text) => el('kbd', { text });
+    const parts = [];
+    if (control.keys.length) {
+      const shown = control.keys.length > 4 ? [control.keys[0], '…', control.keys.at(-1)] : control.keys;
+      parts.push([...shown.map((k) => (k === '…' ? '…' : kbd(k))), ' pick an answer (each button shows its key)']);
+    }
+    if (control.textBox) parts.push([kbd('Enter'), ' on an empty answer opens the box, ', kbd('Esc'), ' leaves it']);
+    parts.push([kbd('Enter'), ' submit']);
+    if (media.toggle) parts.push([kbd('Space'), ' play/stop']);
+    parts.push([kbd('S'), ' skip']);
+    parts.push([kbd('U'), ' undo']);
+    help.replaceChildren(...parts.flatMap((part, i) => (i ? [' · ', ...part] : part)));
   }
 
   renderUndo() {

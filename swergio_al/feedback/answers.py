@@ -1,6 +1,8 @@
 """Answer schemas: what a request may ask for, and whether a label fits it.
 
-`{"type": "choice", "choices": [...]}`, `{"type": "rating", "min": 0, "max": 5, "step": 1}`,
+`{"type": "choice", "choices": [...], "keys": [...]}` (keys optional: one keyboard key per
+choice, a single character each, all different; the page picks 1-9, 0, then letters without
+them), `{"type": "rating", "min": 0, "max": 5, "step": 1}`,
 `{"type": "text", "max_length": 2000}`. Both checks return an error message, or None.
 """
 
@@ -24,7 +26,7 @@ def schema_problem(schema: Any) -> str | None:
         choices = schema.get("choices")
         if not isinstance(choices, list) or not choices:
             return "a choice answer needs a non-empty list of choices"
-        return None
+        return _keys_problem(schema.get("keys"), len(choices))
     if kind == "rating":
         low, high, step = schema.get("min", 0), schema.get("max", 5), schema.get("step", 1)
         if not (is_finite_number(low) and is_finite_number(high) and is_finite_number(step)):
@@ -38,6 +40,24 @@ def schema_problem(schema: Any) -> str | None:
             return "text max_length must be a positive integer"
         return None
     return f"answer type must be one of {', '.join(SCHEMA_TYPES)}, got {kind!r:.40}"
+
+
+RESERVED_KEYS = frozenset(" su")  # Space plays, S skips, U undoes
+
+
+def _keys_problem(keys: Any, count: int) -> str | None:
+    if keys is None:
+        return None
+    if not isinstance(keys, list) or len(keys) != count:
+        return f"choice keys must be a list of {count} keys, one per choice"
+    if not all(isinstance(k, str) and len(k) == 1 for k in keys):
+        return "each choice key must be a single character"
+    lowered = [k.lower() for k in keys]
+    if len(set(lowered)) != count:
+        return "choice keys must all be different"
+    if RESERVED_KEYS & set(lowered):
+        return "choice keys cannot be Space, S (skip) or U (undo)"
+    return None
 
 
 def answer_problem(schema: dict[str, Any], answer: Any) -> str | None:

@@ -274,9 +274,26 @@ class FeedbackLoop:
             DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
                    "content": view.get("content"),
                    "question": view.get("question", self.question), "answer": self.answer,
-                   "prediction": _plain(prediction), "confidence": _confidence(priority),
-                   "priority": priority, "overlap": overlap or self.overlap,
+                   "prediction": _plain(prediction), "priority": priority,
+                   "overlap": overlap or self.overlap, **self._doubt(features, priority),
                    "features": features.tolist(), **self._quality_settings()}})
+
+    def _doubt(self, x: NDArray[Any], priority: float) -> dict[str, Any]:
+        """What the label page says about the model's doubt: a classifier's probability
+        for its prediction and its two likeliest classes ("torn between cat and dog");
+        a regressor's uncertainty in the answer's unit."""
+        if getattr(self.learner, "regression_", False):
+            return {"confidence": None, "uncertainty": priority}
+        classes = getattr(self.learner, "classes_", None)
+        try:
+            proba = np.asarray(self.learner.predict_proba(x[None, :]))[0]
+        except (ValueError, AttributeError, RuntimeError):  # not fitted yet
+            return {"confidence": None}
+        if classes is None or len(classes) != len(proba):
+            return {"confidence": round(float(proba.max()), 4)}
+        order = np.argsort(proba)[::-1][:2]
+        return {"confidence": round(float(proba[order[0]]), 4),
+                "top": [[_plain(classes[i]), round(float(proba[i]), 4)] for i in order]}
 
     def _quality_settings(self) -> dict[str, Any]:
         # Stored with the request and echoed with each label: /api/quality and the
@@ -532,7 +549,3 @@ def _plain(value: Any) -> Any:
     """numpy scalars to JSON-able Python values."""
     return value.item() if isinstance(value, np.generic) else value
 
-
-def _confidence(uncertainty: float) -> float | None:
-    """A bar for people: 1 - uncertainty where the score is a probability-like value."""
-    return round(1.0 - uncertainty, 4) if 0.0 <= uncertainty <= 1.0 else None

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 SampleId = str | int
+DOUBT_FIELDS = ("top", "uncertainty")
 
 
 class RequestStatus(StrEnum):
@@ -46,7 +47,9 @@ class FeedbackRequest:
         return {"sample_id": self.sample_id, "kind": self.kind, "content": self.content,
                 "question": self.question, "answer": self.answer,
                 "prediction": self.prediction, "confidence": self.confidence,
-                "priority": self.priority}
+                "priority": self.priority,
+                # what the label page says about the model's doubt (FeedbackLoop sends them)
+                **{key: self.extra[key] for key in DOUBT_FIELDS if key in self.extra}}
 
 
 class Submitted(StrEnum):

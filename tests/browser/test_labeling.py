@@ -230,7 +230,7 @@ async def test_an_answer_in_its_undo_window_survives_leaving_the_page(
         await asyncio.to_thread(server.start)
         async with await connect_model(server.ws_url) as model:
             page = await context.new_page()
-            await page.goto(f"{server.url}/")
+            await page.goto(f"{server.url}/label/feedback")
             assert (await take_labels(model, 1))["later"]["answer"] == "neutral"
             await page.wait_for_selector('[data-module="label-app"][data-unsent="0"]')
             await no_label_within(model, 0.3)
