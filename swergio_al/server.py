@@ -15,6 +15,7 @@ from swergio_al.feedback.store import create_store
 from swergio_al.keys import CONFIG, CONNECTIONS, FEEDBACK, HUB, STORE, SWERGIO_LISTENER
 from swergio_al.launcher import LAUNCH_ID_ENV
 from swergio_al.media import setup_media
+from swergio_al.metrics import setup_metrics
 from swergio_al.relay.broker import create_broker
 from swergio_al.relay.hub import Hub
 from swergio_al.relay.limits import ConnectionCounter
@@ -61,6 +62,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app.router.add_get("/healthz", healthz)
     setup_ui(app)
     setup_api(app)
+    setup_metrics(app)
     setup_media(app)
     return app
 

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from swergio_al.feedback.answers import answer_problem, schema_problem
 from swergio_al.feedback.crowd import Crowd, Seat
@@ -49,6 +49,9 @@ from swergio_al.protocol import (
 from swergio_al.relay.broker import Envelope
 from swergio_al.relay.connection import Connection
 from swergio_al.relay.hub import Hub
+
+if TYPE_CHECKING:
+    from swergio_al.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,8 @@ class FeedbackService:
         self._withdrawn: dict[str, list[Task]] = {}
         self.presence = Presence(hub, self.owns, count_local=self._local_labelers)
         self._last_stats: dict[str, dict[str, Any]] = {}
+        #: Counts for /metrics, when served (swergio_al.metrics).
+        self.metrics: Metrics | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -177,6 +182,8 @@ class FeedbackService:
                     seat.held.add(task.task_id)
                     self._tasks[task.task_id] = task
                     self._send_task(conn, task)
+                    if self.metrics is not None:
+                        self.metrics.redelivered("task")
             crowd.place(seat)
             await self._fill(room, seat)
         except StoreError as exc:
@@ -287,8 +294,11 @@ class FeedbackService:
                                   overlap=overlap,
                                   extra={k: v for k, v in data.items()
                                          if k not in REQUEST_FIELDS})
+        started = time.perf_counter()
         outcome = await self.store.submit(request, max_pending=self.max_pending,
                                           now=self.clock())
+        if self.metrics is not None:
+            self.metrics.store_write("request", time.perf_counter() - started)
         if outcome is not Submitted.ALREADY_LABELED:
             self._touch(room)
             self._announce(room, count=overlap)
@@ -299,8 +309,12 @@ class FeedbackService:
         if not isinstance(label_id, str):
             raise _field_error(message, "label_id must be a string")
         assert conn.name is not None
+        started = time.perf_counter()
         if not await self.store.ack(label_id, conn.name, now=self.clock()):
             raise _field_error(message, f"no label {label_id!r:.80} was sent to you")
+        if self.metrics is not None:
+            self.metrics.store_write("ack", time.perf_counter() - started)
+            self.metrics.label_acked(label_id)
 
     async def _on_cancel(self, conn: Connection, message: Message) -> None:
         sample_ids = self._data(message).get("sample_ids")
@@ -339,6 +353,7 @@ class FeedbackService:
         return task_id
 
     async def _on_label(self, conn: Connection, message: Message) -> None:
+        received = time.perf_counter()
         room, data = message[TO_ROOM], self._data(message)
         task_id = self._task_id(message)
         if "answer" not in data:
@@ -367,10 +382,10 @@ class FeedbackService:
         # Once the commit starts, the label must also reach the model even if this
         # handler is cancelled (its client vanished): the rest runs shielded.
         await asyncio.shield(self._spawn(self._commit_label(
-            conn, task, data["answer"], None if seconds is None else float(seconds))))
+            conn, task, data["answer"], None if seconds is None else float(seconds), received)))
 
     async def _commit_label(self, conn: Connection, task: Task, answer: Any,
-                            seconds: float | None) -> None:
+                            seconds: float | None, received: float) -> None:
         room, task_id = task.request.room, task.task_id
         assert conn.name is not None
         # The common case of a busy crowd: nobody waits for work more than this
@@ -386,6 +401,7 @@ class FeedbackService:
             seat.reserved += claim
             crowd.place(seat)
             crowd.claiming += 1
+        started = time.perf_counter()
         try:
             label, tasks = await self.store.label_and_claim(
                 task_id, conn.name, answer, seconds, label_id=new_id(), now=self.clock(),
@@ -397,6 +413,9 @@ class FeedbackService:
                 crowd.place(seat)
         self._forget(task)
         self._send_ack(conn, label)
+        if self.metrics is not None:
+            self.metrics.store_write("label", time.perf_counter() - started)
+            self.metrics.label_committed(label.label_id, received)
         await self._deliver(label, replay=False)
         self._touch(room)
         if seat is not None and claim:
@@ -482,10 +501,13 @@ class FeedbackService:
             seat.reserved += n  # not hungry while its claim is under way
             crowd.place(seat)
         crowd.claiming += 1
+        started = time.perf_counter()
         try:
             tasks = await self.store.claim_many(room, [(seat.name, n) for seat, n in wants],
                                                 lease_seconds=self.lease_seconds,
                                                 now=self.clock())
+            if self.metrics is not None:
+                self.metrics.store_write("claim", time.perf_counter() - started)
         finally:
             crowd.claiming -= 1
             for seat, n in wants:
@@ -569,6 +591,8 @@ class FeedbackService:
                                                    to=label.requester, exclude=None))
 
     async def _replay(self, conn: Connection, labels: list[Label]) -> None:
+        if self.metrics is not None:
+            self.metrics.redelivered("label", len(labels))
         for start in range(0, len(labels), REPLAY_SLICE):
             for label in labels[start:start + REPLAY_SLICE]:
                 self.hub.send_to(conn, self._label_message(label, replay=True))
@@ -582,6 +606,8 @@ class FeedbackService:
             await asyncio.sleep(interval)
             try:
                 expired = await self.store.expire(now=self.clock())
+                if self.metrics is not None:
+                    self.metrics.leases_expired(len(expired))
                 rooms: dict[str, list[Task]] = {}
                 for task in expired:
                     self._forget(task, idle=True)
@@ -696,6 +722,8 @@ class FeedbackService:
                 self._stats_owed.pop(room, None)
         self._last_stats[room] = stats
         self.hub.delivered += sent
+        if self.metrics is not None:
+            self.metrics.delivered(MessageType.FEEDBACK_STATS.value, sent)
 
     async def room_stats(self, room: str) -> dict[str, Any]:
         stats = await self.store.stats(room, now=self.clock())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from swergio_al.protocol import (
     COMMAND_ROOM,
@@ -34,6 +34,9 @@ from swergio_al.protocol import (
 from swergio_al.relay.access import AccessPolicy, Credential, NameHolder, RemoteHolder
 from swergio_al.relay.broker import Broker, Envelope, MemoryBroker
 from swergio_al.relay.connection import Connection
+
+if TYPE_CHECKING:
+    from swergio_al.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class Hub:
         self.rooms: dict[str, set[Connection]] = {}
         self.services: list[RoomService] = []
         self.delivered = 0
+        #: Counts for /metrics, when served (swergio_al.metrics).
+        self.metrics: Metrics | None = None
         #: Who may register as what, and what a labeler may do (open by default).
         self.access = AccessPolicy(is_feedback_room=lambda room: self.service_for(room) is not None)
 
@@ -229,6 +234,8 @@ class Hub:
             raise ProtocolError(ErrorCode.UNKNOWN_RECIPIENT, f"nobody named {to} is online", ref)
         sender = conn.name
         message[SENT_BY] = sender
+        if self.metrics is not None:
+            self.metrics.relayed(message[TYPE])
         if self.services:
             service = self.service_for(room) if room is not None else None
             if service is not None:
@@ -254,7 +261,9 @@ class Hub:
 
     def _fan_out(self, message: Message, text: str, room: str | None, to: str | None,
                  exclude: str | None) -> None:
-        self.deliver_local(text, room=room, to=to, exclude=exclude)
+        count = self.deliver_local(text, room=room, to=to, exclude=exclude)
+        if self.metrics is not None:
+            self.metrics.delivered(message[TYPE], count)
         if message[TYPE] in MIRRORED_TYPES:
             self.mirror(text)
 
@@ -294,6 +303,8 @@ class Hub:
         """Server → one local connection (ERROR, FEEDBACK/TASK, ...)."""
         message.setdefault(ID, new_id())
         conn.deliver(encode(message))
+        if self.metrics is not None:
+            self.metrics.delivered(message[TYPE], 1)
 
     def members(self, room: str) -> Iterable[Connection]:
         return tuple(self.rooms.get(room, ()))
@@ -305,5 +316,7 @@ class Hub:
             conn.close_soon(CloseCode.TAKEN_OVER, "name taken over by a newer connection")
 
     def _from_broker(self, envelope: Envelope) -> None:
-        self.deliver_local(envelope.text, room=envelope.room, to=envelope.to,
-                           exclude=envelope.exclude)
+        count = self.deliver_local(envelope.text, room=envelope.room, to=envelope.to,
+                                   exclude=envelope.exclude)
+        if self.metrics is not None:
+            self.metrics.delivered("remote", count)

@@ -286,6 +286,8 @@ class SwergioListener:
                     self._refuse(conn, ProtocolError(
                         ErrorCode.RATE_LIMITED,
                         f"over {bucket.rate:g} messages/s (burst {bucket.burst})"))
+                    if self.hub.metrics is not None:
+                        self.hub.metrics.rate_limit_closed(conn.transport)
                     return
                 anonymous = conn.name is None
                 await self._handle_body(conn, body)

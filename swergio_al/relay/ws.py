@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
@@ -27,6 +28,9 @@ from swergio_al.relay.access import origin_allowed
 from swergio_al.relay.connection import DEFAULT_CLOSE_TIMEOUT, Connection
 from swergio_al.relay.hub import Hub
 from swergio_al.relay.limits import TokenBucket
+
+if TYPE_CHECKING:
+    from swergio_al.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ class WebSocketConnection(Connection):
         super().__init__(remote=remote, outbox_limit=outbox_limit, close_timeout=close_timeout)
         self.ws = ws
         self._transport = transport
+        #: Counts ERROR frames for /metrics, when served.
+        self.metrics: Metrics | None = None
 
     async def write(self, text: str) -> None:
         await self.ws.send_str(text)
@@ -75,6 +81,8 @@ class WebSocketConnection(Connection):
             self._transport.abort()
 
     def refuse(self, error: ProtocolError) -> None:
+        if self.metrics is not None:
+            self.metrics.error_sent(error.code.value)
         log.info("refused from %s (%s): %s %s", self.name, self.remote, error.code.value,
                  error.message)
         self.deliver(encode(error_frame(error.code, error.message, error.ref)))
@@ -145,6 +153,7 @@ async def _serve(request: web.Request, config: Config, hub: Hub,
     conn = WebSocketConnection(ws, remote=remote,
                                outbox_limit=config.outbound_queue_size,
                                close_timeout=close_timeout, transport=request.transport)
+    conn.metrics = hub.metrics
     hub.attach(conn)
     bucket = TokenBucket(config.rate_per_second, config.rate_burst)
     try:
@@ -153,6 +162,8 @@ async def _serve(request: web.Request, config: Config, hub: Hub,
                 await refuse(conn, ProtocolError(
                     ErrorCode.RATE_LIMITED,
                     f"over {bucket.rate:g} messages/s (burst {bucket.burst})"))
+                if hub.metrics is not None:
+                    hub.metrics.rate_limit_closed(conn.transport)
                 break
             if frame.type is _TEXT:
                 anonymous = conn.name is None
