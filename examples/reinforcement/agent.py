@@ -92,11 +92,16 @@ class Coach:
         if (again := self._repeated(message)) is not None:
             return again
         env = message["SENT_BY"]
-        if env not in self.playing:
-            return None  # an episode begun before we (re)started: it cannot be learned from
         data = message["DATA"]
-        state, action, total = self.playing[env]
         reward, next_state, done = float(data["reward"]), int(data["observation"]), data["done"]
+        if env not in self.playing:
+            # An episode begun before we (re)started: nothing to learn from this step,
+            # but the environment waits for an action, so play on from here.
+            action = None if done else self.agent.act(next_state)
+            if action is not None:
+                self.playing[env] = (next_state, action, 0.0)
+            return self._answer(message, action)
+        state, action, total = self.playing[env]
         # Only the goal ends the task; running out of steps is a cut, the future still counts.
         self.agent.learn(state, action, reward, next_state, terminal=reward > 0)
         total += reward
