@@ -16,8 +16,10 @@ each ask about the same `--samples` samples, in waves of 50, in rooms of their o
 Reported, averaged over the seeds: accuracy against the truth of majority vote
 and of Dawid–Skene on the fixed room's answers; the mean absolute error of each
 labeler's Dawid–Skene accuracy estimate (against the accuracy they were given,
-and against the share they actually got right); each model's held-out accuracy;
-the adaptive room's answers per sample and aggregate accuracy.
+and against the share they actually got right); each model's held-out accuracy,
+and that of a 5-nearest-neighbour classifier fitted on the raw room's answers vs
+the fixed loop's aggregates (a model less robust to label noise); the adaptive
+room's answers per sample and aggregate accuracy.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import aiohttp
 import numpy as np
 from load import free_port, start_server  # the sibling benchmark's server helpers
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 
 from swergio_al.feedback import Labeler
 from swergio_al.feedback.loop import FeedbackLoop
@@ -150,6 +153,16 @@ def measure(task: Task, loops: dict[str, FeedbackLoop],
     assert ds.accuracy is not None
     got = {name: np.mean([a == truth[s] for s, n, a in fixed if n == name])
            for name in ds.labelers}
+    # The same training data for a model that is not robust to label noise: k nearest
+    # neighbours on every raw answer vs on the aggregates the fixed loop taught.
+    raw = exports["raw"]
+    raw_knn = KNeighborsClassifier(5).fit(np.asarray([task.X[r["sample_id"]] for r in raw]),
+                                          [r["answer"] for r in raw])
+    teacher = loops["fixed"].teacher
+    assert teacher is not None
+    taught = list(teacher.taught)
+    agg_knn = KNeighborsClassifier(5).fit(np.asarray([task.X[s] for s in taught]),
+                                          [teacher.taught[s] for s in taught])
     adaptive = exports["adaptive"]
     adaptive_rows = {r["sample_id"]: r["aggregate"] for r in adaptive}
     return {
@@ -160,6 +173,8 @@ def measure(task: Task, loops: dict[str, FeedbackLoop],
         "mae_actual": float(np.mean([abs(a - got[n])
                                      for n, a in zip(ds.labelers, ds.accuracy, strict=True)])),
         **{f"model_{arm}": loops[arm].kpis[-1]["score"] for arm in ARMS},
+        "knn_raw": float(raw_knn.score(task.X_test, task.y_test)),
+        "knn_fixed": float(agg_knn.score(task.X_test, task.y_test)),
         "answers_fixed": len(exports["fixed"]) / len(task.truth),
         "answers_adaptive": len(adaptive) / len(task.truth),
         "aggregate_fixed": float(np.mean([r["aggregate"] == truth[r["sample_id"]]
@@ -174,6 +189,8 @@ ROWS = [("majority vote accuracy", "majority"), ("Dawid–Skene accuracy", "dawi
         ("model held-out accuracy, raw answers", "model_raw"),
         ("model held-out accuracy, aggregates (overlap 3)", "model_fixed"),
         ("model held-out accuracy, adaptive overlap", "model_adaptive"),
+        ("5-NN on the same labels: raw answers", "knn_raw"),
+        ("5-NN on the same labels: aggregates", "knn_fixed"),
         ("answers per sample, fixed overlap 3", "answers_fixed"),
         ("answers per sample, adaptive", "answers_adaptive"),
         ("aggregate accuracy, fixed overlap 3", "aggregate_fixed"),

@@ -94,6 +94,10 @@ def serve(config: Config) -> int:
     if config.media_dir is not None and not os.path.isdir(config.media_dir):
         print(f"swergio-al serve: --media-dir {config.media_dir}: not a folder", file=sys.stderr)
         return 1
+    if not 0 <= config.gold_rate <= 1:
+        print(f"swergio-al serve: SWERGIO_AL_GOLD_RATE={config.gold_rate}: the share of gold "
+              "questions must be within 0..1", file=sys.stderr)
+        return 1
     app = create_app(config)
     url = f"http://{config.host}:{config.port}"
 

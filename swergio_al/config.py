@@ -39,6 +39,8 @@ class Config:
     prefetch: int = 2
     stats_interval_seconds: float = 0.5
     max_pending_per_model: int = 100_000
+    # Share of each labeler's tasks that are gold questions, while any is left for them.
+    gold_rate: float = 0.1
     # Folder whose images/audio GET /media/... serves read-only (None: the route answers 404).
     media_dir: str | None = None
 

@@ -46,7 +46,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[FEEDBACK] = FeedbackService(
         app[HUB], app[STORE], prefix=config.feedback_prefix, lease_seconds=config.lease_seconds,
         prefetch=config.prefetch, stats_interval=config.stats_interval_seconds,
-        max_pending=config.max_pending_per_model)
+        max_pending=config.max_pending_per_model, gold_rate=config.gold_rate)
     app[HUB].services.append(app[FEEDBACK])
     app.cleanup_ctx.append(_feedback_lifetime)
     if config.swergio_port is not None:

@@ -47,6 +47,14 @@ class QualityDesk:
         self.policy = policy or OverlapPolicy()
         self._handed: dict[tuple[str, str], int] = {}  # (room, labeler) -> tasks handed
         self._rooms: dict[str, Consensus] = {}  # rooms with adaptive requests, built lazily
+        # Rooms with gold questions (submitted here, or stored before this start): only
+        # there does a labeler's fill look for one, so other rooms pay nothing for gold.
+        self.gold_rooms: set[str] = set()
+
+    async def load(self) -> None:
+        """Learn which rooms have gold questions (at start; another node's new gold
+        questions reach its labelers from there, or here after a restart)."""
+        self.gold_rooms.update(base_room(r) for r in await self.store.rooms() if is_gold_room(r))
 
     # -- requests ------------------------------------------------------------
 
@@ -54,6 +62,7 @@ class QualityDesk:
         """A gold question moves to the gold room with room for every labeler; an
         adaptive request starts with one slot and keeps its k."""
         if GOLD_KEY in request.extra:
+            self.gold_rooms.add(request.room)
             return replace(request, room=gold_room(request.room), overlap=self.max_overlap)
         if request.extra.get(ADAPTIVE_KEY) is True and request.overlap > 1:
             return replace(request, overlap=1,
@@ -64,7 +73,7 @@ class QualityDesk:
 
     def gold_due(self, room: str, labeler: str) -> bool:
         """Is the labeler's next task in `room` a gold question (if one is left)?"""
-        if not self.gold_every:
+        if not self.gold_every or room not in self.gold_rooms:
             return False
         return self._handed.get((room, labeler), 0) % self.gold_every == 0
 

@@ -303,6 +303,18 @@ class FeedbackLoop:
         settings = {SETTINGS_KEY: self.teacher.consensus.settings.to_wire()}
         return {**settings, "adaptive": True} if self.adaptive else settings
 
+    async def ask_gold(self, sample_id: SampleId, x: Any, answer: Any) -> None:
+        """A gold question: a sample whose answer is known. The service mixes it into each
+        labeler's stream (once per labeler) to measure them; it is never a label here."""
+        features = np.asarray(x, dtype=float)
+        view = self.render(sample_id, features)
+        await self.component.send({
+            TYPE: MessageType.FEEDBACK_REQUEST.value, TO_ROOM: self.feedback_room,
+            DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
+                   "content": view.get("content"),
+                   "question": view.get("question", self.question), "answer": self.answer,
+                   "gold": answer, **self._quality_settings()}})
+
     async def _ask_again(self) -> None:
         pending = list(self.pending.items())
         if not pending:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from swergio_al.feedback.answers import answer_problem, schema_problem
 from swergio_al.feedback.crowd import Crowd, Seat
+from swergio_al.feedback.gold import GOLD_KEY, QualityDesk, base_room, gold_room, is_gold_room
 from swergio_al.feedback.kpi import kpi_record
 from swergio_al.feedback.presence import PRESENCE_SIGNAL, Presence
 from swergio_al.feedback.records import (
@@ -90,7 +91,7 @@ class FeedbackService:
     def __init__(self, hub: Hub, store: Store, *, prefix: str = "feedback",
                  lease_seconds: float = 120.0, prefetch: int = 2,
                  stats_interval: float = 0.5, max_pending: int = 100_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 gold_rate: float = 0.1, clock: Callable[[], float] = time.time) -> None:
         self.hub = hub
         self.store = store
         self.prefix = prefix
@@ -99,6 +100,8 @@ class FeedbackService:
         self.stats_interval = stats_interval
         self.max_pending = max_pending
         self.clock = clock
+        # Gold questions and adaptive overlap (label quality, swergio_al/feedback/gold.py).
+        self.desk = QualityDesk(store, gold_rate=gold_rate, max_overlap=MAX_OVERLAP)
         # Tasks this node handed out and that are still leased: answers a label
         # without a store round trip; the store re-checks inside the commit.
         self._tasks: dict[str, Task] = {}
@@ -126,6 +129,10 @@ class FeedbackService:
 
     async def start(self) -> None:
         self.hub.broker.on_signal = self._on_signal
+        try:
+            await self.desk.load()
+        except StoreError as exc:
+            log.warning("could not look up the rooms with gold questions: %s", exc)
         self._loops = [asyncio.create_task(self._expire_leases(), name="feedback-leases"),
                        asyncio.create_task(self._broadcast_stats(), name="feedback-stats"),
                        asyncio.create_task(self.presence.run(), name="feedback-presence")]
@@ -163,8 +170,8 @@ class FeedbackService:
 
     async def joined(self, conn: Connection, room: str) -> None:
         self._touch(room)
-        if conn.role is not Role.LABELER or conn.name is None:
-            self._watchers.setdefault(room, set()).add(conn)
+        if conn.role is not Role.LABELER or conn.name is None or is_gold_room(room):
+            self._watchers.setdefault(room, set()).add(conn)  # a gold room gives no work
             return
         self.presence.changed()
         crowd = self._crowd(room)
@@ -192,7 +199,7 @@ class FeedbackService:
 
     async def left(self, conn: Connection, room: str) -> None:
         self._touch(room)
-        if conn.role is not Role.LABELER or conn.name is None:
+        if conn.role is not Role.LABELER or conn.name is None or is_gold_room(room):
             watchers = self._watchers.get(room)
             if watchers is not None:
                 watchers.discard(conn)
@@ -202,6 +209,7 @@ class FeedbackService:
         self.presence.changed()
         crowd = self._crowds.get(room)
         seat = crowd.seats.get(conn.name) if crowd is not None else None
+        self.desk.left(room, conn.name)
         if crowd is not None and seat is not None and seat.conn is conn:
             crowd.stand(conn.name)
             for task_id in seat.held:
@@ -217,6 +225,7 @@ class FeedbackService:
     async def _return_leases(self, room: str, labeler: str) -> None:
         try:
             returned = await self.store.release(room, labeler, now=self.clock())
+            await self.store.release(gold_room(room), labeler, now=self.clock())
             if returned:
                 self._announce(room, count=len(returned))
                 await self._fill_room(room, budget=len(returned))
@@ -239,6 +248,9 @@ class FeedbackService:
                     await self._keep_kpi(message[TO_ROOM], conn.name, record)
             await self.hub.publish(message, exclude=conn.name)
             return
+        if is_gold_room(message[TO_ROOM]):
+            raise ProtocolError(ErrorCode.FORBIDDEN, "gold rooms are the feedback service's own; "
+                                "send gold questions to the room with DATA.gold", message[ID])
         seat = self._seat(message[TO_ROOM], conn)
         if seat is not None and seat.idle:  # they are back: work for them again
             seat.idle = False
@@ -295,14 +307,20 @@ class FeedbackService:
                                   extra={k: v for k, v in data.items()
                                          if k not in REQUEST_FIELDS})
         started = time.perf_counter()
+        if GOLD_KEY in data:
+            problem = answer_problem(data["answer"], data["gold"])
+            if problem is not None:
+                raise _field_error(message, f"gold: {problem}")
+        request = self.desk.prepare(request)  # a gold question, an adaptive request
         outcome = await self.store.submit(request, max_pending=self.max_pending,
                                           now=self.clock())
         if self.metrics is not None:
             self.metrics.store_write("request", time.perf_counter() - started)
         if outcome is not Submitted.ALREADY_LABELED:
+            slots = 1 if GOLD_KEY in data else request.overlap
             self._touch(room)
-            self._announce(room, count=overlap)
-            await self._fill_room(room, budget=overlap)
+            self._announce(room, count=slots)
+            await self._fill_room(room, budget=slots)
 
     async def _on_ack(self, conn: Connection, message: Message) -> None:
         label_id = self._data(message).get("label_id")
@@ -363,6 +381,8 @@ class FeedbackService:
             raise _field_error(message, "seconds must be a non-negative number")
         assert conn.name is not None
         task = self._tasks.get(task_id) or await self.store.task(task_id)
+        if task is not None:
+            task = self.desk.as_seen(task)
         if task is None or task.request.room != room:
             raise UnknownTask(f"no task {task_id!r:.80} in {room}")
         if task.labeler != conn.name:
@@ -394,7 +414,10 @@ class FeedbackService:
         seat = self._seat(room, conn)
         crowd = self._crowds.get(room)
         claim = 0
-        if seat is not None and crowd is not None and not seat.idle and \
+        gold = GOLD_KEY in task.request.extra
+        # After a gold question, or when one is due, the next task is claimed below.
+        if not gold and not self.desk.gold_due(room, conn.name) and \
+                seat is not None and crowd is not None and not seat.idle and \
                 not crowd.hungrier_than(seat.load - 1, but=seat):
             claim = max(0, self.prefetch - (seat.load - 1))
         if seat is not None and crowd is not None and claim:
@@ -416,16 +439,31 @@ class FeedbackService:
         if self.metrics is not None:
             self.metrics.store_write("label", time.perf_counter() - started)
             self.metrics.label_committed(label.label_id, received)
-        await self._deliver(label, replay=False)
+        if gold:  # it measures the labeler; it never reaches the model as a label
+            await self.desk.after_label(label, task.request)
+            await self.store.ack(label.label_id, label.requester, now=self.clock())
+        else:
+            try:
+                await self._ask_more(room, label, task.request)
+            finally:  # whatever the adaptive step met, the model gets its label
+                await self._deliver(label, replay=False)
         self._touch(room)
         if seat is not None and claim:
             await self._hand_out(room, [seat], tasks)
         else:
             await self._fill_room(room, budget=1)
 
+    async def _ask_more(self, room: str, label: Label, request: FeedbackRequest) -> None:
+        """Adaptive overlap: open one more slot on the label's request when it needs one."""
+        more = await self.desk.after_label(label, request)
+        if more is not None and await self.store.raise_overlap(
+                room, label.requester, label.sample_id, more, now=self.clock()):
+            self._announce(room, count=1)
+            await self._fill_room(room, budget=1)
+
     def _send_ack(self, conn: Connection, label: Label) -> None:
         self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_ACK.value,
-                                TO_ROOM: label.room, TO: conn.name,
+                                TO_ROOM: base_room(label.room), TO: conn.name,
                                 DATA: {"task_id": label.task_id, "label_id": label.label_id}})
 
     async def _on_skip(self, conn: Connection, message: Message) -> None:
@@ -503,9 +541,14 @@ class FeedbackService:
         crowd.claiming += 1
         started = time.perf_counter()
         try:
-            tasks = await self.store.claim_many(room, [(seat.name, n) for seat, n in wants],
-                                                lease_seconds=self.lease_seconds,
-                                                now=self.clock())
+            # Now and then a gold question instead, while one is left for them.
+            tasks = await self._claim_gold(room, [seat.name for seat, _ in wants
+                                                  if self.desk.gold_due(room, seat.name)])
+            given = {task.labeler for task in tasks}
+            rest = [(seat.name, n - (seat.name in given)) for seat, n in wants]
+            tasks += await self.store.claim_many(room, [(name, n) for name, n in rest if n > 0],
+                                                 lease_seconds=self.lease_seconds,
+                                                 now=self.clock())
             if self.metrics is not None:
                 self.metrics.store_write("claim", time.perf_counter() - started)
         finally:
@@ -514,6 +557,13 @@ class FeedbackService:
                 seat.reserved -= n
                 crowd.place(seat)
         await self._hand_out(room, [seat for seat, _ in wants], tasks)
+
+    async def _claim_gold(self, room: str, names: list[str]) -> list[Task]:
+        if not names:
+            return []
+        tasks = await self.store.claim_many(gold_room(room), [(name, 1) for name in names],
+                                            lease_seconds=self.lease_seconds, now=self.clock())
+        return [self.desk.as_seen(task) for task in tasks]
 
     async def _hand_out(self, room: str, seats: list[Seat], tasks: list[Task]) -> None:
         """Send claimed tasks to their labelers; those who got none wait at the back."""
@@ -570,6 +620,7 @@ class FeedbackService:
             crowd.place(seat)
 
     def _send_task(self, conn: Connection, task: Task) -> None:
+        self.desk.handed(task)
         self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_TASK.value,
                                 TO_ROOM: task.request.room, TO: task.labeler,
                                 DATA: task.message_data()})
@@ -591,6 +642,10 @@ class FeedbackService:
                                                    to=label.requester, exclude=None))
 
     async def _replay(self, conn: Connection, labels: list[Label]) -> None:
+        for label in labels:
+            if is_gold_room(label.room):  # committed just before a crash: not for the model
+                await self.store.ack(label.label_id, label.requester, now=self.clock())
+        labels = [label for label in labels if not is_gold_room(label.room)]
         if self.metrics is not None:
             self.metrics.redelivered("label", len(labels))
         for start in range(0, len(labels), REPLAY_SLICE):
@@ -605,7 +660,7 @@ class FeedbackService:
         while True:
             await asyncio.sleep(interval)
             try:
-                expired = await self.store.expire(now=self.clock())
+                expired = [self.desk.as_seen(t) for t in await self.store.expire(now=self.clock())]
                 if self.metrics is not None:
                     self.metrics.leases_expired(len(expired))
                 rooms: dict[str, list[Task]] = {}
