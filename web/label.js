@@ -417,7 +417,7 @@ class LabelApp {
     const parts = [];
     if (control.keys.length) {
       const shown = control.keys.length > 4 ? [control.keys[0], '…', control.keys.at(-1)] : control.keys;
-      parts.push([...shown.map((k) => (k === '…' ? '…' : kbd(k))), ' pick an answer (each button shows its key)']);
+      parts.push([...shown.flatMap((k, i) => [...(i ? [' '] : []), k === '…' ? '…' : kbd(k)]), ' pick an answer (each button shows its key)']);
     }
     if (control.textBox) parts.push([kbd('Enter'), ' on an empty answer opens the box, ', kbd('Esc'), ' leaves it']);
     parts.push([kbd('Enter'), ' submit']);

@@ -6,6 +6,12 @@ import { el, svg } from './dom.js';
 
 const BEAT_WIDTH = 24;
 const ROW_HEIGHT = 8;
+const NAMES = ['C', 'C♯', 'D', 'D♯', 'E', 'F', 'F♯', 'G', 'G♯', 'A', 'A♯', 'B'];
+
+/** MIDI 60 → "C4". */
+export function pitchName(pitch) {
+  return `${NAMES[pitch % 12]}${Math.floor(pitch / 12) - 1}`;
+}
 
 /** @returns {{pitch: number|null, velocity: number, start: number, beats: number}[]} */
 export function parseMelody(content) {
@@ -49,10 +55,21 @@ export function renderMelody(content, container) {
     roll.append(svg('line', { x1: beat * BEAT_WIDTH, x2: beat * BEAT_WIDTH, y1: 0, y2: height,
                               class: beat % perBar === 0 ? 'bar-line' : 'beat-line' }));
   }
+  const rests = events.filter((e) => e.pitch === null);
+  for (const e of rests) { // a rest: a shaded band over its beats, so silence is visible
+    const band = svg('rect', { x: e.start * BEAT_WIDTH, y: 0, width: e.beats * BEAT_WIDTH, height, class: 'rest' });
+    band.append(svg('title'));
+    band.lastChild.textContent = `rest, ${e.beats} beat${e.beats === 1 ? '' : 's'}`;
+    roll.append(band);
+  }
   for (const e of sounding) {
-    roll.append(svg('rect', { x: e.start * BEAT_WIDTH + 1, y: (high - e.pitch) * ROW_HEIGHT + 1,
-                              width: Math.max(2, e.beats * BEAT_WIDTH - 2), height: ROW_HEIGHT - 2,
-                              rx: 2, class: 'note', 'fill-opacity': (0.35 + 0.65 * e.velocity / 127).toFixed(2) }));
+    const note = svg('rect', { x: e.start * BEAT_WIDTH + 1, y: (high - e.pitch) * ROW_HEIGHT + 1,
+                               width: Math.max(2, e.beats * BEAT_WIDTH - 2), height: ROW_HEIGHT - 2,
+                               rx: 2, class: 'note', 'data-pitch': pitchName(e.pitch),
+                               'fill-opacity': (0.35 + 0.65 * e.velocity / 127).toFixed(2) });
+    note.append(svg('title'));
+    note.lastChild.textContent = pitchName(e.pitch);
+    roll.append(note);
   }
   const playhead = svg('line', { x1: 0, x2: 0, y1: 0, y2: height, class: 'playhead' });
   roll.append(playhead);
@@ -71,8 +88,18 @@ export function renderMelody(content, container) {
     },
   });
   button.addEventListener('click', () => { player.toggle(); button.blur(); });
-  container.append(el('div', { className: 'melody' }, [roll, el('div', { className: 'melody-info' }, [
-    button, ` ${sounding.length} notes · ${total} beats · ${bpm} bpm`
+  // Pitch names beside the roll (HTML, so the stretched SVG does not distort them):
+  // every C, and the lowest and highest note played.
+  const named = new Set(sounding.length ? [low + 2, high - 2] : []);
+  for (let pitch = low; pitch <= high; pitch += 1) if (pitch % 12 === 0) named.add(pitch);
+  const axis = el('div', { className: 'pitch-axis', 'aria-hidden': 'true' }, [...named].sort((a, b) => b - a).map((pitch) => {
+    const label = el('span', { text: pitchName(pitch) });
+    label.style.top = `${((high - pitch + 0.5) / (high - low + 1)) * 100}%`;
+    return label;
+  }));
+  const restText = rests.length ? ` · ${rests.length} rest${rests.length === 1 ? '' : 's'}` : '';
+  container.append(el('div', { className: 'melody' }, [el('div', { className: 'roll-wrap' }, [axis, roll]), el('div', { className: 'melody-info' }, [
+    button, ` ${sounding.length} notes${restText} · ${total} beats · ${bpm} bpm`
       + (typeof content.key === 'string' ? ` · ${content.key} ${typeof content.scale === 'string' ? content.scale : ''}` : '')])]));
   return { toggle: () => player.toggle(), stop: () => player.stop() };
 }

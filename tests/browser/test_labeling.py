@@ -49,8 +49,11 @@ async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
             task = await next_task(page, previous)
             kind, sample_id = task["kind"], task["sample"]
             if kind not in shot:
-                if kind == "melody":  # shows the playhead moving
-                    await page.keyboard.press(" ")
+                if kind == "melody":  # names its pitches, shades its rests
+                    axis = await page.inner_text(".pitch-axis")
+                    assert "C4" in axis.split(), axis
+                    assert await page.locator(".piano-roll .rest").count() > 0
+                    await page.keyboard.press(" ")  # shows the playhead moving
                     await page.wait_for_selector('[data-play][data-playing="true"]')
                 await page.screenshot(path=screenshot_path(f"label-{kind}"))
                 shot.add(kind)
