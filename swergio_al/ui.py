@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 import jinja2
@@ -82,12 +82,15 @@ async def landing_page(request: web.Request) -> web.Response:
     """The rooms with work waiting (queue, labelers, question), each linking to its
     label page; a clear empty state saying how to send work here."""
     store, service = request.app[STORE], request.app[FEEDBACK]
+    # `serve` prints `/?token=...` for labelers: the room links carry it on.
+    token = request.query.get("token", "")
+    suffix = "?" + urlencode({"token": token}) if token else ""
     rooms: list[dict[str, object]] = []
     try:
         for room in (await store.rooms())[:LANDING_ROOMS]:
             stats = await service.room_stats(room)
             if stats["queued"] or stats["in_flight"]:
-                rooms.append({"name": room, "href": "/label/" + quote(room), **stats,
+                rooms.append({"name": room, "href": "/label/" + quote(room) + suffix, **stats,
                               "question": await store.open_question(room) or ""})
     except StoreError as exc:
         raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None

@@ -148,3 +148,5 @@ async def test_landing_page_lists_rooms_with_work_or_says_how_to_send_some(
     assert '<a class="room-link" href="/label/feedback/a%20b">feedback/a b</a>' in body
     assert "&lt;b&gt;Is it?&lt;/b&gt;" in body  # the question is text, never markup
     assert '<b data-key="queued">1</b> waiting' in body
+    _, _, body = await get(server, "/?token=a%26b")  # the link `serve` prints for labelers
+    assert 'href="/label/feedback/a%20b?token=a%26b"' in body
