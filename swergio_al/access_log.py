@@ -29,18 +29,32 @@ SECRET_PARAMETERS = frozenset({"token", "access_token", "auth", "authorization",
                                "password", "secret"})
 
 
-def redact_query(target: str) -> str:
-    """`target` (a path with a query, or a whole URL) with secret parameter values replaced."""
+def redact_query(target: str, secrets: Iterable[str] = ()) -> str:
+    """`target` (a path with a query, or a whole URL) with secret parameter values
+    replaced, and any part that spells one of `secrets`, however percent-encoded."""
+    secrets = [secret for secret in secrets if secret]
+
+    def holds_secret(text: str) -> bool:
+        decoded = unquote(text.replace("+", " "))
+        return any(secret in decoded for secret in secrets)
+
     path, mark, rest = target.partition("?")
+    if holds_secret(path):
+        path = REDACTED
     if not mark:
-        return target
+        return path
     query, hash_mark, fragment = rest.partition("#")
     fields = []
     for field in query.replace(";", "&").split("&"):
-        name, equals, _ = field.partition("=")
-        if equals and unquote(name.replace("+", " ")).strip().lower() in SECRET_PARAMETERS:
+        name, equals, value = field.partition("=")
+        if equals and (unquote(name.replace("+", " ")).strip().lower() in SECRET_PARAMETERS
+                       or holds_secret(value)):
             field = f"{name}={REDACTED}"
+        elif holds_secret(field):
+            field = REDACTED
         fields.append(field)
+    if holds_secret(fragment):
+        fragment = REDACTED
     return f"{path}?{'&'.join(fields)}{hash_mark}{fragment}"
 
 
@@ -68,8 +82,8 @@ class RedactingAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         config = self.config
         secrets = (config.component_token, config.labeler_token) if config else ()
-        target = redact_query(request.raw_path)
-        referer = redact_query(request.headers.get("Referer", "-"))
+        target = redact_query(request.raw_path, secrets)
+        referer = redact_query(request.headers.get("Referer", "-"), secrets)
         agent = request.headers.get("User-Agent", "-")
         when = datetime.datetime.now(datetime.UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
         line = (f'{request.remote or "-"} [{when}] '
