@@ -29,7 +29,7 @@ ADAPTIVE_KEY = "adaptive"
 @dataclass(frozen=True)
 class OverlapPolicy:
     trusted: float = 0.8
-    sure: float = 0.9
+    sure: float = 0.92
     unknown: float = 0.7
 
     def needs_another(self, answers: Sequence[tuple[str, Any]], *, limit: int,
