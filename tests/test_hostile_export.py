@@ -1,5 +1,6 @@
 """Issue 16: labels whose every text field is generated travel request -> task ->
-label -> model exactly, and both exports read back to exactly the stored labels.
+label -> model exactly, and both exports read back to exactly the stored labels,
+on SQLite and on PostgreSQL.
 
 The CSV is read twice, by Python's csv module and by the strict RFC 4180 reader
 below (written here, sharing nothing with the csv module), one record per label;
@@ -10,6 +11,7 @@ byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -23,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.feedback.postgres import drop_schema, fresh_schema_url, require_postgres
 from tests.helpers import LoopThread, ServerProcess
 from tests.hostile import LIVE, Client, Message, clean_text, connect, errors, serial
 
@@ -76,11 +79,18 @@ def unprotect(cell: str) -> str:
     return cell[1:] if cell.startswith("'") else cell
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopThread, str]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopThread, str]]:
+    """A served process on either store (PostgreSQL text refuses what SQLite keeps)."""
     tmp: Path = tmp_path_factory.mktemp("export")
-    server = ServerProcess("--store", f"sqlite:///{tmp / 'store.db'}", "--component-token",
-                           TOKEN, "--access-log", "--log-level", "INFO",
+    if request.param == "postgresql":
+        require_postgres()
+        store = fresh_schema_url()
+    else:
+        store = f"sqlite:///{tmp / 'store.db'}"
+    server = ServerProcess("--store", store, "--component-token", TOKEN, "--access-log",
+                           "--log-level", "INFO",
                            env={"SWERGIO_AL_RATE_PER_SECOND": "5000",
                                 "SWERGIO_AL_RATE_BURST": "5000"}, log_path=tmp / "server.log")
     server.start()
@@ -92,6 +102,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopThrea
     finally:
         runner.close()
         server.__exit__()
+        if request.param == "postgresql":
+            asyncio.run(drop_schema(store))
 
 
 @pytest.mark.timeout(120)
