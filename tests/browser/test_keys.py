@@ -48,3 +48,23 @@ async def test_twelve_choices_are_labeled_keyboard_only(make_server: MakeServer,
         help_text = await page.inner_text("[data-shortcuts]")
         assert "play" not in help_text and "box" not in help_text  # no media, no text box
         assert "torn between class A and class B" in await page.inner_text("[data-why]")
+
+
+async def test_a_regressors_guess_is_rounded_with_its_uncertainty(make_server: MakeServer,
+                                                                 new_page: Any) -> None:
+    server = await make_server()
+    async with await connect_model(str(server.make_url("/ws"))) as model:
+        await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": "feedback", "DATA": {
+            "sample_id": "r", "kind": "text", "content": "a tune",
+            "answer": {"type": "rating", "min": 0, "max": 5, "step": 1},
+            "prediction": 3.14159265358979, "confidence": None, "uncertainty": 0.8123}})
+        page = await new_page(name="rex")
+        await page.goto(str(server.make_url("/label/feedback")))
+        await next_task(page)
+        assert await page.inner_text("[data-prediction]") == "3.14 ± 0.81"
+        assert await page.is_hidden(".confidence")  # no probability to show
+        labels = await page.eval_on_selector_all(
+            "[data-answer] button", "bs => bs.map((b) => b.innerText)")
+        assert labels == ["0", "1", "2", "3", "4", "5"]  # each key once, no "0 0"
+        help_text = await page.inner_text("[data-shortcuts]")
+        assert help_text.startswith("0 … 5 pick an answer"), help_text
