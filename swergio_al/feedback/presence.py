@@ -61,7 +61,7 @@ class Presence:
         if not isinstance(node, str) or node == self.node or not isinstance(rooms, dict):
             return set()
         counts = {room: n for room, n in rooms.items()
-                  if isinstance(room, str) and self.owns(room) and isinstance(n, int) and n > 0}
+                  if isinstance(room, str) and self.owns(room) and type(n) is int and n > 0}
         _, before = self._remote.get(node, (0.0, {}))
         if data.get("gone"):
             self._remote.pop(node, None)
