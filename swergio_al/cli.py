@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
                                help="csv or jsonl (default csv)")
     export_parser.add_argument("--room", help="only this feedback room (default: all rooms)")
     export_parser.add_argument("--output", "-o", help="file to write (default: stdout)")
+    from swergio_al.label_command import add_arguments as add_label_arguments
+
+    add_label_arguments(commands.add_parser(
+        "label", help="label your own CSV/TSV/JSONL file or image/audio folder, a model "
+                      "asking about what it is least sure of"))
     run_parser = commands.add_parser("run", help="start, supervise and stop the components "
                                                  "listed in a components.toml")
     run_parser.add_argument("components", help="path to the components file (TOML)")
@@ -144,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["label"]:  # its own parser: every bad option is one line, exit 2
+        from swergio_al.label_command import main as label
+
+        return label(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(_config_from(args))

@@ -3,7 +3,8 @@
 `{"type": "choice", "choices": [...], "keys": [...]}` (keys optional: one keyboard key per
 choice, a single character each, all different; the page picks 1-9, 0, then letters without
 them), `{"type": "rating", "min": 0, "max": 5, "step": 1}`,
-`{"type": "text", "max_length": 2000}`. Both checks return an error message, or None.
+`{"type": "text", "max_length": 2000}`, `{"type": "number"}` (any finite number).
+Both checks return an error message, or None.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from swergio_al.protocol import is_finite_number
 
-SCHEMA_TYPES = ("choice", "rating", "text")
+SCHEMA_TYPES = ("choice", "rating", "text", "number")
 DEFAULT_TEXT_LENGTH = 2000
 
 
@@ -33,6 +34,8 @@ def schema_problem(schema: Any) -> str | None:
             return "rating min, max and step must be numbers"
         if not low < high or step <= 0:
             return "a rating needs min < max and step > 0"
+        return None
+    if kind == "number":
         return None
     if kind == "text":
         length = schema.get("max_length", DEFAULT_TEXT_LENGTH)
@@ -80,6 +83,9 @@ def answer_problem(schema: dict[str, Any], answer: Any) -> str | None:
         if abs(steps - round(steps)) > Fraction(1, 10**9):
             return f"rating must be {low} plus a multiple of {step}, got {answer}"
         return None
+    if kind == "number":
+        return None if is_finite_number(answer) else \
+            f"a number answer must be a finite number, got {type(answer).__name__}"
     length = schema.get("max_length", DEFAULT_TEXT_LENGTH)
     if not isinstance(answer, str):
         return f"a text answer must be a string, got {type(answer).__name__}"

@@ -45,7 +45,7 @@ from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 CANCEL_CHUNK = 1000
 # A canceled request may still be answered (the label crossed the CANCEL on the wire):
 # near the budget such requests count as pending for this long.
-CANCEL_GRACE_SECONDS = 10.0
+CANCEL_GRACE_SECONDS = 3.0
 
 OnLabel = Callable[[SampleId, dict[str, Any]], None]
 
@@ -149,6 +149,7 @@ class PoolLoop(FeedbackLoop):
         self.labeled = np.zeros(len(pool), dtype=bool)
         self.labels: dict[str, SampleId] = {}  # label id -> sample, every label of the pool
         self.labelers = 0
+        self.dry = 0  # FEEDBACK/STATS that found labelers with an empty queue
         self.asked = 0  # requests sent for samples not pending before (a re-ask counts)
         self.finished = asyncio.Event()
         self._priority: dict[SampleId, float] = {}
@@ -158,13 +159,19 @@ class PoolLoop(FeedbackLoop):
         self._cold_order = 0
         self._next: list[tuple[int, float]] = []  # the last plan's ranking beyond its asks
         self._refilling = False
+        self._wake: asyncio.TimerHandle | None = None
 
         self.component.on(MessageType.FEEDBACK_LABEL.value, room=feedback_room)(self._on_label)
 
         @self.component.on(MessageType.FEEDBACK_STATS.value, room=feedback_room, direct=False)
         def on_stats(message: Message) -> None:
             data = message.get(DATA)
-            count = data.get("labelers") if isinstance(data, dict) else None
+            if not isinstance(data, dict):
+                return
+            count = data.get("labelers")
+            if self._ready and not self.finished.is_set() and not self.labeled.all() \
+                    and count and data.get("queued") == 0 and data.get("in_flight") == 0:
+                self.dry += 1  # labelers present, nothing to hand them
             if isinstance(count, int) and count != self.labelers:
                 grew = count > self.labelers
                 self.labelers = count
@@ -172,6 +179,11 @@ class PoolLoop(FeedbackLoop):
                     self._spawn(self.top_up())
 
     # -- lifecycle -----------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+        await super().stop()
 
     async def start(self) -> None:
         await super().start()  # learns the history: labeled samples are known from here on
@@ -296,6 +308,8 @@ class PoolLoop(FeedbackLoop):
                 await self._finish()
                 return
             unlabeled, target, room = targets
+            if self._canceled and room < len(self.pending) + self.reserve:
+                self._wake_when_grace_ends()
             # Snapshots taken here, on the loop: labels may arrive while the plan is made.
             pending = {sid: self.pool.index[sid] for sid in self.pending}
             plan = await asyncio.to_thread(self._plan, unlabeled, target, room, pending,
@@ -312,6 +326,19 @@ class PoolLoop(FeedbackLoop):
                                                                  in plan.rescore.items()}}})
             if plan.cancel:
                 await self._cancel([sid for sid in plan.cancel if sid in self.pending])
+
+    def _wake_when_grace_ends(self) -> None:
+        """Canceled requests hold back asks near the budget; plan again once their grace
+        is over (nothing else would: no label is coming for them)."""
+        if self._wake is not None and not self._wake.cancelled():
+            return
+        delay = min(self._canceled.values()) + CANCEL_GRACE_SECONDS - time.monotonic()
+
+        def wake() -> None:
+            self._wake = None
+            self._spawn(self.top_up())
+
+        self._wake = asyncio.get_running_loop().call_later(max(delay, 0.0) + 0.01, wake)
 
     async def _refill(self) -> None:
         """Between a label and the re-plan after learning it: ask the next samples of

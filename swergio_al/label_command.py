@@ -1,0 +1,393 @@
+"""`swergio-al label SOURCE`: label your own data with a model in the loop, in one command.
+
+Reads the source (swergio_al.sources), starts a server in this process (unless
+`--url` names a running one), prints where to label, and runs a `PoolLoop` with
+a built-in model (swergio_al.recipes). With `--simulate COLUMN` a Python
+labeler answers from that column, on the same path through the server as a
+person, and the command ends at `--budget`. The outputs (label_outputs.py) land
+in `--out`, where the store lives too, so running it again resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from swergio_al.learning.strategies import available_strategies
+
+PROG = "swergio-al label"
+CHOICE_PREFIX, RATING_PREFIX = "choice:", "rating:"
+
+
+class OptionError(ValueError):
+    """A bad option; one line."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"{PROG}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SOURCE",
+                        help="a CSV/TSV/JSONL file, or a folder of images or audio files")
+    what = parser.add_argument_group("what to ask")
+    what.add_argument("--answer", required=True,
+                      help="choice:cat,dog,bird | rating:0-5 | text | number")
+    what.add_argument("--question", default="", help="the question shown with each sample")
+    what.add_argument("--text", metavar="COLUMN", help="show this column as text")
+    what.add_argument("--image", metavar="COLUMN",
+                      help="show the image file this column names (relative to the file)")
+    what.add_argument("--audio", metavar="COLUMN",
+                      help="play the audio file this column names (relative to the file)")
+    what.add_argument("--features", metavar="COL,COL",
+                      help="numeric columns, shown as a table (default: every numeric column)")
+    what.add_argument("--id", dest="id_column", metavar="COLUMN",
+                      help="sample ids from this column (default: the row number)")
+    model = parser.add_argument_group("the model")
+    model.add_argument("--model", default="auto",
+                       help="auto | text | table | image | module:factory (default auto)")
+    model.add_argument("--strategy", choices=available_strategies(),
+                       help="how uncertainty is scored (default margin; std for numbers)")
+    model.add_argument("--diversity", type=float, default=0.0,
+                       help="0..1: trade uncertainty for spread among the asked (default 0)")
+    model.add_argument("--cold-start", choices=("diverse", "random"), default="diverse",
+                       help="before the model can score: spread-out samples (default) or random")
+    model.add_argument("--seed", type=int, default=0,
+                       help="makes a run repeatable: cold start, ties, simulated noise")
+    run = parser.add_argument_group("the run")
+    run.add_argument("--budget", type=int,
+                     help="stop at this many labels for the source (earlier runs count)")
+    run.add_argument("--room", help="feedback room (default feedback/<source name>)")
+    run.add_argument("--out", help="output folder (default ./<source name>-labels)")
+    run.add_argument("--simulate", metavar="COLUMN",
+                     help="answers come from this column (folder sources: 'folder'); "
+                          "the command ends at --budget")
+    run.add_argument("--simulate-noise", type=float, default=0.0, metavar="P",
+                     help="the simulated labeler answers wrongly with probability P")
+    run.add_argument("--simulate-delay", type=float, default=0.0, metavar="SECONDS",
+                     help="the simulated labeler's time per answer (default 0)")
+    server = parser.add_argument_group("the server (as `swergio-al serve`)")
+    server.add_argument("--url", help="use the server at ws://host:port/ws instead of "
+                                      "starting one")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    server.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    server.add_argument("--store", help="sqlite:///path or postgresql://... "
+                                        "(default sqlite in --out)")
+    server.add_argument("--broker", help="memory:// (default) or redis://host:port/db")
+    server.add_argument("--lease-seconds", type=float, help="task lease (default 120)")
+    server.add_argument("--component-token", help="token for components (the model uses it)")
+    server.add_argument("--labeler-token", help="token labelers must send")
+    server.add_argument("--log-level", default="WARNING", help="server log level (WARNING)")
+
+
+def parse_answer(spec: str) -> dict[str, Any]:
+    """`choice:a,b` | `rating:0-5` | `text` | `number` → the answer schema."""
+    if spec.startswith(CHOICE_PREFIX):
+        choices = [c.strip() for c in spec[len(CHOICE_PREFIX):].split(",")]
+        if len(choices) < 2 or "" in choices or len(set(choices)) != len(choices):
+            raise OptionError(f"--answer {spec}: give two or more distinct choices, "
+                              "e.g. choice:cat,dog")
+        return {"type": "choice", "choices": choices}
+    if spec.startswith(RATING_PREFIX):
+        low, sep, high = spec[len(RATING_PREFIX):].partition("-")
+        try:
+            lo, hi = int(low), int(high)
+        except ValueError:
+            lo, hi = 0, -1
+        if not sep or lo >= hi:
+            raise OptionError(f"--answer {spec}: expected rating:LOW-HIGH with LOW < HIGH, "
+                              "e.g. rating:0-5")
+        return {"type": "rating", "min": lo, "max": hi, "step": 1}
+    if spec == "text":
+        return {"type": "text", "max_length": 2000}
+    if spec == "number":
+        return {"type": "number"}
+    raise OptionError(f"--answer {spec}: expected choice:A,B,... | rating:LOW-HIGH | "
+                      "text | number")
+
+
+def simulated_value(schema: dict[str, Any], value: Any) -> Any:
+    """A --simulate column's value as an answer of `schema`; ValueError if it cannot be."""
+    kind = schema["type"]
+    if kind == "choice":
+        text = str(value)
+        if text not in schema["choices"]:
+            raise ValueError(f"{text!r:.40} is not one of the choices "
+                             f"{', '.join(schema['choices'])}")
+        return text
+    if kind == "text":
+        return str(value)
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{value!r:.40} is not a finite number")
+    if kind == "rating":
+        if not schema["min"] <= number <= schema["max"] or not number.is_integer():
+            raise ValueError(f"{value!r:.40} is not a rating in {schema['min']}..{schema['max']}")
+        return int(number)
+    return int(number) if number.is_integer() else number
+
+
+@dataclass
+class Plan:
+    """Everything the session needs, checked before anything starts."""
+
+    args: argparse.Namespace
+    source: Any
+    recipe: Any
+    answer: dict[str, Any]
+    room: str
+    out: Path
+    store: str
+    truth: dict[Any, Any] | None  # --simulate: sample id -> answer
+
+
+def prepare(args: argparse.Namespace) -> Plan:
+    from swergio_al.recipes import make_recipe
+    from swergio_al.sources import load_source
+
+    answer = parse_answer(args.answer)
+    if args.budget is not None and args.budget < 1:
+        raise OptionError(f"--budget must be at least 1, got {args.budget}")
+    if not 0.0 <= args.diversity <= 1.0:
+        raise OptionError(f"--diversity must be within 0..1, got {args.diversity}")
+    if not 0.0 <= args.simulate_noise <= 1.0:
+        raise OptionError(f"--simulate-noise must be within 0..1, got {args.simulate_noise}")
+    if args.simulate_delay < 0:
+        raise OptionError(f"--simulate-delay must be >= 0, got {args.simulate_delay}")
+    if not 0 < args.port < 65536:
+        raise OptionError(f"--port must be within 1..65535, got {args.port}")
+    if args.url is not None and not args.url.startswith(("ws://", "wss://")):
+        raise OptionError(f"--url must look like ws://host:port/ws, got {args.url!r}")
+    features = None
+    if args.features is not None:
+        features = [c.strip() for c in args.features.split(",") if c.strip()]
+        if not features:
+            raise OptionError("--features needs column names, e.g. --features width,height")
+    source = load_source(args.source, text=args.text, image=args.image, audio=args.audio,
+                         features=features, id_column=args.id_column,
+                         exclude=(args.simulate,) if args.simulate else ())
+    truth = None
+    if args.simulate is not None:
+        values = source.column(args.simulate)
+        truth = {}
+        for item, value in zip(source.items, values, strict=True):
+            try:
+                truth[item.sample_id] = simulated_value(answer, value)
+            except (TypeError, ValueError) as exc:
+                raise OptionError(f"--simulate {args.simulate}: sample {item.sample_id!r}: "
+                                  f"{exc}") from None
+    recipe = None
+    if answer["type"] != "text":  # free text teaches no built-in model
+        recipe = make_recipe(args.model, source, regression=answer["type"] == "number",
+                             seed=args.seed)
+    out = Path(args.out) if args.out else Path(f"{source.name}-labels")
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {out}: exists and is not a folder")
+    store = args.store or f"sqlite:///{out / 'store.db'}"
+    return Plan(args, source, recipe, answer, args.room or f"feedback/{source.name}", out,
+                store, truth)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = _OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    from swergio_al.recipes import RecipeError
+    from swergio_al.sources import SourceError
+
+    try:
+        plan = prepare(args)
+    except (OptionError, SourceError, RecipeError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    for warning in plan.source.skipped:
+        print(f"{PROG}: skipped {warning}", file=sys.stderr)
+    try:
+        plan.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{PROG}: --out {plan.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(Session(plan).run())
+    except SessionError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+
+
+class SessionError(RuntimeError):
+    """The server or the connection failed; one line."""
+
+
+class Session:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.stop = asyncio.Event()
+
+    def _learner(self) -> Any:
+        from swergio_al.learning import ActiveLearner
+
+        recipe, answer = self.plan.recipe, self.plan.answer
+        if recipe is None:
+            return None
+        strategy = self.plan.args.strategy or recipe.strategy
+        classes = answer["choices"] if answer["type"] == "choice" else None
+        return ActiveLearner(recipe.estimator, strategy, classes=classes,
+                             random_state=self.plan.args.seed)
+
+    def _pool(self) -> Any:
+        from swergio_al.feedback.pool import Pool
+
+        source, recipe = self.plan.source, self.plan.recipe
+        items = source.items
+        if recipe is not None:
+            inputs, features = recipe.inputs, recipe.features
+        else:
+            texts = source.texts()
+            inputs = np.asarray(texts if texts is not None else
+                                [str(i.sample_id) for i in items], dtype=object)
+            features = source.features()
+        return Pool(ids=[item.sample_id for item in items], inputs=inputs,
+                    render=lambda i: source.render(items[i]), features=features)
+
+    async def _serve(self) -> tuple[Any, str, str]:
+        """The embedded server; returns (runner, ws url, http base)."""
+        from aiohttp import web
+
+        from swergio_al.config import Config
+        from swergio_al.feedback.records import StoreError
+        from swergio_al.server import create_app
+
+        a, plan = self.plan.args, self.plan
+        media = plan.source.media_root
+        config = Config.from_env(
+            host=a.host, port=a.port, store=plan.store, broker=a.broker,
+            lease_seconds=a.lease_seconds, component_token=a.component_token,
+            labeler_token=a.labeler_token, log_level=a.log_level,
+            media_dir=str(media) if media is not None else None,
+            stats_interval_seconds=0.1 if a.simulate else None)
+        import logging
+
+        logging.basicConfig(level=config.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        runner = web.AppRunner(create_app(config), access_log=None)
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, config.host, config.port).start()
+        except (OSError, StoreError) as exc:
+            await runner.cleanup()
+            raise SessionError(f"cannot serve on {config.host}:{config.port}: {exc}") from None
+        base = f"http://{config.host}:{config.port}"
+        return runner, f"ws://{config.host}:{config.port}/ws", base
+
+    async def run(self) -> int:
+        from swergio_al.feedback.pool import PoolLoop
+        from swergio_al.label_outputs import Outputs
+
+        plan, a = self.plan, self.plan.args
+        runner = None
+        if a.url is None:
+            runner, url, base = await self._serve()
+        else:
+            url = a.url
+            base = url.replace("ws", "http", 1).rsplit("/ws", 1)[0]
+        with contextlib.suppress(NotImplementedError):  # not on Windows' default loop
+            loop_ = asyncio.get_running_loop()
+            loop_.add_signal_handler(signal.SIGINT, self.stop.set)
+            loop_.add_signal_handler(signal.SIGTERM, self.stop.set)
+        token = f"?token={a.labeler_token}" if a.labeler_token else ""
+        print(f"Label at {base}/label/{plan.room}{token}   dashboard: {base}/dashboard"
+              + ("" if a.simulate else "   (Ctrl-C stops)"), flush=True)
+        pool = self._pool()
+        outputs = Outputs(plan.out, pool, plan.answer)
+        learner = self._learner()
+        loop = PoolLoop(learner, pool, name=f"{plan.source.name}-model", url=url,
+                        answer=plan.answer, feedback_room=plan.room, question=a.question,
+                        budget=a.budget, cold_start=a.cold_start, diversity=a.diversity,
+                        seed=a.seed, on_label=outputs.add_label, token=a.component_token,
+                        target=float if plan.answer["type"] == "number" else None)
+        labeler = None
+        started = time.monotonic()
+        try:
+            try:
+                await loop.start()
+            except (OSError, TimeoutError) as exc:
+                raise SessionError(f"cannot reach the server at {url}: {exc}") from None
+            before = loop.n_labels
+            if plan.truth is not None:
+                labeler = self._simulated_labeler(url)
+                await labeler.start()
+            await self._wait(loop)
+            await loop.settled()
+            summary = outputs.finish(loop, learner, plan.recipe, before=before,
+                                     seconds=time.monotonic() - started)
+            print(summary, flush=True)
+            if plan.truth is None and not self.stop.is_set():
+                await self.stop.wait()  # at the budget: keep serving until Ctrl-C
+        finally:
+            if labeler is not None:
+                await labeler.close()
+            await loop.stop()
+            if runner is not None:
+                await runner.cleanup()
+        return 0
+
+    async def _wait(self, loop: Any) -> None:
+        finished = asyncio.ensure_future(loop.finished.wait())
+        stopped = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({finished, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            finished.cancel()
+            stopped.cancel()
+
+    def _simulated_labeler(self, url: str) -> Any:
+        from swergio_al.feedback import Labeler
+
+        a, answer, truth = self.plan.args, self.plan.answer, self.plan.truth
+        assert truth is not None
+        by_text = {str(k): v for k, v in truth.items()}
+
+        async def respond(task: dict[str, Any]) -> Any:
+            if a.simulate_delay:
+                await asyncio.sleep(a.simulate_delay)
+            sample_id = task["sample_id"]
+            value = truth.get(sample_id, by_text.get(str(sample_id)))
+            return noisy(answer, value, sample_id, a.simulate_noise, a.seed)
+
+        return Labeler("simulated-labeler", url, respond, room=self.plan.room,
+                       token=a.labeler_token)
+
+
+def noisy(schema: dict[str, Any], value: Any, sample_id: Any, p: float, seed: int) -> Any:
+    """The true answer, or with probability `p` a wrong one; the same for a sample every run."""
+    if p <= 0:
+        return value
+    rng = np.random.default_rng([seed, zlib.crc32(str(sample_id).encode())])
+    if rng.random() >= p:
+        return value
+    if schema["type"] == "choice":
+        others = [c for c in schema["choices"] if c != value]
+        return others[int(rng.integers(len(others)))]
+    if schema["type"] == "rating":
+        others = [v for v in range(schema["min"], schema["max"] + 1) if v != value]
+        return others[int(rng.integers(len(others)))]
+    if schema["type"] == "number":
+        return float(value) + float(rng.normal())
+    return value

@@ -1,0 +1,148 @@
+"""`swergio-al label`: bad input is one line, a simulated run leaves its outputs, and a
+run killed with SIGKILL resumes from its --out without asking or learning anything twice."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swergio_al.cli import main
+from tests.helpers import free_port
+
+REVIEWS = Path(__file__).parent.parent / "examples" / "reviews" / "reviews.csv"
+CHOICE = "choice:positive,negative"
+
+
+def truth() -> dict[str, str]:
+    with REVIEWS.open(newline="") as handle:
+        return {row["id"]: row["sentiment"] for row in csv.DictReader(handle)}
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def label_command(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "swergio_al.cli", "label", str(REVIEWS), "--text", "text",
+            "--id", "id", "--answer", CHOICE, "--simulate", "sentiment", "--out", str(out),
+            "--port", str(free_port()), *extra]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["nowhere.csv", "--answer", CHOICE], "not found"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "body"], "no column 'body'"),
+    ([str(REVIEWS), "--answer", "choice:yes"], "two or more distinct choices"),
+    ([str(REVIEWS), "--answer", "stars"], "expected choice:"),
+    ([str(REVIEWS), "--answer", "rating:5-1", "--text", "text"], "LOW < HIGH"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--budget", "0"], "--budget"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--budget", "x"], "invalid int"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--diversity", "2"], "--diversity"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--simulate", "mood"],
+     "no column 'mood'"),
+    ([str(REVIEWS), "--answer", "choice:good,bad", "--text", "text", "--simulate",
+      "sentiment"], "not one of the choices"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--model", "tree"], "--model"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--model", "no_such_mod:make"],
+     "cannot load it"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--model", "image"],
+     "needs a image source"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--strategy", "best"],
+     "invalid choice"),
+    ([str(REVIEWS), "--answer", CHOICE, "--bogus"], "unrecognized arguments"),
+    ([str(REVIEWS), "--text", "text"], "--answer"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--url", "http://x"], "--url"),
+])
+def test_a_bad_option_or_source_is_one_line_and_exit_2(
+        args: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(["label", *args])
+    except SystemExit as exit_:
+        code = exit_.code  # argparse's own errors
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("swergio-al label: ") and says in err, err
+
+
+def test_an_unreadable_source_through_the_real_command(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"id,text\n1,\xff\xfe not utf-8\n")
+    done = subprocess.run([sys.executable, "-m", "swergio_al.cli", "label", str(broken),
+                           "--text", "text", "--answer", CHOICE], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_simulated_run_leaves_the_labels_the_model_and_predictions(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(label_command(out, "--budget", "12", "--seed", "3"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Label at http://127.0.0.1:" in done.stdout
+    summary = done.stdout.strip().splitlines()[-1]
+    assert summary.startswith("done: 12 labels (12 this run) of 200 samples"), summary
+    assert "learned 12;" in summary
+    labels = rows(out / "labels.csv")
+    answers = truth()
+    assert len(labels) == 12 and len({r["sample_id"] for r in labels}) == 12
+    assert all(r["answer"] == answers[r["sample_id"]] for r in labels)  # exactly as given
+    assert all(r["labeler"] == "simulated-labeler" and r["time"] for r in labels)
+    assert (out / "labels.jsonl").read_text().count("\n") == 12
+    predictions = rows(out / "predictions.csv")
+    assert [r["sample_id"] for r in predictions] == list(answers)  # the whole pool, in order
+    assert {r["prediction"] for r in predictions} <= {"positive", "negative"}
+    load = ("import skops.io as sio, sys; p = sys.argv[1]; "
+            "m = sio.load(p, trusted=sio.get_untrusted_types(file=p)); "
+            "print(*m.predict(['The kettle broke after two weeks. Avoid.']))")
+    fresh = subprocess.run([sys.executable, "-c", load, str(out / "model.skops")],
+                           capture_output=True, text=True, timeout=60)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() in ("positive", "negative")
+
+
+def test_a_killed_run_resumes_without_asking_or_learning_twice(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = subprocess.Popen(label_command(out, "--budget", "30", "--simulate-delay", "0.05"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(rows(out / "labels.csv")) < 8 if (out / "labels.csv").exists() else True:
+            assert first.poll() is None and time.monotonic() < deadline, "no labels in time"
+            time.sleep(0.05)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.communicate(timeout=30)
+    killed_at = time.time()
+    db = out / "store.db"
+    with sqlite3.connect(db) as conn:
+        before = {r[0] for r in conn.execute("SELECT sample_id FROM labels")}
+    assert 8 <= len(before) < 30
+    second = subprocess.run(label_command(out, "--budget", "30", "--simulate-delay", "0.01"),
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    summary = second.stdout.strip().splitlines()[-1]
+    match = re.match(r"done: 30 labels \((\d+) this run\)", summary)
+    assert match and int(match.group(1)) == 30 - len(before), summary
+    assert "learned 30;" in summary  # the history once, the new labels once
+    with sqlite3.connect(db) as conn:
+        labeled = [r[0] for r in conn.execute("SELECT sample_id FROM labels")]
+        marks = ",".join("?" * len(before))
+        asked_again = conn.execute(
+            "SELECT COUNT(*) FROM tasks t JOIN requests r ON t.request_id = r.id "
+            f"WHERE t.created > ? AND r.sample_id IN ({marks})",
+            (killed_at, *before)).fetchone()[0]
+    assert len(labeled) == 30 and len(set(labeled)) == 30
+    assert asked_again == 0
+    assert sorted(r["sample_id"] for r in rows(out / "labels.csv")) == sorted(labeled)
