@@ -315,6 +315,50 @@ async def _number_case(harness: Live, sender: str, template: Message, literal: s
     await harness.bystanders_unaffected()
 
 
+@pytest.mark.timeout(120)
+def test_rating_labels_of_any_magnitude_are_judged_never_crash(live: Any) -> None:
+    """A rating near a double's limits (where `answer - min` overflows floats) is
+    checked exactly: acknowledged, invalid_answer, or bad_number."""
+    runner, harness = live
+
+    @settings(LIVE, max_examples=150)
+    @given(literal=number_literals)
+    def check(literal: str) -> None:
+        runner.run(_rating_case(harness, literal))
+
+    check()
+
+
+async def _rating_case(harness: Live, literal: str) -> None:
+    model, ann = harness.model, harness.ann
+    sample = f"h-r-{next(serial)}"
+    await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": FEEDBACK, "DATA": {
+        "sample_id": sample, "answer": {"type": "rating", "min": -1.7e308, "max": 1.7e308,
+                                        "step": 1e300}}})
+    while True:
+        task = await ann.recv()
+        if task.get("TYPE") == "FEEDBACK/TASK" and task["DATA"]["sample_id"] == sample:
+            break
+    marker = f"r-{next(serial)}"
+    label = json.dumps({"ID": marker, "TYPE": "FEEDBACK/LABEL", "TO_ROOM": FEEDBACK,
+                        "DATA": {"task_id": task["DATA"]["task_id"], "answer": "\x02N\x02"}})
+    await ann.ws.send_str(label.replace(json.dumps("\x02N\x02"), literal))
+    frames = await ann.settle()
+    found = errors(frames)
+    acked = [f for f in frames if f.get("TYPE") == "FEEDBACK/ACK"]
+    if overflows(literal):
+        assert found == [("bad_number", marker)], frames
+    else:
+        assert len(found) + len(acked) == 1 and set(found) <= {("invalid_answer", marker)}, \
+            (literal, frames)
+    if not acked:
+        await model.send({"TYPE": "FEEDBACK/CANCEL", "TO_ROOM": FEEDBACK,
+                          "DATA": {"sample_ids": [sample]}})
+    assert errors(await model.settle()) == []
+    await ann.settle()
+    await harness.bystanders_unaffected()
+
+
 # -- takeovers --------------------------------------------------------------
 
 # (role, token) a client registers with; None = no TOKEN.
