@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,14 @@ def raise_fd_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
 
 
-def start_server(port: int, store: Path) -> subprocess.Popen[bytes]:
+def start_server(port: int, store: Path | str,
+                 broker: str | None = None) -> subprocess.Popen[bytes]:
+    """`swergio-al serve` on `port`; `store` is a SQLite file or a store URL."""
+    store_url = store if isinstance(store, str) else f"sqlite:///{store}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(port),
-         "--log-level", "WARNING", "--store", f"sqlite:///{store}"],
+         "--log-level", "WARNING", "--store", store_url,
+         *(["--broker", broker] if broker else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -106,6 +111,7 @@ class Tally:
         self.errors: list[dict[str, Any]] = []
         self.lost: list[str] = []
         self.labels = 0
+        self.committed = 0  # labels ACKed by the server
         self.stopping = False
 
     def measuring(self) -> bool:
@@ -157,7 +163,9 @@ async def labeler(session: aiohttp.ClientSession, url: str, name: str, tally: Ta
     worker = asyncio.create_task(work())
     try:
         async for message in read(ws, name, tally):
-            if message.get("TYPE") == "FEEDBACK/TASK":
+            if message.get("TYPE") == "FEEDBACK/ACK":
+                tally.committed += 1
+            elif message.get("TYPE") == "FEEDBACK/TASK":
                 if sent_at:
                     waited = time.monotonic() - sent_at.pop(0)
                     if tally.measuring():
@@ -215,42 +223,52 @@ async def component(session: aiohttp.ClientSession, url: str, name: str, tally: 
         await ws.close()
 
 
-async def run(args: argparse.Namespace, url: str, pid: int) -> dict[str, Any]:
+async def run(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dict[str, Any]:
+    """The clients against one server or several nodes (labelers and components
+    spread over them in turn, the model on the first); CPU is summed over them."""
     tally = Tally()
     rng = random.Random(0)
     rss: list[float] = []
     connector = aiohttp.TCPConnector(limit=0)
+
+    def server_cpu() -> float:
+        return sum(cpu_seconds(pid) for pid in pids)
+
     async with aiohttp.ClientSession(connector=connector) as session:
-        clients = [asyncio.create_task(model(session, url, tally, backlog=3 * args.labelers))]
-        clients += [asyncio.create_task(component(session, url, f"component-{i}", tally,
-                                                  args.rate))
+        clients = [asyncio.create_task(model(session, urls[0], tally,
+                                             backlog=3 * args.labelers))]
+        clients += [asyncio.create_task(component(session, urls[i % len(urls)],
+                                                  f"component-{i}", tally, args.rate))
                     for i in range(args.components)]
         for i in range(args.labelers):
             clients.append(asyncio.create_task(
-                labeler(session, url, f"labeler-{i}", tally, args.think,
+                labeler(session, urls[i % len(urls)], f"labeler-{i}", tally, args.think,
                         random.Random(rng.random()))))
             if i % 50 == 49:
                 await asyncio.sleep(0.05)  # connect in waves, not one SYN flood
         tally.started = time.monotonic()
-        server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
-        labels_before = 0
+        cpu_before, client_before = server_cpu(), time.process_time()
+        labels_before = committed_before = 0
         deadline = tally.started + args.seconds
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
-            rss.append(rss_mb(pid))
+            rss.append(max(rss_mb(pid) for pid in pids))
             if time.monotonic() - tally.started < WARM_UP:
-                labels_before = tally.labels
-                server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
+                labels_before, committed_before = tally.labels, tally.committed
+                cpu_before, client_before = server_cpu(), time.process_time()
         labels = tally.labels - labels_before
+        committed = tally.committed - committed_before
         measured = args.seconds - WARM_UP
-        cpu = ((cpu_seconds(pid) - server_cpu) / measured,
-               (time.process_time() - client_cpu) / measured)
+        busy = server_cpu() - cpu_before
+        cpu = (busy / measured, (time.process_time() - client_before) / measured)
         tally.stopping = True
         for client in clients:
             client.cancel()
         results = await asyncio.gather(*clients, return_exceptions=True)
     crashed = [r for r in results if isinstance(r, Exception)]
     return {"tally": tally, "rss": rss, "labels_per_second": labels / measured,
+            "committed_per_second": committed / measured,
+            "cpu_us_per_label": busy / committed * 1e6 if committed else float("nan"),
             "crashed": crashed, "cpu": cpu}
 
 
@@ -263,7 +281,9 @@ def report(args: argparse.Namespace, outcome: dict[str, Any]) -> str:
         ("duration", f"{args.seconds:g} s (first {WARM_UP:g} s not measured)"),
         ("errors (ERROR frames)", str(len(tally.errors))),
         ("connections lost", str(len(tally.lost))),
-        ("labels/s", f"{outcome['labels_per_second']:.0f}"),
+        ("labels/s sent / committed (ACKed)",
+         f"{outcome['labels_per_second']:.0f} / {outcome['committed_per_second']:.0f}"),
+        ("server CPU per committed label", f"{outcome['cpu_us_per_label']:.0f} µs"),
         ("time to next task p50 / p90 / p99 / max",
          " / ".join(f"{percentile(tally.next_task, q) * ms:.1f}" for q in (0.5, 0.9, 0.99, 1))
          + f" ms ({len(tally.next_task)} labels)"),
@@ -303,14 +323,27 @@ def main() -> int:
     parser.add_argument("--url", help="use a server already running here (e.g. under a "
                                       "profiler) instead of starting one; needs --pid")
     parser.add_argument("--pid", type=int, help="that server's process id (RSS, CPU)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="run 50, 500 and 2000 labelers (--sizes), each at the think time "
+                             "that offers --offered labels/s in total, and print one table")
+    parser.add_argument("--sizes", default="50,500,2000", help="crowd sizes for --sweep")
+    parser.add_argument("--offered", type=float, default=1000.0,
+                        help="labels/s the whole crowd offers in --sweep (default 1000)")
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="server processes; more than one run on Redis + PostgreSQL "
+                             "(--redis, --postgres), each run in a fresh schema and key prefix")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     if bool(args.url) != bool(args.pid):
         parser.error("--url and --pid go together")
     if args.seconds <= WARM_UP:
         parser.error(f"--seconds must be more than the {WARM_UP:g} s warm-up")
+    if args.sweep:
+        return sweep(args)
     raise_fd_limit(2 * (args.labelers + args.components) + 256)
     if args.url:
-        outcome = asyncio.run(run(args, args.url, args.pid))
+        outcome = asyncio.run(run(args, [args.url], [args.pid]))
         alive = Path(f"/proc/{args.pid}").exists()
     else:
         outcome, alive = serve_and_run(args)
@@ -325,16 +358,80 @@ def main() -> int:
 
 
 def serve_and_run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """Start the server(s) with fresh state, run the clients, stop and clean up."""
+    tag = f"swergio_al_load_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        server = start_server(port, Path(tmp) / "load.db")
+        ports = [free_port() for _ in range(args.nodes)]
+        servers: list[subprocess.Popen[bytes]] = []
         try:
-            outcome = asyncio.run(run(args, f"ws://127.0.0.1:{port}/ws", server.pid))
-            alive = server.poll() is None
+            for port in ports:
+                if args.nodes == 1:
+                    servers.append(start_server(port, Path(tmp) / "load.db"))
+                else:
+                    servers.append(start_server(port, f"{args.postgres}?schema={tag}",
+                                                f"{args.redis}?prefix={tag}"))
+            outcome = asyncio.run(run(args, [f"ws://127.0.0.1:{port}/ws" for port in ports],
+                                      [server.pid for server in servers]))
+            alive = all(server.poll() is None for server in servers)
         finally:
-            server.terminate()
-            server.wait(15)
+            for server in servers:
+                server.terminate()
+                server.wait(15)
+            if args.nodes > 1:
+                asyncio.run(drop_shared_state(args, tag))
     return outcome, alive
+
+
+async def drop_shared_state(args: argparse.Namespace, tag: str) -> None:
+    import asyncpg
+    import redis.asyncio as redis
+
+    conn = await asyncpg.connect(args.postgres)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE')
+    finally:
+        await conn.close()
+    client = redis.Redis.from_url(args.redis)
+    try:
+        keys = [key async for key in client.scan_iter(f"{tag}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """One run per crowd size, each offering the same labels/s in total; one table."""
+    sizes = [int(size) for size in args.sizes.split(",")]
+    raise_fd_limit(2 * (max(sizes) + args.components) + 256)
+    rows = []
+    for size in sizes:
+        run_args = argparse.Namespace(**{**vars(args), "labelers": size,
+                                         "think": size / args.offered})
+        outcome, alive = serve_and_run(run_args)
+        tally: Tally = outcome["tally"]
+        rows.append(
+            f"| {size} | {run_args.think:.2f} | {outcome['labels_per_second']:.0f} | "
+            f"{outcome['committed_per_second']:.0f} | {outcome['cpu_us_per_label']:.0f} | "
+            f"{outcome['cpu'][0]:.2f} / {outcome['cpu'][1]:.2f} | "
+            f"{percentile(tally.next_task, 0.5) * 1000:.1f} / "
+            f"{percentile(tally.next_task, 0.99) * 1000:.1f} | "
+            f"{percentile(tally.relay, 0.99) * 1000:.1f} | "
+            f"{max(outcome['rss'], default=float('nan')):.0f} | "
+            f"{len(tally.errors)} / {len(tally.lost)}{'' if alive else ' (server died)'} |")
+        print(rows[-1], flush=True)
+    load = os.getloadavg()
+    where = "1 node, SQLite" if args.nodes == 1 else f"{args.nodes} nodes, Redis + PostgreSQL"
+    print(f"\n{where}; {args.components} components at {args.rate:g} msg/s; "
+          f"{args.seconds:g} s per run (first {WARM_UP:g} s not measured); "
+          f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+          f"at the end, Python {platform.python_version()}\n")
+    print("| labelers | think s | labels/s sent | labels/s committed | server CPU µs/label | "
+          "cores server / client | next task p50 / p99 ms | relay p99 ms | RSS MB (max/node) | "
+          "errors / lost |")
+    print("|---:|---:|---:|---:|---:|---|---|---:|---:|---|")
+    print("\n".join(rows))
+    return 0
 
 
 if __name__ == "__main__":

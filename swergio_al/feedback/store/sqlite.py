@@ -152,10 +152,10 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._thread: StoreThread | None = None
         self._batch_lock = threading.Lock()
-        self._writes_waiting: list[tuple[Callable[..., Any], tuple[Any, ...],
-                                         asyncio.Future[Any]]] = []
-        self._batch_queued = False
-        self._durable_waiting = False
+        # Writes waiting for the next group commit: fsync'd (labels) or not.
+        self._waiting: dict[bool, list[tuple[Callable[..., Any], tuple[Any, ...],
+                                             asyncio.Future[Any]]]] = {True: [], False: []}
+        self._queued = {True: False, False: False}
         #: Group commits so far (each one fsync).
         self.commits = 0
 
@@ -491,30 +491,31 @@ class SQLiteStore(Store):
         return label, tasks
 
     async def _group(self, durable: bool, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(tx, *args)` in the next group commit.
+        """Run `fn(tx, *args)` in the next group commit of its kind.
 
         Writes that arrive while a commit is under way wait for the next one and
-        share it (labels, the model's ACKs and requests, claims), so throughput
-        grows with load instead of being capped at one write per fsync. Each
-        write has its own savepoint: a refused one (StoreError) leaves the
-        others to commit. The commit is fsync'd when any of its writes is
-        `durable` (a label); the rest can be replayed by their senders.
+        share it, so throughput grows with load instead of being capped at one
+        transaction (or fsync) per write. Labels (`durable`) go in commits that
+        are fsync'd; the rest (the model's requests and ACKs, claims) can be
+        replayed by their senders and go in commits of their own that are not,
+        so a model never waits for a labeler's fsync. Each write has its own
+        savepoint: a refused one (StoreError) leaves the others to commit.
         """
         if self._thread is None:
             raise StoreUnavailable("the feedback store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._batch_lock:
-            self._writes_waiting.append((fn, args, future))
-            self._durable_waiting = self._durable_waiting or durable
-            start, self._batch_queued = not self._batch_queued, True
+            self._waiting[durable].append((fn, args, future))
+            start = not self._queued[durable]
+            self._queued[durable] = True
         if start:
             try:
-                self._thread.post(partial(self._commit_group, loop), None, loop)
+                self._thread.post(partial(self._commit_group, loop, durable), None, loop)
             except RuntimeError:  # closing: the store thread takes no more work
                 with self._batch_lock:
-                    stranded, self._writes_waiting = self._writes_waiting, []
-                    self._batch_queued = False
+                    stranded, self._waiting[durable] = self._waiting[durable], []
+                    self._queued[durable] = False
                 closing = StoreUnavailable("the feedback store is closing")
                 for _, _, waiter in stranded:
                     if waiter is not future and not waiter.done():
@@ -522,11 +523,10 @@ class SQLiteStore(Store):
                 raise closing from None
         return await future
 
-    def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _commit_group(self, loop: asyncio.AbstractEventLoop, durable: bool) -> None:
         with self._batch_lock:
-            batch, self._writes_waiting = self._writes_waiting, []
-            durable, self._durable_waiting = self._durable_waiting, False
-            self._batch_queued = False
+            batch, self._waiting[durable] = self._waiting[durable], []
+            self._queued[durable] = False
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             with self._transaction(durable=durable) as tx:
