@@ -423,6 +423,48 @@ async def _takeover(harness: Live, server: str, holder_id: tuple[str, str | None
         await newcomer.close()
 
 
+@pytest.mark.timeout(60)
+def test_a_swergio_tcp_client_takes_over_only_its_own_kind(live: Any) -> None:
+    """0.0.2 clients register as anonymous components: they may take over an anonymous
+    component's name (a reconnect), never a labeler's (refused, logged, holder untouched)."""
+    runner, harness = live
+
+    @settings(LIVE, max_examples=20)
+    @given(name=clean_text.filter(bool), holder_role=st.sampled_from(["component", "labeler"]))
+    def check(name: str, holder_role: str) -> None:
+        runner.run(_tcp_takeover(harness, f"{name}-{next(serial)}", holder_role))
+
+    check()
+
+
+async def _tcp_takeover(harness: Live, name: str, holder_role: str) -> None:
+    token = BTOK if holder_role == "labeler" else None
+    holder = await connect(harness.b.ws_url, name, role=holder_role, token=token)
+    try:
+        assert errors(await holder.settle()) == []
+        tcp = await TcpPeer.connect(harness.tcp_port, name, "troom")
+        try:
+            if holder_role == "component":
+                assert await holder.closed_with() == 4001
+            else:
+                # Refused: the TCP client is still unregistered, so its JOINROOM was too.
+                # It registers another name and speaks: once that arrives, the refused
+                # REGISTER (sent before, on the same stream) has been handled.
+                other = f"tcp-{next(serial)}"
+                for message in ({"TYPE": "DATA/TEXT", "TO_ROOM": "troom", "DATA": "lost"},
+                                {"TYPE": "COMMAND/REGISTER", "NAME": other},
+                                {"TYPE": "COMMAND/JOINROOM", "ROOM": "troom"},
+                                {"TYPE": "DATA/TEXT", "TO_ROOM": "troom", "DATA": "heard"}):
+                    await tcp.send_text(json.dumps({"TO_ROOM": "_command", **message}))
+                heard = await harness.tcp_listener.recv()
+                assert (heard["SENT_BY"], heard["DATA"]) == (other, "heard"), heard
+                assert errors(await holder.settle()) == []  # untouched, still its name
+        finally:
+            await tcp.close()
+    finally:
+        await holder.close()
+
+
 # -- HTTP credentials -------------------------------------------------------
 
 header_bytes = st.binary(max_size=24).map(lambda b: bytes(c for c in b if c not in b"\r\n\x00"))
