@@ -46,12 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to ask")
     what.add_argument("--answer", required=True,
                       help="choice:cat,dog,bird | rating:0-5 | text | number")
-    what.add_argument("--question", default="", help="the question shown with each sample")
-    what.add_argument("--text", metavar="COLUMN", help="show this column as text")
+    what.add_argument("--question", default="",
+                      help="the question shown with each sample (default: none)")
+    what.add_argument("--text", metavar="COLUMN", help="show this column as text (default: none)")
     what.add_argument("--image", metavar="COLUMN",
-                      help="show the image file this column names (relative to the file)")
+                      help="show the image file this column names, relative to the file "
+                           "(default: none)")
     what.add_argument("--audio", metavar="COLUMN",
-                      help="play the audio file this column names (relative to the file)")
+                      help="play the audio file this column names, relative to the file "
+                           "(default: none)")
     what.add_argument("--features", metavar="COL,COL",
                       help="numeric columns, shown as a table (default: every numeric column)")
     what.add_argument("--id", dest="id_column", metavar="COLUMN",
@@ -66,31 +69,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--cold-start", choices=("diverse", "random"), default="diverse",
                        help="before the model can score: spread-out samples (default) or random")
     model.add_argument("--seed", type=int, default=0,
-                       help="makes a run repeatable: cold start, ties, simulated noise")
+                       help="makes a run repeatable: cold start, ties, simulated noise "
+                            "(default 0)")
     run = parser.add_argument_group("the run")
     run.add_argument("--budget", type=int,
-                     help="stop at this many labels for the source (earlier runs count)")
+                     help="stop at this many labels for the source, earlier runs count "
+                          "(default: when every sample is labeled)")
     run.add_argument("--room", help="feedback room (default feedback/<source name>)")
     run.add_argument("--out", help="output folder (default ./<source name>-labels)")
     run.add_argument("--simulate", metavar="COLUMN",
                      help="answers come from this column (folder sources: 'folder'); "
-                          "the command ends at --budget")
+                          "the command ends at --budget (default: people answer)")
     run.add_argument("--simulate-noise", type=float, default=0.0, metavar="P",
-                     help="the simulated labeler answers wrongly with probability P")
+                     help="the simulated labeler answers wrongly with probability P "
+                          "(default 0)")
     run.add_argument("--simulate-delay", type=float, default=0.0, metavar="SECONDS",
                      help="the simulated labeler's time per answer (default 0)")
     server = parser.add_argument_group("the server (as `swergio-al serve`)")
     server.add_argument("--url", help="use the server at ws://host:port/ws instead of "
-                                      "starting one")
-    server.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+                                      "starting one (default: start one)")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     server.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     server.add_argument("--store", help="sqlite:///path or postgresql://... "
                                         "(default sqlite in --out)")
     server.add_argument("--broker", help="memory:// (default) or redis://host:port/db")
     server.add_argument("--lease-seconds", type=float, help="task lease (default 120)")
-    server.add_argument("--component-token", help="token for components (the model uses it)")
-    server.add_argument("--labeler-token", help="token labelers must send")
-    server.add_argument("--log-level", default="WARNING", help="server log level (WARNING)")
+    server.add_argument("--component-token", help="token for components, the model uses it "
+                        "(default: none)")
+    server.add_argument("--labeler-token", help="token labelers must send (default: none)")
+    server.add_argument("--log-level", default="WARNING", help="server log level (default WARNING)")
 
 
 def parse_answer(spec: str) -> dict[str, Any]:

@@ -120,8 +120,9 @@ def test_every_option_has_help_with_its_default() -> None:
     assert "swergio-al demo music" in names and "swergio-al serve" in names
     for path, parser in parsers:
         for action in parser._actions:
-            if not action.option_strings or isinstance(action, argparse._HelpAction):
-                continue
+            if (not action.option_strings or action.required
+                    or isinstance(action, argparse._HelpAction)):
+                continue  # positionals and required options have no default to state
             where = f"{path} {'/'.join(action.option_strings)}"
             assert action.help, f"{where} has no help text"
             assert "default" in action.help, f"{where}: help does not say its default"
