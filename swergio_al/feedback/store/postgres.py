@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +42,7 @@ from swergio_al.feedback.records import (
     UnknownTask,
 )
 from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
+from swergio_al.feedback.store.pg_functions import FUNCTIONS, NOT_YOUR_TASK, UNKNOWN_TASK
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 from swergio_al.feedback.store.sqlite import (
     KPI_THIN,
@@ -159,6 +159,8 @@ class PostgresStore(Store):
                                                             generated="STORED"))
                 await conn.execute("DELETE FROM schema_version")
                 await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+            for function in FUNCTIONS:
+                await conn.execute(function)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -270,43 +272,16 @@ class PostgresStore(Store):
 
     async def claim_many(self, room: str, wants: Sequence[tuple[str, int]], *,
                          lease_seconds: float, now: float) -> list[Task]:
-        if not any(count > 0 for _, count in wants):
+        wants = [(labeler, count) for labeler, count in wants if count > 0]
+        if not wants:
             return []
-        async with self._connection() as conn:
-            tasks: list[Task] = []
-            for labeler, count in wants:
-                tasks += await self._claim_in(conn, room, labeler, count, lease_seconds, now)
-        return tasks
-
-    async def _claim_in(self, conn: Any, room: str, labeler: str, count: int,
-                        lease_seconds: float, now: float) -> list[Task]:
-        """Lease up to `count` requests to `labeler`, inside the caller's transaction."""
-        if count <= 0:
-            return []
-        # SKIP LOCKED: a request another node is claiming right now is passed
-        # over (that node takes it), never leased twice. The literal 'open' lets
-        # the planner use the partial index of claimable requests.
-        request_ids = [r["id"] for r in await conn.fetch(
-            "SELECT r.id FROM requests r WHERE r.room = $1 AND r.status = 'open' AND "
-            "r.free_slots > 0 AND NOT EXISTS (SELECT 1 FROM tasks t "
-            "WHERE t.request_id = r.id AND t.labeler = $2 AND t.status = ANY($3::text[])) "
-            "ORDER BY r.priority DESC, r.id LIMIT $4 FOR UPDATE OF r SKIP LOCKED",
-            room, labeler, _EXCLUDING, count)]
-        if not request_ids:
-            return []
-        task_ids = [uuid.uuid4().hex for _ in request_ids]
-        rows = await conn.fetch(
-            "WITH bumped AS (UPDATE requests SET in_flight = in_flight + 1 "
-            "WHERE id = ANY($1::int[])), "
-            "made AS (INSERT INTO tasks (task_id, request_id, room, labeler, status, "
-            "lease_expires, created, updated) SELECT n.task_id, n.request_id, $3, $4, $5, $6, "
-            "$7, $7 FROM unnest($2::text[], $1::int[]) AS n(task_id, request_id) "
-            "RETURNING task_id, request_id, labeler, lease_expires, status) "
-            f"SELECT m.task_id, m.labeler, m.lease_expires, m.status, {_REQUEST_COLUMNS} "
-            "FROM made m JOIN requests r ON r.id = m.request_id",
-            request_ids, task_ids, room, labeler, _LEASED, now + lease_seconds, now)
-        order = {task_id: i for i, task_id in enumerate(task_ids)}
-        return sorted((_task(_row(row)) for row in rows), key=lambda t: order[t.task_id])
+        async with self._connection(transaction=False) as conn:
+            # One round trip: the function claims for each labeler in turn.
+            rows = await conn.fetch(
+                "SELECT * FROM swergio_al_claim_many($1, $2::text[], $3::int[], $4, $5)",
+                room, [labeler for labeler, _ in wants], [count for _, count in wants],
+                lease_seconds, now)
+        return [_task(_row(row)) for row in rows]
 
     async def task(self, task_id: str) -> Task | None:
         async with self._connection(transaction=False) as conn:
@@ -383,28 +358,25 @@ class PostgresStore(Store):
     async def label_and_claim(self, task_id: str, labeler: str, answer: object,
                               seconds: float | None, *, label_id: str, now: float, claim: int,
                               lease_seconds: float) -> tuple[Label, list[Task]]:
-        async with self._connection() as conn:
-            task = await self._leased_task(conn, task_id, labeler)
-            request = task.request
-            sample_id, is_int = _sample_key(request.sample_id)
-            # One statement: close the task, count the label on its request, store it.
-            await conn.execute(
-                "WITH done AS (UPDATE tasks SET status = $1, updated = $2 WHERE task_id = $3 "
-                "RETURNING request_id), "
-                "counted AS (UPDATE requests r SET labeled = labeled + 1, "
-                "in_flight = GREATEST(in_flight - 1, 0), "
-                "status = CASE WHEN labeled + 1 >= overlap THEN $4 ELSE status END, "
-                "updated = $2 FROM done WHERE r.id = done.request_id) "
-                f"INSERT INTO labels ({_LABEL_COLUMNS}, request_id) SELECT $5, $3, $6, $7, $8, "
-                "$9, $10, $11, $12, $2, 0, done.request_id FROM done",
-                TaskStatus.DONE.value, now, task_id, RequestStatus.DONE.value, label_id,
-                request.room, sample_id, is_int, request.requester, labeler,
-                json.dumps(answer), seconds)
-            tasks = await self._claim_in(conn, request.room, labeler, claim, lease_seconds, now)
+        async with self._connection(transaction=False) as conn:
+            # One round trip: commit the label, end the lease, claim what follows.
+            try:
+                rows = await conn.fetch(
+                    "SELECT * FROM swergio_al_label($1, $2, $3, $4, $5, $6, $7, $8)",
+                    task_id, labeler, json.dumps(answer), seconds, label_id, now, claim,
+                    lease_seconds)
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate == UNKNOWN_TASK:
+                    raise UnknownTask(exc.message) from None
+                if exc.sqlstate == NOT_YOUR_TASK:
+                    raise NotYourTask(exc.message) from None
+                raise
+        labeled, *claimed = [_task(_row(row)) for row in rows]
+        request = labeled.request
         label = Label(label_id=label_id, task_id=task_id, room=request.room,
                       sample_id=request.sample_id, requester=request.requester, labeler=labeler,
                       answer=answer, seconds=seconds, created=now, extra=request.extra)
-        return label, tasks
+        return label, claimed
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
         async with self._connection() as conn:

@@ -1,0 +1,114 @@
+"""Server-side functions of the PostgreSQL store: the busy paths in one round trip.
+
+A label (commit it, end its lease, claim the labeler's next tasks) and a claim
+for several labelers at once are each one `SELECT` of a PL/pgSQL function: one
+network round trip and one implicit transaction, instead of BEGIN, a statement
+per step and COMMIT. The functions are (re)created on every open, under the
+migration lock, so they always match the running release.
+
+Refusals raise SQLSTATE `SWA01` (unknown task, or no longer leased) and `SWA02`
+(leased to someone else); the store turns them into UnknownTask / NotYourTask.
+"""
+
+from __future__ import annotations
+
+UNKNOWN_TASK = "SWA01"
+NOT_YOUR_TASK = "SWA02"
+
+# What each function returns per task: the store's task row (`_TASK_COLUMNS`).
+_TASK_ROW = """o_task_id text, o_labeler text, o_lease_expires double precision,
+    o_status text, o_id integer, o_room text, o_sample_id text, o_sample_is_int integer,
+    o_requester text, o_kind text, o_content text, o_answer text, o_question text,
+    o_prediction text, o_confidence double precision, o_priority double precision,
+    o_overlap integer, o_extra text"""
+
+_TASK_ROWS_OF = """SELECT t.task_id, t.labeler, t.lease_expires, t.status, r.id, r.room,
+    r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, r.answer, r.question,
+    r.prediction, r.confidence, r.priority, r.overlap, r.extra
+    FROM tasks t JOIN requests r ON r.id = t.request_id
+    WHERE t.task_id = ANY(ids) ORDER BY array_position(ids, t.task_id)"""
+
+FUNCTIONS = [
+    # Lease up to p_count requests to one labeler; returns the new task ids. SKIP
+    # LOCKED: a request another node is claiming right now is passed over.
+    """CREATE OR REPLACE FUNCTION swergio_al_claim(p_room text, p_labeler text,
+        p_count integer, p_lease double precision, p_now double precision)
+    RETURNS text[] LANGUAGE plpgsql AS $$
+    DECLARE
+        v_request integer;
+        v_task text;
+        ids text[] := '{}';
+    BEGIN
+        IF p_count <= 0 THEN
+            RETURN ids;
+        END IF;
+        FOR v_request IN
+            SELECT r.id FROM requests r WHERE r.room = p_room AND r.status = 'open'
+                AND r.free_slots > 0 AND NOT EXISTS (SELECT 1 FROM tasks t
+                    WHERE t.request_id = r.id AND t.labeler = p_labeler
+                    AND t.status IN ('leased', 'done', 'skipped'))
+            ORDER BY r.priority DESC, r.id LIMIT p_count FOR UPDATE OF r SKIP LOCKED
+        LOOP
+            v_task := md5(random()::text || clock_timestamp()::text || v_request::text);
+            UPDATE requests SET in_flight = in_flight + 1 WHERE id = v_request;
+            INSERT INTO tasks (task_id, request_id, room, labeler, status, lease_expires,
+                               created, updated)
+                VALUES (v_task, v_request, p_room, p_labeler, 'leased', p_now + p_lease,
+                        p_now, p_now);
+            ids := ids || v_task;
+        END LOOP;
+        RETURN ids;
+    END $$""",
+    # Claims for several labelers in turn (p_labelers[i] wants p_counts[i]).
+    f"""CREATE OR REPLACE FUNCTION swergio_al_claim_many(p_room text, p_labelers text[],
+        p_counts integer[], p_lease double precision, p_now double precision)
+    RETURNS TABLE ({_TASK_ROW}) LANGUAGE plpgsql AS $$
+    DECLARE
+        ids text[] := '{{}}';
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_labelers, 1), 0) LOOP
+            ids := ids || swergio_al_claim(p_room, p_labelers[i], p_counts[i], p_lease, p_now);
+        END LOOP;
+        RETURN QUERY {_TASK_ROWS_OF};
+    END $$""",
+    # Commit a label for a leased task, close the task, count the label on its
+    # request, then claim up to p_claim more tasks for the same labeler. The
+    # labeled task comes first in the result, the claimed ones after it. The
+    # task row is locked first, so a label racing an expiry on another node
+    # either commits or finds the task expired, never both.
+    f"""CREATE OR REPLACE FUNCTION swergio_al_label(p_task_id text, p_labeler text,
+        p_answer text, p_seconds double precision, p_label_id text, p_now double precision,
+        p_claim integer, p_lease double precision)
+    RETURNS TABLE ({_TASK_ROW}) LANGUAGE plpgsql AS $$
+    DECLARE
+        v_task record;
+        ids text[];
+    BEGIN
+        SELECT t.labeler, t.status, t.request_id, t.room INTO v_task FROM tasks t
+            WHERE t.task_id = p_task_id FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no task %', quote_literal(p_task_id)
+                USING ERRCODE = '{UNKNOWN_TASK}';
+        END IF;
+        IF v_task.labeler <> p_labeler THEN
+            RAISE EXCEPTION 'task % is leased to someone else', quote_literal(p_task_id)
+                USING ERRCODE = '{NOT_YOUR_TASK}';
+        END IF;
+        IF v_task.status <> 'leased' THEN
+            RAISE EXCEPTION 'task % is %, no longer leased', quote_literal(p_task_id),
+                v_task.status USING ERRCODE = '{UNKNOWN_TASK}';
+        END IF;
+        UPDATE tasks SET status = 'done', updated = p_now WHERE tasks.task_id = p_task_id;
+        UPDATE requests SET labeled = labeled + 1, in_flight = GREATEST(in_flight - 1, 0),
+            status = CASE WHEN labeled + 1 >= overlap THEN 'done' ELSE status END,
+            updated = p_now WHERE requests.id = v_task.request_id;
+        INSERT INTO labels (label_id, task_id, room, sample_id, sample_is_int, requester,
+                            labeler, answer, seconds, created, acked, request_id)
+            SELECT p_label_id, p_task_id, r.room, r.sample_id, r.sample_is_int, r.requester,
+                   p_labeler, p_answer, p_seconds, p_now, 0, r.id
+            FROM requests r WHERE r.id = v_task.request_id;
+        ids := ARRAY[p_task_id] ||
+            swergio_al_claim(v_task.room, p_labeler, p_claim, p_lease, p_now);
+        RETURN QUERY {_TASK_ROWS_OF};
+    END $$""",
+]
