@@ -493,6 +493,26 @@ def test_any_bytes_as_credentials_get_401_never_500(live: Any) -> None:
         assert runner.run(_http(harness.a.port, path, token.encode(), "query")) == 200
 
 
+@pytest.mark.timeout(60)
+def test_any_bytes_in_page_and_api_parameters_never_get_a_5xx(live: Any) -> None:
+    """The pages take ?token= (read by the browser), ?room=, ?kpi=, ?undo= and a room in
+    the path; /api takes ?room=: whatever bytes they hold, the answer is a 2xx or a 4xx."""
+    runner, harness = live
+
+    @settings(LIVE, max_examples=150)
+    @given(value=st.binary(max_size=16),
+           target=st.sampled_from(["/?token=", "/?undo=", "/dashboard?room=feedback",
+                                   "/dashboard?kpi=", "/label/feedback", "/label/feedback/x?token=",
+                                   f"/api/labels.csv?token={CTOK}&room=",
+                                   f"/api/labels.jsonl?token={CTOK}&room=feedback"]))
+    def check(value: bytes, target: str) -> None:
+        path = target + quote_from_bytes(value, safe="")
+        status = runner.run(_http(harness.a.port, path, b"", "plain"))
+        assert 200 <= status < 500, (path, status)
+
+    check()
+
+
 def _control(value: bytes) -> bool:
     return any((c < 0x20 and c != 0x09) or c == 0x7F for c in value)
 
@@ -505,7 +525,7 @@ async def _http(port: int, path: str, value: bytes, how: str) -> int:
         headers = b"Authorization: " + value + b"\r\n"
     elif how == "query":
         target += b"?token=" + quote_from_bytes(value, safe="").encode()
-    else:  # the bytes as they are, but for those that would end the request target
+    elif how == "raw-query":  # the bytes as they are, but for those ending the target
         target += b"?token=" + value.replace(b" ", b"").replace(b"#", b"").replace(b"\t", b"")
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
