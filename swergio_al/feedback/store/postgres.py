@@ -42,6 +42,7 @@ from swergio_al.feedback.records import (
     UnknownTask,
 )
 from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
+from swergio_al.feedback.store.pending import PendingEstimate
 from swergio_al.feedback.store.pg_functions import FUNCTIONS, NOT_YOUR_TASK, UNKNOWN_TASK
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 from swergio_al.feedback.store.sqlite import (
@@ -100,6 +101,7 @@ class PostgresStore(Store):
         self.pool_size = pool_size
         self._dsn, self.schema = split_url(url)
         self._pool: asyncpg.Pool | None = None
+        self._pending = PendingEstimate()
 
     # -- plumbing ----------------------------------------------------------
 
@@ -194,12 +196,15 @@ class PostgresStore(Store):
                         "priority = $8, overlap = $9, extra = $10, updated = $11 WHERE id = $12",
                         *fields, now, row["id"])
                     return Submitted.UPDATED
-                pending = await conn.fetchval("SELECT COUNT(*) FROM requests WHERE "
-                                              "requester = $1 AND status = $2",
-                                              request.requester, _OPEN)
-                if pending >= max_pending:
-                    raise LimitReached(f"{request.requester} already has {max_pending} "
-                                       "pending requests")
+                if not self._pending.room_for_one(request.requester, max_pending):
+                    pending = await conn.fetchval("SELECT COUNT(*) FROM requests WHERE "
+                                                  "requester = $1 AND status = $2",
+                                                  request.requester, _OPEN)
+                    self._pending.counted(request.requester, pending)
+                    if not self._pending.room_for_one(request.requester, max_pending):
+                        raise LimitReached(f"{request.requester} already has {max_pending} "
+                                           "pending requests")
+                self._pending.added(request.requester)
                 if row is not None:  # canceled earlier: ask again, from scratch
                     await conn.execute(
                         "UPDATE requests SET requester = $1, kind = $2, content = $3, "

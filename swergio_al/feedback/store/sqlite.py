@@ -37,6 +37,7 @@ from swergio_al.feedback.records import (
     UnknownTask,
 )
 from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
+from swergio_al.feedback.store.pending import PendingEstimate
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 from swergio_al.feedback.store.worker import StoreThread
 
@@ -156,8 +157,7 @@ class SQLiteStore(Store):
         self._waiting: dict[bool, list[tuple[Callable[..., Any], tuple[Any, ...],
                                              asyncio.Future[Any]]]] = {True: [], False: []}
         self._queued = {True: False, False: False}
-        #: Group commits so far (each one fsync).
-        self.commits = 0
+        self._pending = PendingEstimate()  # touched on the store thread only
 
     # -- plumbing ----------------------------------------------------------
 
@@ -277,11 +277,14 @@ class SQLiteStore(Store):
                        "overlap = ?, extra = ?, updated = ? WHERE id = ?",
                        (*fields, now, row[0]))
             return Submitted.UPDATED
-        pending = tx.execute("SELECT COUNT(*) FROM requests WHERE requester = ? AND "
-                             "status = ?", (request.requester, RequestStatus.OPEN.value))
-        if pending.fetchone()[0] >= max_pending:
-            raise LimitReached(f"{request.requester} already has {max_pending} pending "
-                               "requests")
+        if not self._pending.room_for_one(request.requester, max_pending):
+            pending = tx.execute("SELECT COUNT(*) FROM requests WHERE requester = ? AND "
+                                 "status = ?", (request.requester, RequestStatus.OPEN.value))
+            self._pending.counted(request.requester, pending.fetchone()[0])
+            if not self._pending.room_for_one(request.requester, max_pending):
+                raise LimitReached(f"{request.requester} already has {max_pending} pending "
+                                   "requests")
+        self._pending.added(request.requester)
         if row is not None:  # canceled earlier: ask again, from scratch
             tx.execute("UPDATE requests SET requester = ?, kind = ?, content = ?, "
                        "answer = ?, question = ?, prediction = ?, confidence = ?, "
@@ -543,7 +546,6 @@ class SQLiteStore(Store):
             outcomes = [(future, None, failed) for _, _, future in batch]
         except Exception as exc:  # rolled back; no waiter may be left hanging
             outcomes = [(future, None, exc) for _, _, future in batch]
-        self.commits += 1
         loop.call_soon_threadsafe(_settle, outcomes)
 
     def _record_label(self, tx: sqlite3.Connection, task_id: str, labeler: str, answer: object,
