@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from swergio_al.feedback import Labeler
 from swergio_al.keys import HUB, SWERGIO_LISTENER
 from tests.conftest import MakeServer
 from tests.helpers import RawClient
@@ -92,7 +93,7 @@ def test_every_python_block_in_the_docs_is_code_a_test_runs() -> None:
 # -- the snippets, run ----------------------------------------------------------------------
 
 SNIPPETS_RUN_HERE = ("learning_tour.py", "pets_model.py", "robot_labeler.py", "doubler.py",
-                     "legacy_model.py")
+                     "legacy_model.py", "label_reviews.py")
 
 
 async def start(snippet: str, **env: str) -> asyncio.subprocess.Process:
@@ -176,3 +177,26 @@ async def test_legacy_swergio_component_doubles(make_server: MakeServer) -> None
             assert answer["DATA"] == 42 and answer["SENT_BY"] == "legacy_model"
         finally:
             await finish(legacy, stop=True)
+
+
+async def test_label_reviews_asks_until_its_budget(server: TestServer) -> None:
+    import csv
+
+    with (ROOT / "examples" / "reviews" / "reviews.csv").open(newline="") as rows:
+        truth = {row["id"]: row["sentiment"] for row in csv.DictReader(rows)}
+    url = str(server.make_url("/ws"))
+    answered: list[str] = []
+
+    def answer(task: dict[str, Any]) -> str:
+        answered.append(task["sample_id"])
+        return truth[task["sample_id"]]
+
+    model = await start("label_reviews.py", SWERGIO_AL_URL=url)
+    try:
+        async with Labeler("reader", url, answer, room="feedback/reviews") as reader:
+            code, out = await finish(model, stop=False)  # it ends by itself at 40 labels
+            assert code == 0, out
+            assert reader.acked == 40 and len(set(answered)) == 40
+    finally:
+        await finish(model, stop=True)
+    assert "Traceback" not in out, out
