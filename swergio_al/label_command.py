@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     for warning in plan.source.skipped:
-        print(f"{PROG}: skipped {warning}", file=sys.stderr)
+        print(f"{PROG}: {warning}", file=sys.stderr)  # each warning says "skipped ..."
     try:
         plan.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
