@@ -83,6 +83,7 @@ class Consensus:
     _ids: set[str] = field(default_factory=set)
     _by_sample: dict[Hashable, list[RawAnswer]] = field(default_factory=dict)
     _result: Aggregate | None = None
+    _previous: Aggregate | None = None  # the last result, to warm-start the next
     _checked_at: int = 0
     _estimated: dict[str, float] = field(default_factory=dict)
     _estimated_at: int = -1
@@ -127,6 +128,7 @@ class Consensus:
     def aggregate(self) -> Aggregate:
         if self._result is None:
             self._result = self._compute(self._counted())
+            self._previous = self._result
         return self._result
 
     def _compute(self, answers: list[Answer]) -> Aggregate:
@@ -138,7 +140,8 @@ class Consensus:
             return quality.majority_vote(answers, seen)
         if s.method == "majority" or len(s.choices) < 2:
             return quality.majority_vote(answers, s.choices)
-        return quality.dawid_skene(answers, s.choices, gold_accuracy=self.gold_accuracy or None)
+        return quality.dawid_skene(answers, s.choices, gold_accuracy=self.gold_accuracy or None,
+                                   warm_start=self._previous, tol=1e-4)
 
     def _check_flags(self) -> None:
         """Re-estimate accuracies every so often (more rarely as the room grows)."""

@@ -403,7 +403,8 @@ class FeedbackLoop:
                 continue
             fresh[label_id] = (sample_id, x, data)
         if fresh:
-            lesson = self._lesson(fresh)
+            # Aggregating (Dawid–Skene over the room) can take a while: off the event loop.
+            lesson = await asyncio.to_thread(self._lesson, fresh)
             for sample_id, _, _ in fresh.values():
                 self.pending.pop(sample_id, None)
             # Rescoring is O(pending): at most every rescore_interval. The snapshot is

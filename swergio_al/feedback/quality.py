@@ -117,14 +117,17 @@ def majority_vote(answers: Iterable[Answer], choices: Sequence[Any]) -> Aggregat
 def dawid_skene(answers: Iterable[Answer], choices: Sequence[Any], *,
                 gold_accuracy: Mapping[Any, float] | None = None,
                 prior_accuracy: float = 0.7, prior_strength: float = 2.0,
-                max_iter: int = 100, tol: float = 1e-6) -> Aggregate:
+                max_iter: int = 100, tol: float = 1e-6,
+                warm_start: Aggregate | None = None) -> Aggregate:
     """Dawid–Skene EM: each labeler answers true class k with their own distribution.
 
     Each row of each labeler's confusion matrix has a Dirichlet prior worth
     `prior_strength` pseudo-answers: `prior_accuracy` of them on the diagonal,
     the rest spread evenly. A labeler in `gold_accuracy` (measured on gold
     questions) gets that accuracy as their prior instead, and starts the EM
-    with a vote weighted by it.
+    with a vote weighted by it. `warm_start` (an earlier result on fewer answers)
+    starts the EM from its posteriors: after a few new answers it converges in a
+    few iterations instead of dozens.
     """
     if len(choices) < 2:
         raise ValueError("Dawid–Skene needs at least two choices")
@@ -145,6 +148,12 @@ def dawid_skene(answers: Iterable[Answer], choices: Sequence[Any], *,
     if gold_accuracy:
         weight = np.maximum(np.log(known * (n_classes - 1) / (1 - known)), 0.05)
     posterior = _normalise(_votes(coded, n_classes, weight) + 1e-9)
+    if warm_start is not None and warm_start.posterior is not None and \
+            warm_start.posterior.shape[1] == n_classes:
+        earlier = {s: i for i, s in enumerate(warm_start.samples)}
+        for i, sample in enumerate(coded.samples):
+            if sample in earlier:
+                posterior[i] = warm_start.posterior[earlier[sample]]
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 - the count is reported
         class_prior, confusion = _m_step(coded, posterior, prior, n_classes)

@@ -9,6 +9,7 @@ over the answers seen.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
@@ -74,7 +75,9 @@ def consensus_of(labels: list[Label], gold: dict[str, float] | None = None) -> C
 
 
 async def room_consensus(store: Store, room: str) -> Consensus:
-    return consensus_of(await room_labels(store, room), await gold_accuracy(store, room))
+    labels, gold = await room_labels(store, room), await gold_accuracy(store, room)
+    # Dawid–Skene over a large room takes a while: never on the event loop.
+    return await asyncio.to_thread(consensus_of, labels, gold)
 
 
 async def quality_report(store: Store, room: str | None = None) -> dict[str, Any]:
@@ -85,7 +88,7 @@ async def quality_report(store: Store, room: str | None = None) -> dict[str, Any
     for name in rooms:
         consensus = await room_consensus(store, name)
         if consensus.answers:
-            body[name] = consensus.report()
+            body[name] = await asyncio.to_thread(consensus.report)
     return body
 
 

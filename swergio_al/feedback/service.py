@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from swergio_al.feedback.adaptive import ADAPTIVE_KEY
 from swergio_al.feedback.answers import answer_problem, schema_problem
 from swergio_al.feedback.crowd import Crowd, Seat
 from swergio_al.feedback.gold import GOLD_KEY, QualityDesk, base_room, gold_room, is_gold_room
@@ -415,11 +416,14 @@ class FeedbackService:
         crowd = self._crowds.get(room)
         claim = 0
         gold = GOLD_KEY in task.request.extra
-        # After a gold question, or when one is due, the next task is claimed below.
-        if not gold and not self.desk.gold_due(room, conn.name) and \
-                seat is not None and crowd is not None and not seat.idle and \
-                not crowd.hungrier_than(seat.load - 1, but=seat):
-            claim = max(0, self.prefetch - (seat.load - 1))
+        overlapping = task.request.overlap > 1 or ADAPTIVE_KEY in task.request.extra
+        next_for_them = seat is not None and crowd is not None and not seat.idle and \
+            not crowd.hungrier_than(seat.load - 1, but=seat)
+        # After a gold question, or when one is due, their next task is claimed below
+        # (the one path that mixes gold in), still for them.
+        via_gold = next_for_them and (gold or self.desk.gold_due(room, conn.name))
+        if next_for_them and not via_gold:
+            claim = max(0, self.prefetch - (seat.load - 1))  # type: ignore[union-attr]
         if seat is not None and crowd is not None and claim:
             seat.reserved += claim
             crowd.place(seat)
@@ -450,8 +454,14 @@ class FeedbackService:
         self._touch(room)
         if seat is not None and claim:
             await self._hand_out(room, [seat], tasks)
+        elif seat is not None and via_gold:
+            await self._fill(room, seat)
         else:
             await self._fill_room(room, budget=1)
+            if seat is not None and seat.load == 0 and overlapping:
+                # Whoever got the turn may have answered what is left already (overlap
+                # above 1); this labeler may not have: never leave them idle beside it.
+                await self._fill(room, seat)
 
     async def _ask_more(self, room: str, label: Label, request: FeedbackRequest) -> None:
         """Adaptive overlap: open one more slot on the label's request when it needs one."""

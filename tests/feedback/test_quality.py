@@ -225,3 +225,12 @@ def test_empty_answers() -> None:
     assert dawid_skene([], [0, 1]).values == []
     assert weighted_mean([]).values == []
     assert math.isnan(krippendorff_alpha([], "nominal"))
+
+
+def test_a_warm_start_converges_to_the_same_aggregate_in_fewer_iterations() -> None:
+    answers, _ = simulate(ACCURACIES, seed=5)
+    earlier = dawid_skene(answers[:-30], [0, 1, 2], tol=1e-4)
+    cold = dawid_skene(answers, [0, 1, 2], tol=1e-4)
+    warm = dawid_skene(answers, [0, 1, 2], tol=1e-4, warm_start=earlier)
+    assert warm.values == cold.values
+    assert warm.iterations < cold.iterations
