@@ -16,6 +16,8 @@ from swergio_al.sources.mediafiles import MEDIA_TYPES, printable, unreadable_rea
 from swergio_al.sources.source import Item, Source, SourceError, column_listing
 
 Row = tuple[int, dict[str, Any]]  # (line number, fields)
+# A text a person reads in one task; longer ones would not fit a task's frame either.
+MAX_TEXT_CHARS = 100_000
 
 
 def load_table(path: Path, *, delimiter: str | None, kind: str, text: str | None,
@@ -44,15 +46,30 @@ def load_table(path: Path, *, delimiter: str | None, kind: str, text: str | None
         kept = [i for i in kept if i in media_files]
     if not kept:
         raise SourceError(f"{name}: no usable rows (every one was skipped: {skipped[0]})")
+    kept_rows = [rows[i] for i in kept]
+    numeric: dict[str, list[float]] = {}
     if features is None and kind == "table":
         used = {id_column, *exclude}
-        features = [c for c in columns if c not in used
-                    and all(_number(rows[i][1].get(c)) is not None for i in kept)]
+        for column in columns:
+            if column not in used:
+                values, bad = _numbers(kept_rows, column)
+                if bad is None:
+                    numeric[column] = values
+        features = list(numeric)
         if not features:
             raise SourceError(f"{name} has no numeric column to use as features: name one "
                               "with --features, or the column to label with --text, "
                               "--image or --audio")
-    matrix = _matrix([rows[i] for i in kept], features, name) if features else None
+    for column in features or ():
+        if column not in numeric:
+            values, bad = _numbers(kept_rows, column)
+            if bad is not None:
+                line, value = bad[0], bad[1].get(column)
+                raise SourceError(f"{name} line {line}: {printable(column)!r} is "
+                                  f"{_short(value)}, not a finite number")
+            numeric[column] = values
+    matrix = (np.array([numeric[c] for c in features], dtype=np.float64).T.copy()
+              if features else None)
     items = [Item(ids[i], rows[i][1]) for i in kept]
     source = Source(name=path.stem, kind=kind, items=items, skipped=skipped, media_root=None,
                     feature_columns=list(features or ()), columns=columns, text_column=text,
@@ -151,6 +168,10 @@ def _has_text(row: Row, column: str, name: str, skipped: list[str]) -> bool:
     if value is None or (isinstance(value, str) and not value.strip()):
         skipped.append(f"skipped {name} line {line}: no text in {printable(column)!r}")
         return False
+    if len(str(value)) > MAX_TEXT_CHARS:
+        skipped.append(f"skipped {name} line {line}: its text is over {MAX_TEXT_CHARS} "
+                       "characters")
+        return False
     return True
 
 
@@ -211,16 +232,15 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _matrix(rows: list[Row], columns: Sequence[str], name: str) -> np.ndarray:
-    matrix = np.empty((len(rows), len(columns)), dtype=np.float64)
-    for r, (line, fields) in enumerate(rows):
-        for c, column in enumerate(columns):
-            number = _number(fields.get(column))
-            if number is None:
-                raise SourceError(f"{name} line {line}: {printable(column)!r} is "
-                                  f"{_short(fields.get(column))}, not a finite number")
-            matrix[r, c] = number
-    return matrix
+def _numbers(rows: list[Row], column: str) -> tuple[list[float], Row | None]:
+    """The column as finite floats, or the first row where it is not one."""
+    values: list[float] = []
+    for row in rows:
+        number = _number(row[1].get(column))
+        if number is None:
+            return values, row
+        values.append(number)
+    return values, None
 
 
 def _short(value: Any) -> str:

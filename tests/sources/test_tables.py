@@ -64,12 +64,15 @@ def test_jsonl_keeps_types_and_takes_integer_ids(tmp_path: Path) -> None:
     assert load_source(jsonl, text="text").texts() == ["first", "second"]
 
 
-def test_rows_without_text_are_skipped_with_a_warning(tmp_path: Path) -> None:
-    jsonl = write(tmp_path / "n.jsonl", '{"text": "kept"}\n{"other": 1}\n{"text": "  "}\n')
+def test_rows_without_text_or_with_too_much_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    huge = json.dumps({"text": "x" * 100_001})
+    jsonl = write(tmp_path / "n.jsonl",
+                  f'{{"text": "kept"}}\n{{"other": 1}}\n{{"text": "  "}}\n{huge}\n')
     source = load_source(jsonl, text="text")
     assert [item.sample_id for item in source.items] == [0]
     assert source.skipped == ["skipped n.jsonl line 2: no text in 'text'",
-                              "skipped n.jsonl line 3: no text in 'text'"]
+                              "skipped n.jsonl line 3: no text in 'text'",
+                              "skipped n.jsonl line 4: its text is over 100000 characters"]
 
 
 def test_image_cells_resolve_inside_the_tables_folder(tmp_path: Path) -> None:
