@@ -10,11 +10,14 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swergio_al.cli import main
 from swergio_al.media import resolve_media
+from tests.conftest import MakeServer
 from tests.helpers import ServerProcess
 from tests.sources.files import png_bytes, wav_bytes
 
@@ -132,19 +135,15 @@ def test_resolve_media_stays_inside_for_any_text(tmp_path_factory: pytest.TempPa
     assert found is None or found.is_relative_to(root)
 
 
-def test_without_a_media_dir_the_route_answers_404(tmp_path: Path) -> None:
-    with ServerProcess("--store", f"sqlite:///{tmp_path / 'store.db'}") as server:
-        status, _, _ = Media(tmp_path, server).get("/media/store.db")
-    assert status == 404
+async def test_without_a_media_dir_the_route_answers_404(make_server: MakeServer) -> None:
+    server = await make_server()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url("/media/cat/1.png")) as response:
+            assert response.status == 404
 
 
-def test_serve_refuses_a_media_dir_that_is_no_folder(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-m", "swergio_al.cli", "serve", "--media-dir",
-                           str(tmp_path / "nowhere")], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
+def test_serve_refuses_a_media_dir_that_is_no_folder(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--media-dir", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
         f"swergio-al serve: --media-dir {tmp_path / 'nowhere'}: not a folder"]
