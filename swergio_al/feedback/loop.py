@@ -502,7 +502,7 @@ class FeedbackLoop:
     async def _publish_kpi(self, report: dict[str, Any], *, labels: int,
                            refit: bool = False) -> None:
         kpi = {"model": self.name, "version": report["version"], "labels": report["labels"],
-               "score": report["score"], "score_metric": report["score_metric"],
+               "score": report["score"], "score_metric": report.get("score_metric"),
                "prequential": report.get("prequential"),
                "prequential_metric": report.get("prequential_metric"),
                "prequential_labels": report.get("prequential_labels", 0),
