@@ -7,8 +7,10 @@ import { DashboardFeed } from './dashboard-feed.js';
 import { RoomsPanel } from './dashboard-rooms.js';
 import { ModelsPanel } from './dashboard-models.js';
 import { LabelersPanel } from './dashboard-labelers.js';
+import { QualityPanel } from './dashboard-quality.js';
 
-const PANELS = { 'rooms-panel': RoomsPanel, 'models-panel': ModelsPanel, 'labelers-panel': LabelersPanel };
+const PANELS = { 'rooms-panel': RoomsPanel, 'models-panel': ModelsPanel, 'labelers-panel': LabelersPanel,
+                 'quality-panel': QualityPanel };
 
 /** The room filter: a select of the rooms seen so far; choosing one reloads the page. */
 function roomFilter(form, feed) {

@@ -55,18 +55,18 @@ async def test_agreement_and_labelers_show_and_the_random_clicker_is_flagged(
         try:
             for i in range(SAMPLES):
                 await loop.ask(i, rng.normal(size=3))
-            flagged = dashboard.locator('tr[data-labeler="rnd"].flagged')
+            flagged = dashboard.locator('tr[data-quality-labeler="rnd"].flagged')
             await flagged.wait_for(timeout=20_000)
             assert (await flagged.locator(".flag").inner_text()) == "flagged"
             for name in ("ann", "bob", "cid"):
-                row = dashboard.locator(f'tr[data-labeler="{name}"]')
+                row = dashboard.locator(f'tr[data-quality-labeler="{name}"]')
                 assert await row.count() == 1
                 assert "flagged" not in (await row.get_attribute("class") or "")
             kappa = await dashboard.inner_text('[data-agreement-kind="fleiss_kappa"]')
             assert kappa.startswith("Fleiss' κ ") and 0 < float(kappa.split()[-1]) < 1
-            bar = await dashboard.locator('tr[data-labeler="ann"] .quality-fill').evaluate(
+            bar = await dashboard.locator('tr[data-quality-labeler="ann"] .quality-fill').evaluate(
                 "node => node.getBoundingClientRect().width")
-            rnd_bar = await dashboard.locator('tr[data-labeler="rnd"] .quality-fill').evaluate(
+            rnd_bar = await dashboard.locator('tr[data-quality-labeler="rnd"] .quality-fill').evaluate(
                 "node => node.getBoundingClientRect().width")
             assert bar > 2 * rnd_bar > 0
             await dashboard.screenshot(path=screenshot_path("dashboard-quality"))

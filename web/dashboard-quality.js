@@ -1,12 +1,12 @@
-// The label-quality panel of the dashboard: per room, how far the answers agree
-// (Fleiss' kappa, Krippendorff's alpha) and, per labeler, their answers, agreement
-// with the aggregate, gold and estimated accuracy, median seconds, and whether the
-// room flagged them (their later answers stop counting). Polls /api/quality.
+// Label-quality panel: per room, how far the answers agree (Fleiss' kappa,
+// Krippendorff's alpha) and, per labeler, their answers, agreement with the
+// aggregate, gold and estimated accuracy, median seconds, and whether the room
+// flagged them (their later answers stop counting). Polls /api/quality through
+// the dashboard's feed (its token, its room filter).
 
 import { el, need } from './dom.js';
-import { takeToken } from './relay.js';
 
-const POLL_MS = 2000;
+const POLL_MS = 3000;
 const AGREEMENT_NAMES = {
   fleiss_kappa: "Fleiss' κ",
   alpha_nominal: 'α nominal',
@@ -20,39 +20,31 @@ function fmt(value, digits = 3) {
   return Number.isInteger(value) && digits === 0 ? String(value) : value.toFixed(digits);
 }
 
-class QualityPanel {
-  /** @param {HTMLElement} root */
-  constructor(root) {
+export class QualityPanel {
+  /** @param {HTMLElement} root @param {import('./dashboard-feed.js').DashboardFeed} feed */
+  constructor(root, feed) {
     this.root = root;
+    this.feed = feed;
     this.url = root.dataset.qualityUrl || '/api/quality';
-    this.rooms = JSON.parse(root.dataset.rooms || '[]'); // empty: every room
     this.summary = need(root, '[data-agreement]');
-    this.rows = need(root, '[data-labelers]');
-    this.token = takeToken('swergio_al.component_token');
+    this.rows = need(root, '[data-quality-rows]');
+    this.poll();
   }
 
   async poll() {
     try {
-      const headers = { Accept: 'application/json' };
-      if (this.token) headers.Authorization = `Bearer ${this.token}`;
-      const response = await fetch(this.url, { headers });
-      if (response.ok) this.render(await response.json());
+      this.render(await this.feed.getJson(this.url));
     } catch (error) {
-      // the server is down: the connection badge says so; try again later
+      // the server is down: the connection badge says so; the next poll tries again
     }
     setTimeout(() => this.poll(), POLL_MS);
-  }
-
-  /** A page for room `feedback` shows its sub-rooms (`feedback/...`) too. */
-  shows(room) {
-    return !this.rooms.length || this.rooms.some((r) => room === r || room.startsWith(`${r}/`));
   }
 
   /** @param {Record<string, any>} body  {room: report} */
   render(body) {
     if (!body || typeof body !== 'object') return;
     const rooms = Object.entries(body).filter(([room, report]) =>
-      this.shows(room) && report && typeof report === 'object');
+      this.feed.inScope(room) && report && typeof report === 'object');
     if (!rooms.length) return;
     this.summary.replaceChildren(...rooms.map(([room, report]) => el('p', { 'data-room': room }, [
       el('b', { text: room }), ` · ${report.answers} answers on ${report.samples} samples · `,
@@ -67,7 +59,7 @@ class QualityPanel {
         const share = typeof row.estimated_accuracy === 'number' ? row.estimated_accuracy : row.agreement;
         const fill = el('span', { className: 'quality-fill' });
         fill.style.width = `${Math.round(100 * Math.max(0, Math.min(1, Number(share) || 0)))}%`;
-        rows.push(el('tr', { 'data-labeler': name, 'data-room': room,
+        rows.push(el('tr', { 'data-quality-labeler': name, 'data-room': room,
                              className: row.flagged ? 'flagged' : '' }, [
           el('td', { text: name }), el('td', { text: fmt(row.answers, 0) }),
           el('td', { text: fmt(row.counted, 0) }), el('td', { text: fmt(row.agreement) }),
@@ -80,14 +72,5 @@ class QualityPanel {
     }
     this.rows.replaceChildren(...rows);
     this.root.dataset.updated = String(Number(this.root.dataset.updated || 0) + 1);
-  }
-}
-
-for (const root of document.querySelectorAll('[data-module="quality-panel"]')) {
-  try {
-    new QualityPanel(root).poll();
-  } catch (error) {
-    console.error(error);
-    root.prepend(el('p', { className: 'notice', text: `The quality panel could not start: ${error.message}` }));
   }
 }
