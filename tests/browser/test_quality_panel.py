@@ -64,10 +64,11 @@ async def test_agreement_and_labelers_show_and_the_random_clicker_is_flagged(
                 assert "flagged" not in (await row.get_attribute("class") or "")
             kappa = await dashboard.inner_text('[data-agreement-kind="fleiss_kappa"]')
             assert kappa.startswith("Fleiss' κ ") and 0 < float(kappa.split()[-1]) < 1
-            bar = await dashboard.locator('tr[data-quality-labeler="ann"] .quality-fill').evaluate(
-                "node => node.getBoundingClientRect().width")
-            rnd_bar = await dashboard.locator('tr[data-quality-labeler="rnd"] .quality-fill').evaluate(
-                "node => node.getBoundingClientRect().width")
+            width = "node => node.getBoundingClientRect().width"
+            bar = await dashboard.locator(
+                'tr[data-quality-labeler="ann"] .quality-fill').evaluate(width)
+            rnd_bar = await dashboard.locator(
+                'tr[data-quality-labeler="rnd"] .quality-fill').evaluate(width)
             assert bar > 2 * rnd_bar > 0
             await dashboard.screenshot(path=screenshot_path("dashboard-quality"))
             await loop.wait_learned(3 * SAMPLES, timeout=30)
