@@ -17,8 +17,9 @@ the next task. After every model update it scores the unlabeled samples and
 re-plans: pending requests that are still among the most informative stay
 (re-prioritized), the rest are canceled, and the best new ones are asked. A
 sample that is labeled or pending is never asked. Until the model can score
-(no labels yet, or not every class seen) it asks samples spread over the
-feature space (k-means++ seeding), not random ones. It stops at `budget`
+(no labels yet, or not every class seen) it asks the most central samples of
+k-means clusters of the feature space, farthest from what is labeled first,
+not random ones. It stops at `budget`
 labels (exactly: near the end it only asks as many as the budget has left)
 or when every sample is labeled. On start it learns the room's label history
 and cancels whatever an earlier run left pending, so a restart neither asks a
@@ -38,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from swergio_al.feedback.loop import FeedbackLoop, SampleId, _plain
-from swergio_al.learning.selection import diverse_batch, spread, top_n
+from swergio_al.learning.selection import diverse_batch, representative, top_n
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
 # CANCEL messages carry at most this many sample ids (frames stay far below 1 MiB).
@@ -314,10 +315,22 @@ class PoolLoop(FeedbackLoop):
             pending = {sid: self.pool.index[sid] for sid in self.pending}
             plan = await asyncio.to_thread(self._plan, unlabeled, target, room, pending,
                                            self.labeled.copy())
-            # New asks go first, cancels last: the queue never empties in between.
+            # New asks go first, cancels last: the queue never empties in between. A
+            # refill may have asked meanwhile: what it asked is skipped, its count kept.
+            now_targets = self._targets()  # labels and refills came in meanwhile
+            if now_targets is None:
+                plan.ask = []
+            else:
+                target, room = now_targets[1], now_targets[2]
+            kept = sum(1 for sid in self.pending if sid not in plan.cancel)
+            room_now = min(target - kept, room - len(self.pending))  # canceled ones count
             for sample_id, priority, prediction, confidence in plan.ask:
+                index = self.pool.index[sample_id]
+                if room_now <= 0 or self.labeled[index] or sample_id in self.pending:
+                    continue
                 await self.ask(sample_id, priority=priority, prediction=prediction,
                                confidence=confidence)
+                room_now -= 1
             if plan.rescore:
                 self._priority.update(plan.rescore)
                 await self.component.send({TYPE: MessageType.FEEDBACK_RESCORE.value,
@@ -342,20 +355,17 @@ class PoolLoop(FeedbackLoop):
 
     async def _refill(self) -> None:
         """Between a label and the re-plan after learning it: ask the next samples of
-        the last plan's ranking at once, so fast labelers never find the queue empty."""
+        the last plan's ranking at once, so fast labelers never find the queue empty.
+        It does not wait for a plan being made: that plan skips what this asked."""
         try:
-            async with self._planning:
-                targets = self._targets()
-                if targets is None or self.finished.is_set():
+            while self._next and not self.finished.is_set():
+                targets = self._targets()  # again after each ask: labels keep coming
+                if targets is None or min(targets[1], targets[2]) <= len(self.pending):
                     return
-                wanted = int(min(targets[1], targets[2])) - len(self.pending)
-                while wanted > 0 and self._next:
-                    index, priority = self._next.pop(0)
-                    sample_id = self.pool.ids[index]
-                    if self.labeled[index] or sample_id in self.pending:
-                        continue
+                index, priority = self._next.pop(0)
+                sample_id = self.pool.ids[index]
+                if not (self.labeled[index] or sample_id in self.pending):
                     await self.ask(sample_id, priority=priority)
-                    wanted -= 1
         finally:
             self._refilling = False
 
@@ -408,7 +418,8 @@ class PoolLoop(FeedbackLoop):
             # a further `target` picks wait in _next for the refill after the next label
             n = max(wanted, 0) + target
             if self.cold_start == "diverse" and self.pool.features is not None:
-                picks = spread(self.pool.features, n, self.rng, taken=taken, among=unlabeled)
+                picks = representative(self.pool.features, n, self.rng, taken=taken,
+                                       among=unlabeled)
             else:
                 free = np.setdiff1d(unlabeled, taken)
                 picks = self.rng.choice(free, size=min(n, free.size), replace=False)
@@ -427,13 +438,17 @@ class PoolLoop(FeedbackLoop):
         learner = self.learner
         scores = np.asarray(learner.uncertainty(self.pool.rows(unlabeled)), dtype=np.float64)
         n_keep = min(unlabeled.size, max(math.ceil(self.keep * target), target))
+        # ranked beyond n_keep too: the refills until the next plan take from there
+        n_rank = min(unlabeled.size, n_keep + 2 * target)
         if self.diversity and self.pool.features is not None:
             labeled_rows = self.pool.features[labeled]
-            order = diverse_batch(self.pool.features[unlabeled], scores, n_keep, self.diversity,
-                                  self.rng, labeled=labeled_rows if len(labeled_rows) else None)
+            ranked = diverse_batch(self.pool.features[unlabeled], scores, n_rank,
+                                   self.diversity, self.rng,
+                                   labeled=labeled_rows if len(labeled_rows) else None)
         else:
-            order = top_n(scores, n_keep, self.rng)
-        score_of = {int(unlabeled[j]): float(scores[j]) for j in order}
+            ranked = top_n(scores, n_rank, self.rng)
+        order = ranked[:n_keep]
+        score_of = {int(unlabeled[j]): float(scores[j]) for j in ranked}
         position = {int(unlabeled[j]): rank for rank, j in enumerate(order)}
         ranked_pending = sorted(pending.items(),
                                 key=lambda kv: position.get(kv[1], len(position)))
@@ -446,7 +461,7 @@ class PoolLoop(FeedbackLoop):
         fresh = [int(unlabeled[j]) for j in order
                  if self.pool.ids[int(unlabeled[j])] not in pending][:max(wanted, 0)]
         chosen = set(fresh)
-        self._next = [(int(unlabeled[j]), float(scores[j])) for j in order
+        self._next = [(int(unlabeled[j]), float(scores[j])) for j in ranked
                       if int(unlabeled[j]) not in chosen
                       and self.pool.ids[int(unlabeled[j])] not in pending]
         predictions, confidences = self._predict_with_confidence(fresh)

@@ -139,3 +139,65 @@ def spread(
         available[pick] = False
         d2 = np.minimum(d2, np.maximum(_sq_distances(Xc, sq_norms, Xc[pick : pick + 1])[:, 0], 0))
     return candidates[np.asarray(chosen, dtype=np.intp)]
+
+
+def representative(
+    X: ArrayLike,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    taken: ArrayLike | None = None,
+    among: ArrayLike | None = None,
+) -> NDArray[np.intp]:
+    """``n`` rows that stand for the data: the most central row of each of ``n`` k-means
+    clusters of the candidates, ordered farthest-first from the ``taken`` rows.
+
+    A cold start with these beats one with random rows (benchmarks/label.py): unlike
+    k-means++ seeding (:func:`spread`) it picks typical samples, not outliers, while
+    still covering every cluster. ``taken``/``among`` as in :func:`spread`.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    Xa = np.asarray(X, dtype=np.float64)
+    Xa = Xa.reshape(len(Xa), -1)
+    taken_idx = np.asarray([] if taken is None else taken, dtype=np.intp)
+    if among is None:
+        mask = np.ones(len(Xa), dtype=bool)
+        mask[taken_idx] = False
+        candidates = np.flatnonzero(mask)
+    else:
+        candidates = np.setdiff1d(np.asarray(among, dtype=np.intp), taken_idx)
+    n = min(int(n), candidates.size)
+    if n <= 0:
+        return np.empty(0, dtype=np.intp)
+    Xc = Xa[candidates]
+    seed = int(rng.integers(2**31 - 1))
+    if n == candidates.size:
+        reps = np.arange(n)
+        sizes = np.ones(n)
+    else:
+        kind = MiniBatchKMeans if len(Xc) > 10_000 else KMeans
+        km = kind(n_clusters=n, n_init=1, random_state=seed).fit(Xc)
+        d = _sq_distances(km.cluster_centers_, np.einsum("ij,ij->i", km.cluster_centers_,
+                                                         km.cluster_centers_), Xc)
+        d[km.labels_[None, :] != np.arange(n)[:, None]] = np.inf  # members only
+        reps = np.unique(np.argmin(d, axis=1))
+        sizes = np.bincount(km.labels_, minlength=n)[km.labels_[reps]].astype(np.float64)
+    R = Xc[reps]
+    r_sq = np.einsum("ij,ij->i", R, R)
+    if taken_idx.size:
+        near = np.maximum(_sq_distances(R, r_sq, Xa[taken_idx]).min(axis=1), 0.0)
+    else:
+        near = np.full(len(reps), np.inf)
+    order: list[int] = []
+    left = np.ones(len(reps), dtype=bool)
+    for _ in range(len(reps)):
+        # farthest from everything taken so far; the bigger cluster breaks ties (and
+        # chooses the first pick when nothing is taken)
+        value = np.where(left, near, -1.0)
+        best = np.flatnonzero(value == value.max())
+        pick = int(best[np.argmax(sizes[best])])
+        order.append(pick)
+        left[pick] = False
+        near = np.minimum(near, np.maximum(_sq_distances(R, r_sq, R[pick : pick + 1])[:, 0], 0))
+    return candidates[reps[np.asarray(order, dtype=np.intp)]]

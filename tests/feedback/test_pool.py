@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from swergio_al.feedback import Labeler
 from swergio_al.feedback.pool import Pool, PoolLoop
 from swergio_al.keys import STORE
-from swergio_al.learning import ActiveLearner, spread
+from swergio_al.learning import ActiveLearner, representative, spread
 from tests.conftest import MakeServer
 from tests.helpers import RawClient
 
@@ -80,8 +80,8 @@ async def test_never_asks_a_labeled_or_pending_sample_and_the_queue_never_runs_d
                 dry.append(stats)
 
     async with await RawClient.connect(url, "watcher", rooms=(ROOM,)) as watcher, loop, \
-            Labeler("ann", url, answers(truth, 0.03), room=ROOM), \
-            Labeler("bob", url, answers(truth, 0.03), room=ROOM):
+            Labeler("ann", url, answers(truth, 0.1), room=ROOM), \
+            Labeler("bob", url, answers(truth, 0.1), room=ROOM):
         watching = asyncio.create_task(watch(watcher))
         try:
             async with asyncio.timeout(30):
@@ -163,7 +163,7 @@ async def test_the_cold_start_spreads_before_the_model_can_score(
     assert sorted(first_three) == [0, 1, 2]
 
 
-def test_spread_picks_each_row_once_and_covers_the_clusters() -> None:
+def test_spread_and_representative_cover_the_clusters() -> None:
     rng = np.random.default_rng(0)
     X = np.concatenate([c + rng.normal(scale=0.1, size=(50, 2))
                         for c in ([0, 0], [10, 0], [0, 10], [10, 10])])
@@ -171,3 +171,8 @@ def test_spread_picks_each_row_once_and_covers_the_clusters() -> None:
     assert len(set(picks.tolist())) == 4 and 0 not in picks
     assert sorted({int(p) // 50 for p in picks[:3]}) == [1, 2, 3]
     assert len(spread(np.zeros((5, 2)), 10, rng)) == 5  # copies: each row once, no more
+    central = representative(X, 3, rng, taken=[0])
+    assert sorted({int(p) // 50 for p in central}) == [1, 2, 3]  # the clusters not taken
+    centers = X.reshape(4, 50, 2).mean(axis=1)
+    for p in central:  # typical rows, not outliers
+        assert np.linalg.norm(X[p] - centers[int(p) // 50]) < 0.2
