@@ -149,8 +149,9 @@ def representative(
     taken: ArrayLike | None = None,
     among: ArrayLike | None = None,
 ) -> NDArray[np.intp]:
-    """``n`` rows that stand for the data: the most central row of each of ``n`` k-means
-    clusters of the candidates, ordered farthest-first from the ``taken`` rows.
+    """``n`` rows that stand for the data: the most central rows of k-means clusters of
+    the candidates (one cluster per pick and per taken row), farthest-first from the
+    ``taken`` rows.
 
     A cold start with these beats one with random rows (benchmarks/label.py): unlike
     k-means++ seeding (:func:`spread`) it picks typical samples, not outliers, while
@@ -172,17 +173,19 @@ def representative(
         return np.empty(0, dtype=np.intp)
     Xc = Xa[candidates]
     seed = int(rng.integers(2**31 - 1))
-    if n == candidates.size:
-        reps = np.arange(n)
-        sizes = np.ones(n)
+    # a cluster per pick and per taken row: the clusters near taken rows go last
+    k = min(candidates.size, n + min(taken_idx.size, 100))
+    if k == candidates.size:
+        reps = np.arange(k)
+        sizes = np.ones(k)
     else:
         kind = MiniBatchKMeans if len(Xc) > 10_000 else KMeans
-        km = kind(n_clusters=n, n_init=1, random_state=seed).fit(Xc)
+        km = kind(n_clusters=k, n_init=1, random_state=seed).fit(Xc)
         d = _sq_distances(km.cluster_centers_, np.einsum("ij,ij->i", km.cluster_centers_,
                                                          km.cluster_centers_), Xc)
-        d[km.labels_[None, :] != np.arange(n)[:, None]] = np.inf  # members only
+        d[km.labels_[None, :] != np.arange(k)[:, None]] = np.inf  # members only
         reps = np.unique(np.argmin(d, axis=1))
-        sizes = np.bincount(km.labels_, minlength=n)[km.labels_[reps]].astype(np.float64)
+        sizes = np.bincount(km.labels_, minlength=k)[km.labels_[reps]].astype(np.float64)
     R = Xc[reps]
     r_sq = np.einsum("ij,ij->i", R, R)
     if taken_idx.size:
@@ -191,7 +194,7 @@ def representative(
         near = np.full(len(reps), np.inf)
     order: list[int] = []
     left = np.ones(len(reps), dtype=bool)
-    for _ in range(len(reps)):
+    for _ in range(min(n, len(reps))):
         # farthest from everything taken so far; the bigger cluster breaks ties (and
         # chooses the first pick when nothing is taken)
         value = np.where(left, near, -1.0)
