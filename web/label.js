@@ -29,6 +29,10 @@ function whyAsked(data, confidence) {
   const top = Array.isArray(data.top) ? data.top.filter((t) => Array.isArray(t) && t.length === 2) : [];
   if (top.length >= 2) return `Asked because the model is torn between ${asText(top[0][0])} and ${asText(top[1][0])}.`;
   if (confidence !== null) return `Asked because the model is only ${percent(confidence)} sure.`;
+  const spread = Number(data.uncertainty);
+  if (Number.isFinite(spread) && typeof data.prediction === 'number') {
+    return `Asked because the model's guess could be off by about ${readable(spread)}.`;
+  }
   if (data.prediction === undefined || data.prediction === null) return 'Asked because the model has not learned enough to guess yet.';
   return 'Asked because the model is unsure about this one.';
 }

@@ -90,8 +90,11 @@ export function renderMelody(content, container) {
   button.addEventListener('click', () => { player.toggle(); button.blur(); });
   // Pitch names beside the roll (HTML, so the stretched SVG does not distort them):
   // every C, and the lowest and highest note played.
-  const named = new Set(sounding.length ? [low + 2, high - 2] : []);
+  const named = new Set();
   for (let pitch = low; pitch <= high; pitch += 1) if (pitch % 12 === 0) named.add(pitch);
+  for (const end of sounding.length ? [low + 2, high - 2] : []) { // unless a C sits close by
+    if (![...named].some((c) => Math.abs(c - end) <= 2)) named.add(end);
+  }
   const axis = el('div', { className: 'pitch-axis', 'aria-hidden': 'true' }, [...named].sort((a, b) => b - a).map((pitch) => {
     const label = el('span', { text: pitchName(pitch) });
     label.style.top = `${((high - pitch + 0.5) / (high - low + 1)) * 100}%`;

@@ -16,7 +16,7 @@ from swergio_al.demos.music.melody import random_genomes
 from swergio_al.demos.music.wire import EVALUATE_ROOM, FEEDBACK_ROOM, genome_to_hex
 from swergio_al.feedback import Labeler
 from tests.browser.conftest import screenshot_path
-from tests.browser.pages import wait_state
+from tests.browser.pages import next_task, wait_state
 from tests.conftest import MakeServer
 from tests.helpers import RawClient
 
@@ -65,8 +65,28 @@ async def test_music_dashboard_shows_live_figures_and_the_same_curve_later(
         assert row[3].endswith("mean abs. error")  # the prequential score of a rating model
         await dashboard.wait_for_selector(
             f'[data-labeler-rows] tr[data-labeler="ears"] td:nth-child(3):text-is("{rated}")')
-        points = await dashboard.get_attribute(CURVE, "data-points")
         await dashboard.screenshot(path=screenshot_path("dashboard"), full_page=True)
+
+        # A person takes over from the simulated listener: the evaluator's own request,
+        # its guess in stars with its uncertainty, rated with a key.
+        await ears.close()
+        person = await new_page(width=900, height=760, name="mia")
+        await person.goto(str(server.make_url(f"/label/{FEEDBACK_ROOM}?undo=0")))
+        await ga.send({"TYPE": "DATA/FORWARD", "TO_ROOM": EVALUATE_ROOM, "DATA": {
+            "generation": GENERATIONS, "genomes": [genome_to_hex(g) for g in
+                                                   random_genomes(20, random_state=99)]}})
+        assert (await next_task(person))["kind"] == "melody"
+        guess = await person.inner_text("[data-prediction]")
+        assert " ± " in guess and len(guess.split(" ± ")[0]) <= 4, guess  # 2.37 ± 0.41
+        await person.screenshot(path=screenshot_path("music-task"))
+        await person.keyboard.press("4")
+        await person.keyboard.press("Enter")
+        await ev.loop.wait_learned(rated + 1)
+        rated += 1
+        await dashboard.wait_for_selector(
+            f'[data-module="totals"] [data-stat="labeled"]:text-is("{rated}")')
+        points = str(sum(k["prequential"] is not None for k in ev.loop.kpis))
+        await dashboard.wait_for_selector(f'{CURVE}[data-points="{points}"]')
 
     # Opened after the ratings, with every component gone: the whole curve is there.
     late = await new_page(width=1000, height=900)
