@@ -6,14 +6,19 @@ network round trip and one implicit transaction, instead of BEGIN, a statement
 per step and COMMIT. The functions are (re)created on every open, under the
 migration lock, so they always match the running release.
 
-Refusals raise SQLSTATE `SWA01` (unknown task, or no longer leased) and `SWA02`
-(leased to someone else); the store turns them into UnknownTask / NotYourTask.
+A model's request is one round trip too: a model's messages are handled one
+after another, so its request rate is one over the round trips each costs.
+
+Refusals raise SQLSTATE `SWA01` (unknown task, or no longer leased), `SWA02`
+(leased to someone else) and `SWA03` (too many pending requests); the store
+turns them into UnknownTask / NotYourTask / LimitReached.
 """
 
 from __future__ import annotations
 
 UNKNOWN_TASK = "SWA01"
 NOT_YOUR_TASK = "SWA02"
+LIMIT_REACHED = "SWA03"
 
 # What each function returns per task: the store's task row (`_TASK_COLUMNS`).
 _TASK_ROW = """o_task_id text, o_labeler text, o_lease_expires double precision,
@@ -110,5 +115,67 @@ FUNCTIONS = [
         ids := ARRAY[p_task_id] ||
             swergio_al_claim(v_task.room, p_labeler, p_claim, p_lease, p_now);
         RETURN QUERY {_TASK_ROWS_OF};
+    END $$""",
+    # Store a request, deduplicated by (room, sample_id): a pending one is updated,
+    # a canceled one reopened, a labeled one left alone. With p_limit > 0 the
+    # requester's open requests are counted first (returned as o_pending) and
+    # the request is refused at the limit. Returns the outcome (Submitted).
+    f"""CREATE OR REPLACE FUNCTION swergio_al_submit(p_room text, p_sample_id text,
+        p_is_int integer, p_requester text, p_kind text, p_content text, p_answer text,
+        p_question text, p_prediction text, p_confidence double precision,
+        p_priority double precision, p_overlap integer, p_extra text,
+        p_now double precision, p_limit integer)
+    RETURNS TABLE (o_outcome text, o_pending bigint) LANGUAGE plpgsql AS $$
+    DECLARE
+        v_id integer;
+        v_status text;
+        v_found boolean;
+        v_pending bigint;
+    BEGIN
+        LOOP
+            SELECT r.id, r.status INTO v_id, v_status FROM requests r
+                WHERE r.room = p_room AND r.sample_id = p_sample_id FOR UPDATE;
+            v_found := FOUND;
+            IF v_found AND v_status = 'done' THEN
+                RETURN QUERY SELECT 'already_labeled'::text, NULL::bigint;
+                RETURN;
+            END IF;
+            IF v_found AND v_status = 'open' THEN
+                UPDATE requests SET requester = p_requester, kind = p_kind, content = p_content,
+                    answer = p_answer, question = p_question, prediction = p_prediction,
+                    confidence = p_confidence, priority = p_priority, overlap = p_overlap,
+                    extra = p_extra, updated = p_now WHERE id = v_id;
+                RETURN QUERY SELECT 'updated'::text, NULL::bigint;
+                RETURN;
+            END IF;
+            IF p_limit > 0 THEN
+                SELECT COUNT(*) INTO v_pending FROM requests r
+                    WHERE r.requester = p_requester AND r.status = 'open';
+                IF v_pending >= p_limit THEN
+                    RAISE EXCEPTION '% already has % pending requests', p_requester, p_limit
+                        USING ERRCODE = '{LIMIT_REACHED}';
+                END IF;
+            END IF;
+            IF v_found THEN  -- canceled earlier: ask again, from scratch
+                UPDATE requests SET requester = p_requester, kind = p_kind, content = p_content,
+                    answer = p_answer, question = p_question, prediction = p_prediction,
+                    confidence = p_confidence, priority = p_priority, overlap = p_overlap,
+                    extra = p_extra, status = 'open', updated = p_now WHERE id = v_id;
+                RETURN QUERY SELECT 'reopened'::text, v_pending;
+                RETURN;
+            END IF;
+            INSERT INTO requests (room, sample_id, sample_is_int, requester, kind, content,
+                answer, question, prediction, confidence, priority, overlap, extra, status,
+                created, updated)
+                VALUES (p_room, p_sample_id, p_is_int, p_requester, p_kind, p_content,
+                    p_answer, p_question, p_prediction, p_confidence, p_priority, p_overlap,
+                    p_extra, 'open', p_now, p_now)
+                ON CONFLICT (room, sample_id) DO NOTHING RETURNING id INTO v_id;
+            IF FOUND THEN
+                RETURN QUERY SELECT 'created'::text, v_pending;
+                RETURN;
+            END IF;
+            -- Another node inserted the same sample meanwhile: decide again, on its row.
+        END LOOP;
     END $$""",
 ]

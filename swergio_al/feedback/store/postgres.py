@@ -43,7 +43,12 @@ from swergio_al.feedback.records import (
 )
 from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
 from swergio_al.feedback.store.pending import PendingEstimate
-from swergio_al.feedback.store.pg_functions import FUNCTIONS, NOT_YOUR_TASK, UNKNOWN_TASK
+from swergio_al.feedback.store.pg_functions import (
+    FUNCTIONS,
+    LIMIT_REACHED,
+    NOT_YOUR_TASK,
+    UNKNOWN_TASK,
+)
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 from swergio_al.feedback.store.sqlite import (
     KPI_THIN,
@@ -183,45 +188,26 @@ class PostgresStore(Store):
                   json.dumps(request.answer), request.question, _dump(request.prediction),
                   request.confidence, request.priority, request.overlap,
                   _dump(request.extra or None))
-        while True:
-            async with self._connection() as conn:
-                row = await conn.fetchrow("SELECT id, status FROM requests WHERE room = $1 AND "
-                                          "sample_id = $2 FOR UPDATE", request.room, sample_id)
-                if row is not None and row["status"] == RequestStatus.DONE:
-                    return Submitted.ALREADY_LABELED
-                if row is not None and row["status"] == RequestStatus.OPEN:
-                    await conn.execute(
-                        "UPDATE requests SET requester = $1, kind = $2, content = $3, "
-                        "answer = $4, question = $5, prediction = $6, confidence = $7, "
-                        "priority = $8, overlap = $9, extra = $10, updated = $11 WHERE id = $12",
-                        *fields, now, row["id"])
-                    return Submitted.UPDATED
-                if not self._pending.room_for_one(request.requester, max_pending):
-                    pending = await conn.fetchval("SELECT COUNT(*) FROM requests WHERE "
-                                                  "requester = $1 AND status = $2",
-                                                  request.requester, _OPEN)
-                    self._pending.counted(request.requester, pending)
-                    if not self._pending.room_for_one(request.requester, max_pending):
-                        raise LimitReached(f"{request.requester} already has {max_pending} "
-                                           "pending requests")
-                self._pending.added(request.requester)
-                if row is not None:  # canceled earlier: ask again, from scratch
-                    await conn.execute(
-                        "UPDATE requests SET requester = $1, kind = $2, content = $3, "
-                        "answer = $4, question = $5, prediction = $6, confidence = $7, "
-                        "priority = $8, overlap = $9, extra = $10, status = $11, updated = $12 "
-                        "WHERE id = $13", *fields, _OPEN, now, row["id"])
-                    return Submitted.REOPENED
-                created = await conn.fetchval(
-                    "INSERT INTO requests (room, sample_id, sample_is_int, requester, kind, "
-                    "content, answer, question, prediction, confidence, priority, overlap, "
-                    "extra, status, created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-                    "$9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (room, sample_id) "
-                    "DO NOTHING "
-                    "RETURNING id", request.room, sample_id, is_int, *fields, _OPEN, now, now)
-                if created is not None:
-                    return Submitted.CREATED
-            # Another node inserted the same sample meanwhile: decide again, on its row.
+        # The requester's open requests are counted only when the estimate says
+        # they may have reached the limit (see PendingEstimate).
+        limit = 0 if self._pending.room_for_one(request.requester, max_pending) else max_pending
+        async with self._connection(transaction=False) as conn:
+            try:  # one round trip: the function decides and writes
+                outcome, pending = await conn.fetchrow(
+                    "SELECT * FROM swergio_al_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+                    "$11, $12, $13, $14, $15)", request.room, sample_id, is_int, *fields, now,
+                    limit)
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate == LIMIT_REACHED:
+                    self._pending.counted(request.requester, max_pending)
+                    raise LimitReached(exc.message) from None
+                raise
+        if pending is not None:
+            self._pending.counted(request.requester, pending)
+        submitted = Submitted(outcome)
+        if submitted in (Submitted.CREATED, Submitted.REOPENED):
+            self._pending.added(request.requester)
+        return submitted
 
     async def cancel(self, room: str, requester: str, sample_ids: Sequence[SampleId], *,
                      now: float) -> list[Task]:
