@@ -279,6 +279,7 @@ class Session:
 
         from swergio_al.config import Config
         from swergio_al.feedback.records import StoreError
+        from swergio_al.media import serve_only
         from swergio_al.server import create_app
 
         a, plan = self.plan.args, self.plan
@@ -293,7 +294,10 @@ class Session:
 
         logging.basicConfig(level=config.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        runner = web.AppRunner(create_app(config), access_log=None)
+        app = create_app(config)
+        if media is not None:  # its items only: not a skipped file, nor others beside them
+            serve_only(app, plan.source.media_relpaths.values())
+        runner = web.AppRunner(app, access_log=None)
         try:
             await runner.setup()
             await web.TCPSite(runner, config.host, config.port).start()

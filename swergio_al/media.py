@@ -10,6 +10,7 @@ else is a 404 (400 for undecodable text): a refusal says nothing about what exis
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -18,7 +19,11 @@ from aiohttp import web
 from swergio_al.keys import CONFIG
 from swergio_al.sources.mediafiles import MEDIA_PREFIX, MEDIA_TYPES, media_url
 
-__all__ = ["media_url", "resolve_media", "setup_media"]
+__all__ = ["MEDIA_FILES", "media_url", "resolve_media", "serve_only", "setup_media"]
+
+# When set, the only files /media serves ("/"-separated under media_dir): a source's items,
+# so a file it skipped, or any other file that happens to sit in the folder, is not served.
+MEDIA_FILES = web.AppKey("media_files", frozenset)
 
 MAX_PATH_CHARS = 1024  # the raw, encoded path after /media/
 MAX_SEGMENT_BYTES = 255  # a file name on common file systems
@@ -35,9 +40,10 @@ MEDIA_HEADERS = {
 }
 
 
-def resolve_media(root: Path, raw: str) -> Path | None:
+def resolve_media(root: Path, raw: str, allowed: frozenset[str] | None = None) -> Path | None:
     """The file under `root` that the still-encoded path `raw` names, or None if it
-    names nothing servable. Raises UnicodeDecodeError for undecodable escapes."""
+    names nothing servable (or nothing in `allowed`, when given). Raises
+    UnicodeDecodeError for undecodable escapes."""
     if not raw or len(raw) > MAX_PATH_CHARS or "\\" in raw or _ENCODED_SYNTAX.search(raw):
         return None
     relative = unquote(raw, errors="strict")
@@ -48,6 +54,8 @@ def resolve_media(root: Path, raw: str) -> Path | None:
            for part in segments):
         return None  # "", ".", "..", hidden names, overlong names
     if Path(segments[-1]).suffix.lower() not in MEDIA_TYPES:
+        return None
+    if allowed is not None and relative not in allowed:
         return None
     try:
         base = root.resolve(strict=True)
@@ -67,13 +75,20 @@ async def media_file(request: web.Request) -> web.StreamResponse:
     if media_dir is None or not raw.startswith(MEDIA_PREFIX):
         raise web.HTTPNotFound(text="no such media file", headers=MEDIA_HEADERS)
     try:
-        target = resolve_media(Path(media_dir), raw[len(MEDIA_PREFIX):])
+        target = resolve_media(Path(media_dir), raw[len(MEDIA_PREFIX):],
+                               request.app.get(MEDIA_FILES))
     except UnicodeDecodeError:
         raise web.HTTPBadRequest(text="media path is not UTF-8", headers=MEDIA_HEADERS) from None
     if target is None:
         raise web.HTTPNotFound(text="no such media file", headers=MEDIA_HEADERS)
     headers = {**MEDIA_HEADERS, "Content-Type": MEDIA_TYPES[target.suffix.lower()]}
     return web.FileResponse(target, headers=headers)
+
+
+def serve_only(app: web.Application, relpaths: Iterable[str]) -> None:
+    """Narrow `/media` to these files (relative to media_dir, "/"-separated), before the
+    app starts: `swergio-al label` passes its source's items."""
+    app[MEDIA_FILES] = frozenset(relpaths)
 
 
 def setup_media(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -16,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swergio_al.cli import main
-from swergio_al.media import resolve_media
+from swergio_al.config import Config
+from swergio_al.media import resolve_media, serve_only
+from swergio_al.server import create_app
 from tests.conftest import MakeServer
 from tests.helpers import ServerProcess
 from tests.sources.files import png_bytes, wav_bytes
@@ -140,6 +143,20 @@ async def test_without_a_media_dir_the_route_answers_404(make_server: MakeServer
     async with aiohttp.ClientSession() as session:
         async with session.get(server.make_url("/media/cat/1.png")) as response:
             assert response.status == 404
+
+
+async def test_serve_only_narrows_the_route_to_the_listed_files(
+        aiohttp_server: Any, tmp_path: Path) -> None:
+    (tmp_path / "cat").mkdir()
+    for name in ("1.png", "2.png"):
+        (tmp_path / "cat" / name).write_bytes(png_bytes())
+    app = create_app(Config(media_dir=str(tmp_path), store=f"sqlite:///{tmp_path / 's.db'}"))
+    serve_only(app, ["cat/1.png"])
+    server = await aiohttp_server(app, host="127.0.0.1")
+    async with aiohttp.ClientSession() as session:
+        for path, status in (("cat/1.png", 200), ("cat/2.png", 404), ("cat/%31.png", 200)):
+            async with session.get(server.make_url(f"/media/{path}")) as response:
+                assert response.status == status, path
 
 
 def test_serve_refuses_a_media_dir_that_is_no_folder(tmp_path: Path,

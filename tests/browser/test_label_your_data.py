@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,14 @@ class LabelCommand:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout)
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -203,6 +212,9 @@ async def test_a_folder_of_images_is_labeled_with_the_keyboard(tmp_path: Path,
             page, f"{command.url}/label/feedback/swatches?undo=0", budget,
             lambda task: task["sample"].split("/")[0], image_loaded)
         await wait_for_rows(command.out / "labels.csv", budget)
+        # The route serves the source's items only: not the skipped file beside them.
+        assert http_status(f"{command.url}/media/red/0.png") == 200
+        assert http_status(f"{command.url}/media/red/broken.png") == 404
         assert command.interrupt() == 0, command.output
     assert shown == [8] * budget
     # The skipped file is named, once, on one line ...
