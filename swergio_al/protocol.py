@@ -199,10 +199,17 @@ def _string_problem(value: Any) -> str | None:
                 problem = text_problem(key)
                 if problem is not None:
                     return f"a key in {path or 'the message'} holds {problem}"
-                stack.append((f"{path}.{key}" if path else key, child))
+                stack.append((_member(path, key), child))
         elif isinstance(item, list):
             stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
     return None
+
+
+def _member(path: str, key: str) -> str:
+    # Keys are the sender's text: ASCII-escaped (json.dumps), they cannot forge a log line.
+    if key.isascii() and key.isidentifier():
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
 
 
 def _clean_id(message: Any) -> str | None:
