@@ -24,8 +24,6 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from swergio_al.learning.strategies import available_strategies
-
 PROG = "swergio-al label"
 CHOICE_PREFIX, RATING_PREFIX = "choice:", "rating:"
 
@@ -62,8 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("the model")
     model.add_argument("--model", default="auto",
                        help="auto | text | table | image | module:factory (default auto)")
-    model.add_argument("--strategy", choices=available_strategies(),
-                       help="how uncertainty is scored (default margin; std for numbers)")
+    # Checked in prepare(): listing the registry here would import scikit-learn for every
+    # `swergio-al` command, --help included (seconds on a loaded machine).
+    model.add_argument("--strategy",
+                       help="how uncertainty is scored: margin, entropy, least_confidence, "
+                            "std, random, ... (default margin; std for numbers)")
     model.add_argument("--diversity", type=float, default=0.0,
                        help="0..1: trade uncertainty for spread among the asked (default 0)")
     model.add_argument("--cold-start", choices=("diverse", "random"), default="diverse",
@@ -166,6 +167,12 @@ def prepare(args: argparse.Namespace) -> Plan:
     from swergio_al.sources import load_source
 
     answer = parse_answer(args.answer)
+    if args.strategy is not None:
+        from swergio_al.learning.strategies import available_strategies
+
+        if args.strategy not in available_strategies():
+            raise OptionError(f"--strategy must be one of {', '.join(available_strategies())}, "
+                              f"got {args.strategy!r}")
     if args.budget is not None and args.budget < 1:
         raise OptionError(f"--budget must be at least 1, got {args.budget}")
     if not 0.0 <= args.diversity <= 1.0:

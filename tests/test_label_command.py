@@ -57,7 +57,7 @@ def label_command(out: Path, *extra: str) -> list[str]:
     ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--model", "image"],
      "needs a image source"),
     ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--strategy", "best"],
-     "invalid choice"),
+     "--strategy must be one of"),
     ([str(REVIEWS), "--answer", CHOICE, "--bogus"], "unrecognized arguments"),
     ([str(REVIEWS), "--text", "text"], "--answer"),
     ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--url", "http://x"], "--url"),
