@@ -106,8 +106,10 @@ class ActiveLearner(BaseEstimator):
         All labels a classifier can get. Needed up front for ``partial_fit``; when
         given, a label outside it is an error. When None, learned from the labels.
     uncertainty_model : object or None
-        Scores uncertainty instead of the estimator, used as is (not trained here):
-        its ``uncertainty(X)`` if it has one, else the strategy applied to it.
+        Scores uncertainty instead of the estimator: its ``uncertainty(X)`` if it has
+        one, else the strategy applied to it. It is taught the same labels, in place:
+        ``partial_fit`` with the new ones where it has it, else ``fit`` on all of them
+        (a classifier once two classes are seen); with neither it is used as is.
         The estimator itself may also have ``uncertainty(X)``.
     incremental : {"auto", True, False}, default="auto"
         Learn with ``partial_fit`` (when the estimator has it) instead of a refit on
@@ -291,6 +293,7 @@ class ActiveLearner(BaseEstimator):
             started = time.perf_counter()
             self.estimator_ = self._fit_from_scratch(*self._labels.view(),
                                                      self._labels.weights())
+            self._teach_uncertainty_model(0)
             self.fit_seconds_ = time.perf_counter() - started
             self.labels_at_refit_ = self._labels.n
             self.version_ += 1
@@ -312,9 +315,32 @@ class ActiveLearner(BaseEstimator):
                 self.labels_at_refit_ = self._labels.n
             else:
                 self._partial_step(self.estimator_, start, self._labels.n)
+            self._teach_uncertainty_model(start)
             self.fit_seconds_ = time.perf_counter() - started
             self.version_ += 1
         return self
+
+    def _teach_uncertainty_model(self, start: int) -> None:
+        """The uncertainty model learns the labels it has not seen (see the class):
+        ``partial_fit`` once it has learned something, else ``fit`` on every label."""
+        model = self.uncertainty_model
+        if model is None:
+            return
+        X, y = self._labels.view()
+        seen = min(getattr(self, "_uncertainty_rows", 0), start)
+        # partial_fit can start as soon as every class is known up front
+        known = self.regression_ or self.classes is not None or not hasattr(model, "fit")
+        if hasattr(model, "partial_fit") and (seen > 0 or known):
+            kwargs: dict[str, Any] = {}
+            if not self.regression_ and self.classes_ is not None and seen == 0 \
+                    and "classes" in inspect.signature(model.partial_fit).parameters:
+                kwargs["classes"] = self.classes_
+            model.partial_fit(X[seen:], y[seen:], **kwargs)
+        elif hasattr(model, "fit") and (self.regression_ or len(np.unique(y)) >= 2):
+            model.fit(X, y)
+        else:
+            return
+        self._uncertainty_rows = len(y)
 
     def _learn_classes(self, y: NDArray[Any]) -> bool:
         """With ``classes=None`` the classes are the labels seen; True when they grew."""

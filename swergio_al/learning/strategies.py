@@ -86,11 +86,26 @@ def clean_probabilities(proba: ArrayLike) -> tuple[NDArray[np.float64], NDArray[
 
 def _proba(model: Any, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     if not hasattr(model, "predict_proba"):
+        if getattr(model, "_estimator_type", None) == "regressor" or _is_regressor(model):
+            raise TypeError(
+                f"{type(model).__name__} is a regressor without predict_proba(X): use "
+                "strategy='std' (a model with predict(X, return_std=True), or an ensemble), "
+                "or give it an uncertainty(X) method"
+            )
         raise TypeError(
             f"{type(model).__name__} has no predict_proba(X); use a probabilistic classifier, "
             "an object with uncertainty(X), or the 'random' strategy"
         )
     return clean_probabilities(model.predict_proba(X))
+
+
+def _is_regressor(model: Any) -> bool:
+    from sklearn.base import is_regressor
+
+    try:
+        return bool(is_regressor(model))
+    except (AttributeError, TypeError):  # not an sklearn estimator
+        return False
 
 
 def _sorted_desc(p: NDArray[np.float64]) -> NDArray[np.float64]:

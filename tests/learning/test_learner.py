@@ -270,3 +270,33 @@ def test_refits_come_less_often_as_labels_grow(blobs: Any) -> None:
     assert learner.refit_due
     assert not ActiveLearner(LogisticRegression()).fit(X[:30], y[:30]).teach(
         X[30:90], y[30:90]).refit_due  # a refit learner is always fresh
+
+
+def test_an_uncertainty_model_is_taught_the_same_labels() -> None:
+    from sklearn.linear_model import LogisticRegression, SGDClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    incremental = SGDClassifier(loss="log_loss", random_state=0)
+    learner = ActiveLearner(SGDClassifier(loss="log_loss", random_state=0), classes=[0, 1],
+                            uncertainty_model=incremental)
+    learner.teach(X[:1], y[:1])  # partial_fit learns even one class, given all classes
+    assert list(incremental.classes_) == [0, 1]
+    learner.teach(X[1:], y[1:])
+    assert incremental.score(X, y) > 0.8
+    batch = LogisticRegression()
+    learner = ActiveLearner(LogisticRegression(), uncertainty_model=batch)
+    learner.teach(X[y == 0][:3], y[y == 0][:3])
+    assert not hasattr(batch, "coef_")  # fit needs two classes: not yet
+    learner.teach(X, y)
+    assert batch.score(X, y) > 0.8  # fitted on every label so far
+
+
+def test_a_regressor_without_probabilities_is_told_the_fix() -> None:
+    from sklearn.linear_model import LinearRegression
+
+    X = np.arange(10.0).reshape(-1, 1)
+    learner = ActiveLearner(LinearRegression()).teach(X, X[:, 0] * 2)
+    with pytest.raises(TypeError, match=r"regressor.*strategy='std'.*uncertainty\(X\)"):
+        learner.uncertainty(X)
