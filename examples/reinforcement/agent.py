@@ -114,16 +114,18 @@ class Coach:
         return self._answer(message, None)
 
     async def _episode_over(self, total: float) -> None:
+        if self.finished.is_set():
+            return  # another environment's episode ended while we were closing: not counted
         self.returns.append(total)
         self.agent.episodes_ += 1
+        if self.agent.episodes_ >= self.episodes:
+            self.finished.set()  # before the await below, so no later episode slips in
         if self.agent.episodes_ % KPI_EVERY == 0:
             await self.component.send({"TYPE": "LOG/KPI", "TO_ROOM": KPI_ROOM, "DATA": {
                 "model": "gridworld-agent", "version": self.agent.episodes_,
                 "labels": self.agent.episodes_, "score": float(np.mean(self.returns[-WINDOW:])),
                 "metric": f"mean return, last {WINDOW} episodes",
                 "epsilon": self.agent.epsilon, "time": time.time()}})
-        if self.agent.episodes_ >= self.episodes:
-            self.finished.set()
 
 
 async def run(url: str, *, episodes: int, seed: int) -> dict[str, Any]:
