@@ -20,6 +20,7 @@ from tests.helpers import free_port
 
 REVIEWS = Path(__file__).parent.parent / "examples" / "reviews" / "reviews.csv"
 CHOICE = "choice:positive,negative"
+LOAD_SNIPPET = Path(__file__).parent.parent / "examples/reviews/load_model.py"  # in the docs
 
 
 def truth() -> dict[str, str]:
@@ -85,7 +86,7 @@ def test_an_unreadable_source_through_the_real_command(tmp_path: Path) -> None:
 
 
 def test_a_simulated_run_leaves_the_labels_the_model_and_predictions(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+    out = tmp_path / "reviews-labels"
     done = subprocess.run(label_command(out, "--budget", "12", "--seed", "3"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -102,13 +103,12 @@ def test_a_simulated_run_leaves_the_labels_the_model_and_predictions(tmp_path: P
     predictions = rows(out / "predictions.csv")
     assert [r["sample_id"] for r in predictions] == list(answers)  # the whole pool, in order
     assert {r["prediction"] for r in predictions} <= {"positive", "negative"}
-    load = ("import skops.io as sio, sys; p = sys.argv[1]; "
-            "m = sio.load(p, trusted=sio.get_untrusted_types(file=p)); "
-            "print(*m.predict(['The kettle broke after two weeks. Avoid.']))")
-    fresh = subprocess.run([sys.executable, "-c", load, str(out / "model.skops")],
-                           capture_output=True, text=True, timeout=60)
+    # the documented one-liner, in a fresh process, where the quick start's folder is
+    fresh = subprocess.run([sys.executable, str(LOAD_SNIPPET)], capture_output=True,
+                           text=True, timeout=60, cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr
-    assert fresh.stdout.strip() in ("positive", "negative")
+    assert "trusting: []" in fresh.stdout
+    assert re.search(r"\['(positive|negative)' '(positive|negative)'\]", fresh.stdout)
 
 
 def test_a_killed_run_resumes_without_asking_or_learning_twice(tmp_path: Path) -> None:
