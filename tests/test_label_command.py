@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from swergio_al.cli import main
@@ -146,3 +147,36 @@ def test_a_killed_run_resumes_without_asking_or_learning_twice(tmp_path: Path) -
     assert len(labeled) == 30 and len(set(labeled)) == 30
     assert asked_again == 0
     assert sorted(r["sample_id"] for r in rows(out / "labels.csv")) == sorted(labeled)
+
+
+def test_a_folder_of_images_with_the_image_recipe(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for colour, rgb in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+        (folder / colour).mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(np.asarray(rgb) + rng.normal(0, 20, size=(10, 10, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8), "RGB").save(folder / colour / f"{i}.png")
+    (folder / "red" / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "swergio_al.cli", "label", str(folder), "--answer",
+         "choice:red,blue", "--simulate", "folder", "--budget", "6", "--out", str(out),
+         "--port", str(free_port())], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "red/broken.png" in done.stderr  # skipped with a warning naming it
+    labels = rows(out / "labels.csv")
+    assert len(labels) == 6
+    assert all(r["answer"] == r["sample_id"].split("/")[0] for r in labels)
+    predictions = rows(out / "predictions.csv")
+    assert len(predictions) == 24 and "red/broken.png" not in {r["sample_id"] for r in predictions}
+    check = ("import sys, skops.io as sio; from swergio_al.recipes import image_pixels; "
+             "m = sio.load(sys.argv[1], trusted=sio.get_untrusted_types(file=sys.argv[1])); "
+             "print(*m.predict(image_pixels(sys.argv[2:])))")
+    fresh = subprocess.run([sys.executable, "-c", check, str(out / "model.skops"),
+                            str(folder / "red" / "0.png"), str(folder / "blue" / "0.png")],
+                           capture_output=True, text=True, timeout=60)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.split() == ["red", "blue"]
