@@ -6,8 +6,11 @@ network round trip and one implicit transaction, instead of BEGIN, a statement
 per step and COMMIT. The functions are (re)created on every open, under the
 migration lock, so they always match the running release.
 
-A model's request is one round trip too: a model's messages are handled one
-after another, so its request rate is one over the round trips each costs.
+A model's request and ACK are one round trip too: a model's messages are handled
+one after another, so its request rate is one over the time each takes. Those
+and the claims commit without waiting for the WAL flush (`synchronous_commit`
+off for their transaction, as the SQLite store commits them without fsync):
+their senders replay them, while a label is on disk before its ACK goes out.
 
 Refusals raise SQLSTATE `SWA01` (unknown task, or no longer leased), `SWA02`
 (leased to someone else) and `SWA03` (too many pending requests); the store
@@ -71,6 +74,7 @@ FUNCTIONS = [
     DECLARE
         ids text[] := '{{}}';
     BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
         FOR i IN 1 .. coalesce(array_length(p_labelers, 1), 0) LOOP
             ids := ids || swergio_al_claim(p_room, p_labelers[i], p_counts[i], p_lease, p_now);
         END LOOP;
@@ -132,6 +136,7 @@ FUNCTIONS = [
         v_found boolean;
         v_pending bigint;
     BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
         LOOP
             SELECT r.id, r.status INTO v_id, v_status FROM requests r
                 WHERE r.room = p_room AND r.sample_id = p_sample_id FOR UPDATE;
@@ -177,5 +182,15 @@ FUNCTIONS = [
             END IF;
             -- Another node inserted the same sample meanwhile: decide again, on its row.
         END LOOP;
+    END $$""",
+    # A model's FEEDBACK/ACK; a repeated one keeps the first one's time. True when
+    # the label exists and is the requester's.
+    """CREATE OR REPLACE FUNCTION swergio_al_ack(p_label_id text, p_requester text,
+        p_now double precision) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        UPDATE labels SET acked = 1, acked_at = COALESCE(acked_at, p_now)
+            WHERE label_id = p_label_id AND requester = p_requester;
+        RETURN FOUND;
     END $$""",
 ]

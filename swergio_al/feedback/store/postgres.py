@@ -370,12 +370,9 @@ class PostgresStore(Store):
         return label, claimed
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
-        # One statement, one round trip: a repeated ACK keeps the first one's time.
         async with self._connection(transaction=False) as conn:
-            found = await conn.fetchval(
-                "UPDATE labels SET acked = 1, acked_at = COALESCE(acked_at, $1) "
-                "WHERE label_id = $2 AND requester = $3 RETURNING 1", now, label_id, requester)
-        return found is not None
+            return bool(await conn.fetchval("SELECT swergio_al_ack($1, $2, $3)", label_id,
+                                            requester, now))
 
     async def label_of_task(self, task_id: str) -> Label | None:
         labels = await self._select_labels("l.task_id = $1", task_id)
