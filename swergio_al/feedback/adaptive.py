@@ -8,8 +8,9 @@ slot, up to k:
   `trusted` or their answer differs from the model's prediction;
 * after the second: yes when the two disagree;
 * and from then on: yes while the answers' combined posterior (each labeler's
-  estimated accuracy, errors spread evenly over the other choices) stays below
-  `sure`.
+  estimated accuracy, errors spread evenly over the other choices; the model's
+  prediction as one more voter, at the rate it matched the room's aggregates)
+  stays below `sure`.
 
 Labelers' accuracies come from the room's `Consensus` (Dawid–Skene, seeded by
 gold questions); one with no estimate yet counts as `unknown`.
@@ -24,18 +25,22 @@ from typing import Any
 import numpy as np
 
 ADAPTIVE_KEY = "adaptive"
+MODEL = "\x00model"  # the model as a voter (no labeler name can hold U+0000)
 
 
 @dataclass(frozen=True)
 class OverlapPolicy:
     trusted: float = 0.8
-    sure: float = 0.92
+    sure: float = 0.9
     unknown: float = 0.7
 
     def needs_another(self, answers: Sequence[tuple[str, Any]], *, limit: int,
                       prediction: Any, choices: Sequence[Any] | None,
-                      accuracy: Mapping[str, float]) -> bool:
-        """`answers`: (labeler, answer) so far, oldest first; `limit`: the request's k."""
+                      accuracy: Mapping[str, float],
+                      model_accuracy: float | None = None) -> bool:
+        """`answers`: (labeler, answer) so far, oldest first; `limit`: the request's k;
+        `model_accuracy`: how often the model's predictions matched the room's
+        aggregates (when known, the prediction counts as one more voter)."""
         n = len(answers)
         if n == 0:
             return True
@@ -48,7 +53,11 @@ class OverlapPolicy:
         if n == 2 and answers[0][1] != answers[1][1]:
             return True
         # Two who agree may still both be weak (0.7 and 0.55 agreeing is right 85 % of the
-        # time with three choices): one more then, while k allows.
+        # time with three choices): one more then, while k allows; the model's prediction
+        # tips the balance either way.
+        if prediction is not None and model_accuracy is not None:
+            answers = [*answers, (MODEL, prediction)]
+            accuracy = {**accuracy, MODEL: model_accuracy}
         return self.posterior(answers, choices, accuracy) < self.sure
 
     def posterior(self, answers: Sequence[tuple[str, Any]], choices: Sequence[Any] | None,

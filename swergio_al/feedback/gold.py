@@ -18,7 +18,9 @@ request's overlap by one.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import replace
+from typing import Any
 
 from swergio_al.feedback.adaptive import ADAPTIVE_KEY, OverlapPolicy
 from swergio_al.feedback.consensus import Consensus
@@ -32,6 +34,9 @@ from swergio_al.feedback.room_quality import (
     room_consensus,
 )
 from swergio_al.feedback.store import Store
+
+MIN_JUDGED = 20  # predictions compared before the model counts as a voter
+
 
 __all__ = ["GOLD_KEY", "QualityDesk", "base_room", "gold_room", "is_gold_room"]
 
@@ -47,6 +52,10 @@ class QualityDesk:
         self.policy = policy or OverlapPolicy()
         self._handed: dict[tuple[str, str], int] = {}  # (room, labeler) -> tasks handed
         self._rooms: dict[str, Consensus] = {}  # rooms with adaptive requests, built lazily
+        # Per room: the model's prediction of each adaptive sample, and how often such
+        # predictions matched the aggregate (refreshed with the labelers' estimates).
+        self._predictions: dict[str, dict[Hashable, Any]] = {}
+        self._model_accuracy: dict[str, tuple[int, float | None]] = {}
         # Rooms with gold questions (submitted here, or stored before this start): only
         # there does a labeler's fill look for one, so other rooms pay nothing for gold.
         self.gold_rooms: set[str] = set()
@@ -112,7 +121,26 @@ class QualityDesk:
                           label.seconds)
         answers = consensus.answers_of(label.sample_id)
         choices = request.answer.get("choices") if isinstance(request.answer, dict) else None
+        if request.prediction is not None:
+            self._predictions.setdefault(room, {})[label.sample_id] = request.prediction
+        accuracy = consensus.recent_accuracy()
         more = self.policy.needs_another(answers, limit=limit, prediction=request.prediction,
-                                         choices=choices, accuracy=consensus.recent_accuracy())
+                                         choices=choices, accuracy=accuracy,
+                                         model_accuracy=self._model_rate(room, consensus))
         return consensus.labels_of(label.sample_id) + 1 if more else None
+
+    def _model_rate(self, room: str, consensus: Consensus) -> float | None:
+        """How often the model's predictions matched the aggregate of samples with two or
+        more answers; refreshed as often as the labelers' estimates."""
+        seen, rate = self._model_accuracy.get(room, (-1, None))
+        if seen >= 0 and len(consensus.answers) - seen < max(10, len(consensus.answers) // 10):
+            return rate
+        predictions = self._predictions.get(room, {})
+        result = consensus.aggregate()
+        judged = [value == predictions[sample]
+                  for sample, value in zip(result.samples, result.values, strict=True)
+                  if sample in predictions and len(consensus.answers_of(sample)) >= 2]
+        rate = sum(judged) / len(judged) if len(judged) >= MIN_JUDGED else None
+        self._model_accuracy[room] = (len(consensus.answers), rate)
+        return rate
 

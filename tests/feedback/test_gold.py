@@ -190,3 +190,15 @@ async def test_serve_refuses_a_gold_rate_outside_0_to_1() -> None:
     assert err.decode().splitlines() == [
         "swergio-al serve: SWERGIO_AL_GOLD_RATE=1.5: the share of gold questions must be "
         "within 0..1"]
+
+
+def test_the_models_prediction_counts_as_a_voter_once_its_accuracy_is_known() -> None:
+    weak = [("c", "cat"), ("c2", "cat")]  # 0.6 and 0.6 agree: 0.69 alone
+    accuracy = {"c": 0.6, "c2": 0.6}
+    policy = OverlapPolicy()
+    ask = {"limit": 3, "choices": ["cat", "dog"], "accuracy": accuracy}
+    assert policy.needs_another(weak, prediction="cat", **ask)  # type: ignore[arg-type]
+    assert not policy.needs_another(weak, prediction="cat", model_accuracy=0.9,
+                                    **ask)  # type: ignore[arg-type]
+    assert policy.needs_another(weak, prediction="dog", model_accuracy=0.9,
+                                **ask)  # type: ignore[arg-type]
