@@ -1,4 +1,4 @@
-"""The `swergio-al` command: serve | demo | run | export."""
+"""The `swergio-al` command: serve | label | demo | run | export."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class Config:
     # Folder whose images/audio GET /media/... serves read-only (None: the route answers 404).
     media_dir: str | None = None
 
-    # Access control (empty = open; see README "Security")
+    # Access control (empty = open; see docs/security.md)
     component_token: str = ""
     labeler_token: str = ""
     allowed_origins: list[str] = field(default_factory=list)

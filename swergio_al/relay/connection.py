@@ -37,7 +37,7 @@ class Connection(ABC):
     Delivery never waits on the receiver: frames go into the outbox and one
     short-lived writer task per busy connection drains it. A receiver whose
     outbox overflows is too slow to keep up and is closed with 1013, so one
-    stuck client never slows the others (see README, "Slow consumers"). A
+    stuck client never slows the others (docs/protocol.md, "Slow consumers"). A
     close handshake that the peer does not complete within `close_timeout`
     (a client that stopped reading cannot even take the close frame) ends
     with the transport aborted, so a stuck peer never holds server memory.
