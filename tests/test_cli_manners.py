@@ -189,7 +189,7 @@ async def test_demo_says_what_to_do_then_a_line_per_rating_and_version(tmp_path:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert process.stdout is not None
     seen: list[str] = []
-    wanted = {"instructions": False, "rating": False, "version": False}
+    wanted = {"instructions": False, "rating": False, "version": False, "error": False}
     try:
         async with asyncio.timeout(60):
             while not all(wanted.values()):
@@ -206,6 +206,8 @@ async def test_demo_says_what_to_do_then_a_line_per_rating_and_version(tmp_path:
                     wanted["rating"] = True
                 if line.startswith("evaluator") and "| evaluator v" in line:
                     wanted["version"] = True
+                if "stars off on average" in line:  # the prequential error, once it has one
+                    wanted["error"] = True
         text = "".join(seen)
         assert "Space plays" in text and "0-5 rates" in text and "Enter sends" in text
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -33,6 +34,7 @@ from swergio_al.demos.music.wire import (
     hex_to_genome,
 )
 from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.feedback.prequential import WINDOW
 from swergio_al.protocol import DATA, Message, MessageType
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,17 @@ class MelodyEvaluator:
             except TimeoutError:
                 continue
             shown = self.version
+            with contextlib.suppress(TimeoutError):  # its LOG/KPI follows the new version
+                await asyncio.wait_for(self.loop.settled(), 5)
             labels = int(getattr(self.loop.learner, "n_labels_", 0))
-            print(f"evaluator v{shown}: learned from {labels} ratings", flush=True)
+            line = f"evaluator v{shown}: learned from {labels} ratings"
+            kpi = self.loop.kpis[-1] if self.loop.kpis else {}
+            if kpi.get("prequential") is not None and kpi.get("prequential_metric") == "mae":
+                # each rating was predicted before it was learned: an honest error
+                window = min(WINDOW, int(kpi["prequential_labels"]))
+                line += (f"; its predictions were {kpi['prequential']:.2f} stars off on "
+                         f"average (last {window} ratings)")
+            print(line, flush=True)
 
     def _render(self, sample_id: Any, x: NDArray[Any]) -> dict[str, Any]:
         genome = hex_to_genome(str(sample_id))
