@@ -174,7 +174,7 @@ def representative(
     Xc = Xa[candidates]
     seed = int(rng.integers(2**31 - 1))
     # a cluster per pick and per taken row: the clusters near taken rows go last
-    k = min(candidates.size, n + min(taken_idx.size, 100))
+    k = min(candidates.size, n + min(taken_idx.size, 30))  # bounded: one fit per cold plan
     if k == candidates.size:
         reps = np.arange(k)
         sizes = np.ones(k)
