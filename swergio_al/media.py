@@ -9,6 +9,7 @@ else is a 404 (400 for undecodable text): a refusal says nothing about what exis
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -75,8 +76,9 @@ async def media_file(request: web.Request) -> web.StreamResponse:
     if media_dir is None or not raw.startswith(MEDIA_PREFIX):
         raise web.HTTPNotFound(text="no such media file", headers=MEDIA_HEADERS)
     try:
-        target = resolve_media(Path(media_dir), raw[len(MEDIA_PREFIX):],
-                               request.app.get(MEDIA_FILES))
+        # Resolving stats the disk: off the event loop, so a slow disk stalls no relay.
+        target = await asyncio.to_thread(resolve_media, Path(media_dir),
+                                         raw[len(MEDIA_PREFIX):], request.app.get(MEDIA_FILES))
     except UnicodeDecodeError:
         raise web.HTTPBadRequest(text="media path is not UTF-8", headers=MEDIA_HEADERS) from None
     if target is None:
