@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from swergio_al.sources import Item, SourceError, load_source
-from tests.sources.files import write_png
+from tests.sources.files import write_png, write_wav
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -160,3 +160,14 @@ def test_a_missing_column_asked_of_a_source_is_an_error(tmp_path: Path) -> None:
     source = load_source(write(tmp_path / "t.csv", "text\nhi\n"), text="text")
     with pytest.raises(SourceError, match="no column 'folder' in t: it has text"):
         source.column("folder")
+
+
+def test_audio_cells_render_as_audio(tmp_path: Path) -> None:
+    write_wav(tmp_path / "calls" / "a.wav")
+    (tmp_path / "calls" / "fake.mp3").write_text("not audio")
+    table = write(tmp_path / "calls.jsonl",
+                  '{"clip": "calls/a.wav", "who": "owl"}\n{"clip": "calls/fake.mp3"}\n')
+    source = load_source(table, audio="clip")
+    assert (source.kind, [item.sample_id for item in source.items]) == ("audio", [0])
+    assert source.render(source.items[0]) == {"kind": "audio", "content": {"src": "/media/a.wav"}}
+    assert source.skipped == ["skipped calls.jsonl line 2: calls/fake.mp3: not a MP3 file"]
