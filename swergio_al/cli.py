@@ -7,8 +7,18 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from swergio_al.config import Config
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """A bad option is one line on stderr (exit 2), as every other CLI error, not the
+    usage block argparse prints; --help still shows it."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,11 +104,14 @@ def serve(config: Config) -> int:
     if config.media_dir is not None and not os.path.isdir(config.media_dir):
         print(f"swergio-al serve: --media-dir {config.media_dir}: not a folder", file=sys.stderr)
         return 1
+    problem = _serve_problem(config)
+    if problem is not None:
+        print(f"swergio-al serve: {problem}", file=sys.stderr)
+        return 2
     if not 0 <= config.gold_rate <= 1:
         print(f"swergio-al serve: SWERGIO_AL_GOLD_RATE={config.gold_rate}: the share of gold "
               "questions must be within 0..1", file=sys.stderr)
         return 1
-    app = create_app(config)
     url = f"http://{config.host}:{config.port}"
 
     def announce(_: str) -> None:
@@ -106,21 +119,38 @@ def serve(config: Config) -> int:
               *notes, sep="\n", flush=True)
 
     try:
+        app = create_app(config)
         # Access logs only when asked: at INFO they would drown what the server has to say.
         access_log = logging.getLogger("aiohttp.access") if config.access_log else None
         web.run_app(app, host=config.host, port=config.port,
                     shutdown_timeout=config.shutdown_timeout_seconds, print=announce,
                     access_log=access_log,
                     access_log_class=access_logger_for(config))  # no token reaches a log
-    except (OSError, StoreError) as exc:  # port taken, backend unreachable, bad store path
+    # port taken, backend unreachable, bad store path or scheme, its extra not installed
+    except (OSError, StoreError, ValueError, ImportError) as exc:
         logging.getLogger("swergio_al").debug("start-up failed", exc_info=True)
         print(f"swergio-al serve: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
+def _serve_problem(config: Config) -> str | None:
+    """What makes these settings unservable, in one line (else None): checked before
+    binding, where a port out of range would end in a traceback."""
+    if not 1 <= config.port <= 65535:
+        return f"--port must be within 1..65535, got {config.port}"
+    if config.swergio_port is not None and not 0 <= config.swergio_port <= 65535:
+        return f"--swergio-port must be within 0..65535 (0: any free one), got " \
+               f"{config.swergio_port}"
+    if not config.lease_seconds > 0:
+        return f"--lease-seconds must be more than 0, got {config.lease_seconds:g}"
+    if not config.max_frame_size > 0:
+        return f"--max-frame-size must be at least 1, got {config.max_frame_size}"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="swergio-al", description=__doc__)
+    parser = _OneLineParser(prog="swergio-al", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the relay, feedback service and pages")
     _add_serve_arguments(serve_parser)
@@ -192,7 +222,7 @@ def export(args: argparse.Namespace) -> int:
                 asyncio.run(write_export(store, args.format, out, room=args.room))
         else:
             asyncio.run(write_export(store, args.format, sys.stdout, room=args.room))
-    except (OSError, ValueError, StoreError) as exc:
+    except (OSError, ValueError, StoreError, ImportError) as exc:  # ImportError: an extra
         print(f"swergio-al export: {exc}", file=sys.stderr)
         return 1
     return 0

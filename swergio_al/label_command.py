@@ -301,7 +301,10 @@ class Session:
 
         logging.basicConfig(level=config.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        app = create_app(config)
+        try:
+            app = create_app(config)
+        except (ValueError, ImportError) as exc:  # a bad store or broker URL, a missing extra
+            raise SessionError(str(exc)) from None
         if media is not None:  # its items only: not a skipped file, nor others beside them
             serve_only(app, plan.source.media_relpaths.values())
         runner = web.AppRunner(app, access_log=None)
@@ -329,9 +332,6 @@ class Session:
             loop_ = asyncio.get_running_loop()
             loop_.add_signal_handler(signal.SIGINT, self.stop.set)
             loop_.add_signal_handler(signal.SIGTERM, self.stop.set)
-        token = f"?token={a.labeler_token}" if a.labeler_token else ""
-        print(f"Label at {base}/label/{plan.room}{token}   dashboard: {base}/dashboard"
-              + ("" if a.simulate else "   (Ctrl-C stops)"), flush=True)
         pool = self._pool()
         outputs = Outputs(plan.out, pool, plan.answer)
         learner = self._learner()
@@ -347,6 +347,10 @@ class Session:
                 await loop.start()
             except (OSError, TimeoutError) as exc:
                 raise SessionError(f"cannot reach the server at {url}: {exc}") from None
+            # only once the model is in: a link to a server that is not there helps nobody
+            token = f"?token={a.labeler_token}" if a.labeler_token else ""
+            print(f"Label at {base}/label/{plan.room}{token}   dashboard: {base}/dashboard"
+                  + ("" if a.simulate else "   (Ctrl-C stops)"), flush=True)
             before = loop.n_labels
             if plan.truth is not None:
                 labeler = self._simulated_labeler(url)

@@ -88,7 +88,8 @@ class Outputs:
         learned = learner.n_labels_ if learner is not None else 0
         return (f"done: {loop.n_labels} labels ({new} this run) of {len(self.pool)} samples in "
                 f"{seconds:.1f} s ({rate:.2f} labels/s); {score}; learned {learned}; "
-                f"queue ran dry {loop.dry} times; {'; '.join([*notes, f'outputs in {self.out}'])}")
+                f"queue ran dry {loop.dry} time{'' if loop.dry == 1 else 's'}; "
+                f"{'; '.join([*notes, f'outputs in {self.out}'])}")
 
     def _predictions(self, learner: Any) -> None:
         X = self.pool.rows(np.arange(len(self.pool)))
