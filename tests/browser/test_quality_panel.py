@@ -70,7 +70,8 @@ async def test_agreement_and_labelers_show_and_the_random_clicker_is_flagged(
             rnd_bar = await dashboard.locator(
                 'tr[data-quality-labeler="rnd"] .quality-fill').evaluate(width)
             assert bar > rnd_bar > 0  # bars are estimated accuracies: rnd is below 0.6
-            await dashboard.screenshot(path=screenshot_path("dashboard-quality"))
+            await dashboard.locator('[data-module="quality-panel"]').screenshot(
+                path=screenshot_path("dashboard-quality"))
             await loop.wait_learned(3 * SAMPLES, timeout=30)
         finally:
             for person in people:
