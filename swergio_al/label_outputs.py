@@ -50,6 +50,7 @@ class Outputs:
         self.labels = 0
         self.predicted = 0  # labels the model had a prediction for when it asked
         self.correct = 0
+        self.abs_error = 0.0  # numbers: the prequential score is a mean absolute error
         with (out / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow(LABEL_COLUMNS)
         (out / "labels.jsonl").write_text("", encoding="utf-8")
@@ -65,7 +66,10 @@ class Outputs:
         self.labels += 1
         if row["prediction"] is not None:
             self.predicted += 1
-            self.correct += int(_same(row["prediction"], row["answer"]))
+            if self.answer["type"] == "number":
+                self.abs_error += abs(float(row["prediction"]) - float(row["answer"]))
+            else:
+                self.correct += int(_same(row["prediction"], row["answer"]))
         with (self.out / "labels.csv").open("a", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow([_cell(row[c]) for c in LABEL_COLUMNS])
         with (self.out / "labels.jsonl").open("a", encoding="utf-8") as handle:
@@ -83,8 +87,14 @@ class Outputs:
             notes.append("no model yet (it needs an answer of every class)")
         new = loop.n_labels - before
         rate = new / seconds if seconds > 0 else math.nan
-        score = (f"prequential accuracy {self.correct / self.predicted:.3f} over "
-                 f"{self.predicted} labels" if self.predicted else "no prequential score yet")
+        if not self.predicted:
+            score = "no prequential score yet"
+        elif self.answer["type"] == "number":
+            score = (f"prequential mean absolute error {self.abs_error / self.predicted:.4g} "
+                     f"over {self.predicted} labels")
+        else:
+            score = (f"prequential accuracy {self.correct / self.predicted:.3f} over "
+                     f"{self.predicted} labels")
         learned = learner.n_labels_ if learner is not None else 0
         return (f"done: {loop.n_labels} labels ({new} this run) of {len(self.pool)} samples in "
                 f"{seconds:.1f} s ({rate:.2f} labels/s); {score}; learned {learned}; "
