@@ -10,6 +10,8 @@ over the answers seen.
 from __future__ import annotations
 
 import asyncio
+import time
+import weakref
 from typing import Any
 
 from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
@@ -80,15 +82,29 @@ async def room_consensus(store: Store, room: str) -> Consensus:
     return await asyncio.to_thread(consensus_of, labels, gold)
 
 
+# Per store: each room's last report and the label counts it was made from. A
+# dashboard polls every few seconds; an unchanged room is not recomputed.
+_REPORTS: weakref.WeakKeyDictionary[Store, dict[str, tuple[tuple[int, int], Any]]] = \
+    weakref.WeakKeyDictionary()
+
+
 async def quality_report(store: Store, room: str | None = None) -> dict[str, Any]:
     """`{room: report}` for one room or every room that has requests."""
     rooms = [room] if room is not None else \
         [name for name in await store.rooms() if not is_gold_room(name)]
+    cache = _REPORTS.setdefault(store, {})
     body: dict[str, Any] = {}
     for name in rooms:
-        consensus = await room_consensus(store, name)
-        if consensus.answers:
-            body[name] = await asyncio.to_thread(consensus.report)
+        now = time.time()
+        counts = ((await store.stats(name, now=now)).labeled,
+                  (await store.stats(gold_room(name), now=now)).labeled)
+        cached = cache.get(name)
+        if cached is None or cached[0] != counts:
+            consensus = await room_consensus(store, name)
+            report = await asyncio.to_thread(consensus.report) if consensus.answers else None
+            cache[name] = cached = (counts, report)
+        if cached[1] is not None:
+            body[name] = cached[1]
     return body
 
 

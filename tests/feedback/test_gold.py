@@ -27,6 +27,7 @@ from tests.feedback.helpers import (
     request_message,
     requester,
 )
+from tests.helpers import free_port
 
 CHOICE = {"type": "choice", "choices": ["cat", "dog"]}
 GOLD = {"g0": "cat", "g1": "dog", "g2": "cat"}
@@ -182,7 +183,7 @@ def test_overlap_policy(answers: list[tuple[str, str]], prediction: str | None,
 
 async def test_serve_refuses_a_gold_rate_outside_0_to_1() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "swergio_al.cli", "serve", "--port", "0",
+        sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(free_port()),
         env={**os.environ, "SWERGIO_AL_GOLD_RATE": "1.5"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
