@@ -200,3 +200,12 @@ async def test_label_reviews_asks_until_its_budget(server: TestServer) -> None:
     finally:
         await finish(model, stop=True)
     assert "Traceback" not in out, out
+
+
+def test_every_relative_link_in_the_readme_resolves() -> None:
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    local = [t.split("#", 1)[0] for t in targets if not re.match(r"[a-z]+:", t)]
+    assert len(local) > 10  # the README links into the docs
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
