@@ -27,6 +27,11 @@ async def test_an_empty_server_says_so_on_both_pages(make_server: MakeServer,
     await wait_state(page, "open")
     await page.wait_for_selector("[data-waiting]:visible")  # shown on connect, not only later
     assert await page.is_hidden("[data-task]")
+    await page.goto(str(server.make_url("/dashboard")))  # each table says it is empty
+    for rows, says in (("room-rows", "no feedback room has work yet"),
+                       ("models", "no model has reported"), ("labeler-rows", "no labels yet")):
+        assert await page.is_visible(f"[data-{rows}] .empty td")  # at 360 px too
+        assert says in await page.inner_text(f"[data-{rows}]")
 
 
 async def test_landing_lists_rooms_with_work_and_links_to_them(make_server: MakeServer,
