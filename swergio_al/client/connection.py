@@ -185,6 +185,8 @@ class Connection(Link):
                 await asyncio.wait_for(ws.send_str(encode(goodbye)), 1.0)
             except (*SEND_FAILURES, TimeoutError) as exc:
                 log.debug("%s: DISCONNECT not sent: %s", self.name, exc)
+            else:
+                await self._until_server_closes()
         owned = [self._supervisor, self._reader, *self._tasks]
         await _cancel_and_wait(t for t in owned if t is not None and t is not current)
         if ws is not None:
@@ -196,6 +198,22 @@ class Connection(Link):
             await self._session.close()
         if self._closed is not None:
             self._closed.set()
+
+    async def _until_server_closes(self) -> None:
+        """Wait (up to `send_timeout`) for the server's close in answer to DISCONNECT.
+
+        The server closes only after handling DISCONNECT, so everything sent
+        before it has been handled too; the reader sees the close and completes
+        the handshake. Cancelling the reader instead makes aiohttp drop the TCP
+        connection at once, with frames still unread on the server.
+        """
+        reader = self._reader
+        if reader is None or reader.done():
+            return
+        _, pending = await asyncio.wait([reader], timeout=self.send_timeout)
+        if pending:
+            log.info("%s: no close from the server within %gs of DISCONNECT", self.name,
+                     self.send_timeout)
 
     async def wait_closed(self) -> None:
         """Wait until the component is closed (by close(), or for good by the server)."""

@@ -155,6 +155,28 @@ async def _serve(request: web.Request, config: Config, hub: Hub,
                                close_timeout=close_timeout, transport=request.transport)
     conn.metrics = hub.metrics
     hub.attach(conn)
+    # aiohttp can cancel this handler the moment the peer's TCP stream ends
+    # (`handler_cancellation`, on in its test server): the frames it read before
+    # would be dropped and the hub left half cleaned up. The session is a task of
+    # its own that finishes what was read; only a second cancellation (a forced
+    # shutdown) cuts it short.
+    session = asyncio.create_task(_relay(ws, conn, config, hub))
+    try:
+        await asyncio.shield(session)
+    except asyncio.CancelledError:
+        try:
+            await asyncio.shield(session)
+        finally:
+            if not session.done():
+                session.cancel()
+                await asyncio.gather(session, return_exceptions=True)
+        raise
+    return ws
+
+
+async def _relay(ws: web.WebSocketResponse, conn: WebSocketConnection, config: Config,
+                 hub: Hub) -> None:
+    """Handle one connection's frames in order until it closes, then forget it."""
     bucket = TokenBucket(config.rate_per_second, config.rate_burst)
     try:
         async for frame in ws:
@@ -183,4 +205,3 @@ async def _serve(request: web.Request, config: Config, hub: Hub,
         if conn.is_open:
             conn.close_soon(CloseCode.NORMAL, "")
         await conn.wait_closed()
-    return ws
