@@ -94,9 +94,9 @@ async def labelers(request: web.Request) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _components_only(handler: Handler) -> Handler:
-    """With a component token configured, the API wants it (labels are the users' data):
-    `Authorization: Bearer <token>` or `?token=<token>`."""
+def components_only(handler: Handler, *, what: str = "this endpoint") -> Handler:
+    """With a component token configured, the API and /metrics want it (labels are the
+    users' data): `Authorization: Bearer <token>` or `?token=<token>`."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         expected = request.app[CONFIG].component_token
@@ -105,7 +105,7 @@ def _components_only(handler: Handler) -> Handler:
             given = header.removeprefix("Bearer ") if header.startswith("Bearer ") else \
                 request.query.get("token", "")
             if not tokens_match(given, expected):
-                raise web.HTTPUnauthorized(text="this endpoint needs the component token\n",
+                raise web.HTTPUnauthorized(text=f"{what} needs the component token\n",
                                            headers={"WWW-Authenticate": "Bearer"})
         return await handler(request)
 
@@ -113,9 +113,9 @@ def _components_only(handler: Handler) -> Handler:
 
 
 def setup_api(app: web.Application) -> None:
-    app.router.add_get("/api/labels.csv", _components_only(labels_csv))
-    app.router.add_get("/api/labels.jsonl", _components_only(labels_jsonl))
-    app.router.add_get("/api/stats", _components_only(stats))
-    app.router.add_get("/api/quality", _components_only(quality))
-    app.router.add_get("/api/kpi", _components_only(kpi))
-    app.router.add_get("/api/labelers", _components_only(labelers))
+    app.router.add_get("/api/labels.csv", components_only(labels_csv))
+    app.router.add_get("/api/labels.jsonl", components_only(labels_jsonl))
+    app.router.add_get("/api/stats", components_only(stats))
+    app.router.add_get("/api/quality", components_only(quality))
+    app.router.add_get("/api/kpi", components_only(kpi))
+    app.router.add_get("/api/labelers", components_only(labelers))
