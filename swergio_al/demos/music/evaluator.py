@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from swergio_al.client import run_until_stopped
 from swergio_al.demos.music.melody import decode
 from swergio_al.demos.music.model import evaluator_learner, melody_matrix
-from swergio_al.demos.music.process import run_until_signalled
 from swergio_al.demos.music.wire import (
     EVALUATE_ROOM,
     FEEDBACK_ROOM,
@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.budget < 0 or args.rating_wait < 0 or not 0 <= args.diversity <= 1:
         parser.error("need --budget >= 0, --rating-wait >= 0 and --diversity in 0..1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_until_signalled(serve(args.url, budget=args.budget, rating_wait=args.rating_wait,
-                                     diversity=args.diversity, seed=args.seed,
-                                     token=args.token))
+    return run_until_stopped(serve(args.url, budget=args.budget, rating_wait=args.rating_wait,
+                                   diversity=args.diversity, seed=args.seed,
+                                   token=args.token)) or 0  # None: stopped by a signal
 
 
 if __name__ == "__main__":

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from swergio_al.client import Component
+from swergio_al.client import Component, run_until_stopped
 from swergio_al.demos.music.ga import GeneticAlgorithm
 from swergio_al.demos.music.listener import taste
 from swergio_al.demos.music.melody import decode
-from swergio_al.demos.music.process import run_until_signalled
 from swergio_al.demos.music.synth import write_wav
 from swergio_al.demos.music.wire import EVALUATE_ROOM, PROGRESS_ROOM, genome_to_hex
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, MessageType
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.population < 2 or args.generations < 1:
         parser.error("need --population >= 2 and --generations >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_until_signalled(evolve(args))
+    return run_until_stopped(evolve(args)) or 0  # None: stopped by a signal
 
 
 if __name__ == "__main__":

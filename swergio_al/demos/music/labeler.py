@@ -11,6 +11,7 @@ import argparse
 import logging
 from typing import Any
 
+from swergio_al.client import run_until_stopped
 from swergio_al.demos.music.listener import (
     Listener,
     SimulatedListener,
@@ -18,7 +19,6 @@ from swergio_al.demos.music.listener import (
     load_listener,
 )
 from swergio_al.demos.music.melody import decode
-from swergio_al.demos.music.process import run_until_signalled
 from swergio_al.demos.music.wire import FEEDBACK_ROOM, hex_to_genome
 from swergio_al.feedback import SKIP, Labeler
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_until_signalled(listen(args))
+    return run_until_stopped(listen(args)) or 0  # None: stopped by a signal
 
 
 if __name__ == "__main__":
