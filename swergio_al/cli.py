@@ -97,6 +97,10 @@ def serve(config: Config) -> int:
     from swergio_al.feedback.records import StoreError
     from swergio_al.server import create_app
 
+    problem = _serve_problem(config)
+    if problem is not None:
+        print(f"swergio-al serve: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_malformed_requests()
@@ -104,10 +108,6 @@ def serve(config: Config) -> int:
     if config.media_dir is not None and not os.path.isdir(config.media_dir):
         print(f"swergio-al serve: --media-dir {config.media_dir}: not a folder", file=sys.stderr)
         return 1
-    problem = _serve_problem(config)
-    if problem is not None:
-        print(f"swergio-al serve: {problem}", file=sys.stderr)
-        return 2
     if not 0 <= config.gold_rate <= 1:
         print(f"swergio-al serve: SWERGIO_AL_GOLD_RATE={config.gold_rate}: the share of gold "
               "questions must be within 0..1", file=sys.stderr)
@@ -146,7 +146,14 @@ def _serve_problem(config: Config) -> str | None:
         return f"--lease-seconds must be more than 0, got {config.lease_seconds:g}"
     if not config.max_frame_size > 0:
         return f"--max-frame-size must be at least 1, got {config.max_frame_size}"
-    return None
+    return log_level_problem(config.log_level)
+
+
+def log_level_problem(level: str) -> str | None:
+    """logging.basicConfig(level='LOUD') raises; say it in one line instead."""
+    if isinstance(logging.getLevelName(level.upper()), int):
+        return None
+    return f"--log-level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,7 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return label(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        return serve(_config_from(args))
+        try:
+            config = _config_from(args)
+        except ValueError as exc:  # a SWERGIO_AL_* variable that does not parse
+            print(f"swergio-al serve: {exc}", file=sys.stderr)
+            return 2
+        return serve(config)
     elif args.command == "export":
         return export(args)
     elif args.command == "run":
@@ -214,8 +226,8 @@ def export(args: argparse.Namespace) -> int:
     from swergio_al.feedback.export import require_store, write_export
     from swergio_al.feedback.records import StoreError
 
-    store = Config.from_env(store=args.store).store
     try:
+        store = Config.from_env(store=args.store).store
         require_store(store)
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:

@@ -94,10 +94,13 @@ def _parse(f: dataclasses.Field[object], raw: str) -> object:
         return _BOOLEANS[raw.strip().lower()]
     if kind.startswith("list"):
         return [part.strip() for part in raw.split(",") if part.strip()]
-    if kind.startswith("int"):
-        return int(raw)
-    if kind.startswith("float"):
-        return float(raw)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:  # int('abc'): a message naming neither the variable nor the fix
+        raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: expected a number") from None
     return raw
 
 

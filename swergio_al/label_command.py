@@ -291,14 +291,22 @@ class Session:
 
         a, plan = self.plan.args, self.plan
         media = plan.source.media_root
-        config = Config.from_env(
-            host=a.host, port=a.port, store=plan.store, broker=a.broker,
-            lease_seconds=a.lease_seconds, component_token=a.component_token,
-            labeler_token=a.labeler_token, log_level=a.log_level,
-            media_dir=str(media) if media is not None else None,
-            stats_interval_seconds=0.1 if a.simulate else None)
+        try:
+            config = Config.from_env(
+                host=a.host, port=a.port, store=plan.store, broker=a.broker,
+                lease_seconds=a.lease_seconds, component_token=a.component_token,
+                labeler_token=a.labeler_token, log_level=a.log_level,
+                media_dir=str(media) if media is not None else None,
+                stats_interval_seconds=0.1 if a.simulate else None)
+        except ValueError as exc:  # a SWERGIO_AL_* variable that does not parse
+            raise SessionError(str(exc)) from None
         import logging
 
+        from swergio_al.cli import log_level_problem
+
+        problem = log_level_problem(config.log_level)
+        if problem is not None:
+            raise SessionError(problem)
         logging.basicConfig(level=config.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:

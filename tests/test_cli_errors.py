@@ -70,3 +70,29 @@ def test_label_without_a_server_is_one_line_and_no_link(
     assert code == 1
     assert out == ""  # no "Label at" link to a server that is not there
     assert len(err.splitlines()) == 1 and err.startswith(says), err
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["serve"], "swergio-al serve: SWERGIO_AL_PORT='abc': expected a number"),
+    (["export"], "swergio-al export: SWERGIO_AL_PORT='abc': expected a number"),
+    (["label", str(ROOT / REVIEWS), "--text", "text", "--answer", "choice:a,b"],
+     "swergio-al label: SWERGIO_AL_PORT='abc': expected a number"),
+])
+def test_a_variable_that_does_not_parse_is_one_line(
+        argv: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SWERGIO_AL_PORT", "abc")
+    monkeypatch.chdir(tmp_path)  # label's --out and export's default store land here
+    assert main(argv) != 0
+    assert capsys.readouterr().err == says + "\n"
+
+
+@pytest.mark.parametrize("command", [["serve"], ["label", str(ROOT / REVIEWS), "--text", "text",
+                                                 "--answer", "choice:a,b"]])
+def test_an_unknown_log_level_is_one_line(command: list[str], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--port", str(free_port()), "--log-level", "LOUD"]) != 0
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--log-level must be DEBUG, INFO" in err, err
