@@ -23,19 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from swergio_al.feedback.export import csv_text
+from swergio_al.feedback.export import csv_cell
 
 log = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("sample_id", "answer", "labeler", "time", "prediction", "confidence")
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, str):
-        return csv_text(value)
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return value
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _plain(value: Any) -> Any:
@@ -71,7 +63,7 @@ class Outputs:
             else:
                 self.correct += int(_same(row["prediction"], row["answer"]))
         with (self.out / "labels.csv").open("a", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerow([_cell(row[c]) for c in LABEL_COLUMNS])
+            csv.writer(handle).writerow([csv_cell(row[c]) for c in LABEL_COLUMNS])
         with (self.out / "labels.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -112,7 +104,7 @@ class Outputs:
             writer = csv.writer(handle)
             writer.writerow(("sample_id", "prediction", "confidence"))
             for sid, p, c in zip(self.pool.ids, predictions, confidence, strict=True):
-                writer.writerow([_cell(sid), _cell(_plain(p)),
+                writer.writerow([csv_cell(sid), csv_cell(_plain(p)),
                                  None if c is None else round(float(c), 4)])
 
     def _save(self, model: Any) -> str:

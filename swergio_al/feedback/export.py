@@ -39,7 +39,7 @@ def csv_text(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) or value.startswith("'") else value
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     # Text is protected as above; numbers stay as they are; booleans, lists and objects
     # are written as JSON.
     if isinstance(value, str):
@@ -68,9 +68,9 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
             if label.room in quality else {**label.export_row(), "counted": None,
                                            "aggregate": None, "aggregate_confidence": None}
         if fmt == "csv":
-            # Every cell through _csv_cell (text protected), the two flags as 0/1.
+            # Every cell through csv_cell (text protected), the two flags as 0/1.
             writer.writerow([_flag(row[column]) if column in ("acked", "counted")
-                             else _csv_cell(row[column]) for column in COLUMNS])
+                             else csv_cell(row[column]) for column in COLUMNS])
         else:
             buffer.write(json.dumps(row, ensure_ascii=False) + "\n")
         rows += 1
