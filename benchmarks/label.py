@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from load import free_port  # the sibling benchmark's server helpers
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits
 
@@ -44,14 +45,6 @@ from swergio_al.sources import load_source
 
 CHECKPOINTS = (10, 20, 50, 100)
 COLD = (5, 10, 15, 20)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the sources --------------------------------------------------------------------------
