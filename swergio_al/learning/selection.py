@@ -107,24 +107,13 @@ def spread(
     the data instead of its densest part. ``taken`` are indices of rows already
     labeled or asked; ``among`` limits the candidates (default: every row not taken).
     """
-    Xa = np.asarray(X, dtype=np.float64)
-    Xa = Xa.reshape(len(Xa), -1)
-    taken_idx = np.asarray([] if taken is None else taken, dtype=np.intp)
-    if among is None:
-        mask = np.ones(len(Xa), dtype=bool)
-        mask[taken_idx] = False
-        candidates = np.flatnonzero(mask)
-    else:
-        candidates = np.setdiff1d(np.asarray(among, dtype=np.intp), taken_idx)
+    Xa, taken_idx, candidates = _candidates(X, taken, among)
     n = min(int(n), candidates.size)
     if n <= 0:
         return np.empty(0, dtype=np.intp)
     Xc = Xa[candidates]
     sq_norms = np.einsum("ij,ij->i", Xc, Xc)
-    if taken_idx.size:
-        d2 = np.maximum(_sq_distances(Xc, sq_norms, Xa[taken_idx]).min(axis=1), 0.0)
-    else:
-        d2 = np.full(candidates.size, np.inf)
+    d2 = _nearest_sq(Xc, sq_norms, Xa[taken_idx])
     chosen: list[int] = []
     available = np.ones(candidates.size, dtype=bool)
     for _ in range(n):
@@ -137,7 +126,7 @@ def spread(
             pick = int(rng.choice(np.flatnonzero(available)))
         chosen.append(pick)
         available[pick] = False
-        d2 = np.minimum(d2, np.maximum(_sq_distances(Xc, sq_norms, Xc[pick : pick + 1])[:, 0], 0))
+        d2 = np.minimum(d2, _nearest_sq(Xc, sq_norms, Xc[pick : pick + 1]))
     return candidates[np.asarray(chosen, dtype=np.intp)]
 
 
@@ -159,15 +148,7 @@ def representative(
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
-    Xa = np.asarray(X, dtype=np.float64)
-    Xa = Xa.reshape(len(Xa), -1)
-    taken_idx = np.asarray([] if taken is None else taken, dtype=np.intp)
-    if among is None:
-        mask = np.ones(len(Xa), dtype=bool)
-        mask[taken_idx] = False
-        candidates = np.flatnonzero(mask)
-    else:
-        candidates = np.setdiff1d(np.asarray(among, dtype=np.intp), taken_idx)
+    Xa, taken_idx, candidates = _candidates(X, taken, among)
     n = min(int(n), candidates.size)
     if n <= 0:
         return np.empty(0, dtype=np.intp)
@@ -188,10 +169,7 @@ def representative(
         sizes = np.bincount(km.labels_, minlength=k)[km.labels_[reps]].astype(np.float64)
     R = Xc[reps]
     r_sq = np.einsum("ij,ij->i", R, R)
-    if taken_idx.size:
-        near = np.maximum(_sq_distances(R, r_sq, Xa[taken_idx]).min(axis=1), 0.0)
-    else:
-        near = np.full(len(reps), np.inf)
+    near = _nearest_sq(R, r_sq, Xa[taken_idx])
     order: list[int] = []
     left = np.ones(len(reps), dtype=bool)
     for _ in range(min(n, len(reps))):
@@ -202,5 +180,29 @@ def representative(
         pick = int(best[np.argmax(sizes[best])])
         order.append(pick)
         left[pick] = False
-        near = np.minimum(near, np.maximum(_sq_distances(R, r_sq, R[pick : pick + 1])[:, 0], 0))
+        near = np.minimum(near, _nearest_sq(R, r_sq, R[pick : pick + 1]))
     return candidates[reps[np.asarray(order, dtype=np.intp)]]
+
+
+def _candidates(
+    X: ArrayLike, taken: ArrayLike | None, among: ArrayLike | None
+) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp]]:
+    """``X`` as rows, the ``taken`` indices, and the rows a cold start may pick: ``among``
+    (default every row) without the taken ones."""
+    Xa = np.asarray(X, dtype=np.float64)
+    Xa = Xa.reshape(len(Xa), -1)
+    taken_idx = np.asarray([] if taken is None else taken, dtype=np.intp)
+    if among is None:
+        mask = np.ones(len(Xa), dtype=bool)
+        mask[taken_idx] = False
+        return Xa, taken_idx, np.flatnonzero(mask)
+    return Xa, taken_idx, np.setdiff1d(np.asarray(among, dtype=np.intp), taken_idx)
+
+
+def _nearest_sq(
+    A: NDArray[np.float64], a_sq: NDArray[np.float64], B: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Each row of ``A``'s squared distance to its nearest row of ``B`` (inf if none)."""
+    if not len(B):
+        return np.full(len(A), np.inf)
+    return np.maximum(_sq_distances(A, a_sq, B).min(axis=1), 0.0)
