@@ -102,7 +102,9 @@ async def quality_report(store: Store, room: str | None = None) -> dict[str, Any
         if cached is None or cached[0] != counts:
             consensus = await room_consensus(store, name)
             report = await asyncio.to_thread(consensus.report) if consensus.answers else None
-            cache[name] = cached = (counts, report)
+            cached = (counts, report)
+            if report is not None:  # ?room= is any text: only rooms with labels are kept
+                cache[name] = cached
         if cached[1] is not None:
             body[name] = cached[1]
     return body

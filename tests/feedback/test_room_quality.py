@@ -13,6 +13,7 @@ from sklearn.linear_model import SGDClassifier
 
 from swergio_al.feedback import Labeler
 from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.feedback.store import Store
 from swergio_al.learning import ActiveLearner
 from tests.conftest import MakeServer
 
@@ -89,3 +90,13 @@ def _content_of(loop: FeedbackLoop, sample: int) -> dict[str, Any]:
     assert loop.teacher is not None
     x = loop.teacher.features[sample]
     return {"content": {f"x{i}": float(v) for i, v in enumerate(x)}}
+
+
+async def test_quality_report_keeps_no_entry_for_rooms_without_labels(store: Store) -> None:
+    # ?room= is whatever the caller writes: asking about a thousand rooms that do
+    # not exist must not leave a thousand cached reports behind.
+    from swergio_al.feedback.room_quality import _REPORTS, quality_report
+
+    for i in range(50):
+        assert await quality_report(store, f"feedback/nowhere-{i}") == {}
+    assert not _REPORTS.get(store)
