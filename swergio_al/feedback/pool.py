@@ -158,8 +158,10 @@ class PoolLoop(FeedbackLoop):
         self._planning = asyncio.Lock()
         self._ready = False
         self._cold_order = 0
-        self._next: list[tuple[int, float]] = []  # the last plan's ranking beyond its asks
+        # the last plan's ranking beyond its asks: index, priority, prediction, confidence
+        self._next: list[tuple[int, float, Any, float | None]] = []
         self._refilling = False
+        self._answers: set[str] = set()  # every answer seen (as repr)
         self._wake: asyncio.TimerHandle | None = None
 
         self.component.on(MessageType.FEEDBACK_LABEL.value, room=feedback_room)(self._on_label)
@@ -220,6 +222,9 @@ class PoolLoop(FeedbackLoop):
         self._canceled.pop(sample_id, None)
         if self.on_label is not None:
             self.on_label(sample_id, data)
+        self._answers.add(repr(data.get("answer")))
+        if self._next and self._next[0][2] is None and self._cold_start_over():
+            self._next = []  # cold-start picks: the next plan, warm, does better
         if self._ready and not self._refilling:
             self._refilling = True
             self._spawn(self._refill())
@@ -362,10 +367,11 @@ class PoolLoop(FeedbackLoop):
                 targets = self._targets()  # again after each ask: labels keep coming
                 if targets is None or min(targets[1], targets[2]) <= len(self.pending):
                     return
-                index, priority = self._next.pop(0)
+                index, priority, prediction, confidence = self._next.pop(0)
                 sample_id = self.pool.ids[index]
                 if not (self.labeled[index] or sample_id in self.pending):
-                    await self.ask(sample_id, priority=priority)
+                    await self.ask(sample_id, priority=priority, prediction=prediction,
+                                   confidence=confidence)
         finally:
             self._refilling = False
 
@@ -377,6 +383,15 @@ class PoolLoop(FeedbackLoop):
         self.finished.set()
 
     # -- planning (worker thread) ---------------------------------------------
+
+    def _cold_start_over(self) -> bool:
+        """Every choice answered at least once (other answers: two different ones)."""
+        if self.learner is None:
+            return False
+        choices = self.answer.get("choices") if self.answer.get("type") == "choice" else None
+        if choices is not None:
+            return all(repr(c) in self._answers for c in choices)
+        return len(self._answers) >= 2
 
     def can_score(self) -> bool:
         """Whether the model's scores mean anything yet (fitted, every class seen)."""
@@ -400,8 +415,9 @@ class PoolLoop(FeedbackLoop):
         # Every request still open or just canceled may bring a label: stay within room.
         allowed = room - len(pending)
         if len(plan.ask) > allowed:
-            for sample_id, *_ in plan.ask[max(int(allowed), 0):]:
-                self._next.insert(0, (self.pool.index[sample_id], 0.0))
+            for sample_id, priority, prediction, confidence in plan.ask[max(int(allowed), 0):]:
+                self._next.insert(0, (self.pool.index[sample_id], priority, prediction,
+                                      confidence))
             plan.ask = plan.ask[:max(int(allowed), 0)]
         return plan
 
@@ -430,7 +446,7 @@ class PoolLoop(FeedbackLoop):
             if k < wanted:
                 asks.append((self.pool.ids[int(i)], -float(self._cold_order), None, None))
             else:
-                self._next.append((int(i), -float(self._cold_order)))
+                self._next.append((int(i), -float(self._cold_order), None, None))
         return _Plan(cancel, {}, asks)
 
     def _plan_scored(self, unlabeled: NDArray[np.intp], target: int, closing: bool,
@@ -461,13 +477,15 @@ class PoolLoop(FeedbackLoop):
         fresh = [int(unlabeled[j]) for j in order
                  if self.pool.ids[int(unlabeled[j])] not in pending][:max(wanted, 0)]
         chosen = set(fresh)
-        self._next = [(int(unlabeled[j]), float(scores[j])) for j in ranked
-                      if int(unlabeled[j]) not in chosen
-                      and self.pool.ids[int(unlabeled[j])] not in pending]
-        predictions, confidences = self._predict_with_confidence(fresh)
+        later = [int(unlabeled[j]) for j in ranked
+                 if int(unlabeled[j]) not in chosen
+                 and self.pool.ids[int(unlabeled[j])] not in pending]
+        # predicted now for the refills too: the outputs show what the model said when asking
+        predictions, confidences = self._predict_with_confidence(fresh + later)
+        told = list(zip(fresh + later, predictions, confidences, strict=True))
+        self._next = [(i, score_of[i], p, c) for i, p, c in told[len(fresh):]]
         rescore = {sid: score_of[pending[sid]] for sid in stay if pending[sid] in score_of}
-        asks = [(self.pool.ids[i], score_of[i], p, c)
-                for i, p, c in zip(fresh, predictions, confidences, strict=True)]
+        asks = [(self.pool.ids[i], score_of[i], p, c) for i, p, c in told[:len(fresh)]]
         return _Plan(cancel, rescore, asks)
 
     def _predict_with_confidence(self, idx: list[int]) -> tuple[list[Any], list[float | None]]:
