@@ -108,10 +108,6 @@ def _is_regressor(model: Any) -> bool:
         return False
 
 
-def _sorted_desc(p: NDArray[np.float64]) -> NDArray[np.float64]:
-    return -np.sort(-p, axis=1)
-
-
 # --- classification from predict_proba -----------------------------------------------------
 
 
