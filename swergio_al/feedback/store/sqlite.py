@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import statistics
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -97,14 +98,6 @@ def _label(row: Sequence[Any], extra: str | None = None) -> Label:
                  extra=_load(extra) or {})
 
 
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def labeler_table(counts: Iterable[tuple[str, int]], seconds: Iterable[tuple[str, float]],
                   skips: Iterable[tuple[str, int]]) -> list[LabelerStats]:
     """Per-labeler rows from three queries' results, busiest labeler first."""
@@ -114,7 +107,7 @@ def labeler_table(counts: Iterable[tuple[str, int]], seconds: Iterable[tuple[str
     skipped, given = dict(skips), dict(counts)
     names = set(given) | set(skipped)
     rows = [LabelerStats(labeler=name, labels=int(given.get(name, 0)),
-                         median_seconds=_median(recent.get(name, [])),
+                         median_seconds=statistics.median(recent[name]) if name in recent else None,
                          skips=int(skipped.get(name, 0))) for name in names]
     return sorted(rows, key=lambda row: (-row.labels, row.labeler))
 
