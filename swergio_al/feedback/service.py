@@ -177,6 +177,12 @@ class FeedbackService:
         self.presence.changed()
         crowd = self._crowd(room)
         seat = crowd.sit(conn.name, conn)
+        last = self._last_stats.get(room)
+        if last is not None:
+            # The figures the room's labelers have: a broadcast sends them only when
+            # they change, and a reconnect (a page reload) may change nothing.
+            conn.deliver(self._stats_frame(room, last))
+            self._count_stats(1)
         # Not hungry while the leases it may already hold are looked up.
         seat.reserved += self.prefetch
         try:
@@ -764,8 +770,7 @@ class FeedbackService:
     def _send_stats(self, room: str, stats: dict[str, Any]) -> None:
         # Local members only: every node sends its own (from the shared store),
         # so with several nodes nobody gets two streams of figures.
-        text = encode({ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value, TO_ROOM: room,
-                       DATA: stats})
+        text = self._stats_frame(room, stats)
         sent = 0
         for conn in self._watchers.get(room, ()):
             conn.deliver(text)
@@ -786,6 +791,14 @@ class FeedbackService:
             else:
                 self._stats_owed.pop(room, None)
         self._last_stats[room] = stats
+        self._count_stats(sent)
+
+    @staticmethod
+    def _stats_frame(room: str, stats: dict[str, Any]) -> str:
+        return encode({ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value, TO_ROOM: room,
+                       DATA: stats})
+
+    def _count_stats(self, sent: int) -> None:
         self.hub.delivered += sent
         if self.metrics is not None:
             self.metrics.delivered(MessageType.FEEDBACK_STATS.value, sent)

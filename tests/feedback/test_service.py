@@ -366,6 +366,17 @@ async def test_stats_are_broadcast_on_change(make_server: MakeServer) -> None:
         assert stats["labels_per_minute"] == 1
 
 
+async def test_a_labeler_who_reconnects_gets_the_figures_without_waiting_for_a_change(
+        make_server: MakeServer) -> None:
+    # A page reload within one stats tick leaves the room's figures as they were: the
+    # new connection must still be shown them, not only after the next change.
+    url = await _url(make_server, stats_interval_seconds=30)
+    async with await labeler(url, "ann") as first:
+        assert (await first.next("FEEDBACK/STATS"))["DATA"]["labelers"] == 1
+        async with await labeler(url, "ann") as again:  # takes the name over
+            assert (await again.next("FEEDBACK/STATS", timeout=5))["DATA"]["labelers"] == 1
+
+
 async def test_other_messages_in_a_feedback_room_are_relayed(make_server: MakeServer) -> None:
     url = await _url(make_server)
     async with await requester(url) as model, await requester(url, "dash") as dash:
