@@ -756,8 +756,9 @@ class FeedbackService:
             self._dirty_event.clear()
             rooms, self._dirty = self._dirty, set()
             for room in rooms:
-                if room not in self.hub.rooms:
+                if room not in self.hub.rooms:  # nobody left to tell (names are anyone's)
                     self._stats_owed.pop(room, None)
+                    self._last_stats.pop(room, None)
                     continue
                 try:
                     stats = await self.room_stats(room)
