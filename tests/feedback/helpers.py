@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
 
 from swergio_al.feedback.records import FeedbackRequest
 from tests.helpers import Message, RawClient
@@ -114,3 +118,14 @@ async def labeler(url: str, name: str, room: str = ROOM) -> Peer:
 
 async def requester(url: str, name: str = "model", room: str = ROOM) -> Peer:
     return await Peer.connect(url, name, room=room)
+
+
+async def get_api(server: TestServer, path: str) -> Any:
+    """GET an /api path of a served app (200 expected): /api/quality as JSON, the
+    JSONL export as a list of rows."""
+    async with aiohttp.ClientSession() as session, \
+            session.get(str(server.make_url(path))) as response:
+        assert response.status == 200, await response.text()
+        text = await response.text()
+    return json.loads(text) if path.startswith("/api/quality") else \
+        [json.loads(line) for line in text.splitlines()]

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestServer
 from sklearn.linear_model import SGDClassifier
 
 from swergio_al.feedback import Labeler
@@ -22,6 +19,7 @@ from tests.conftest import MakeServer
 from tests.feedback.helpers import (
     ROOM,
     Peer,
+    get_api,
     label_message,
     labeler,
     request_message,
@@ -31,15 +29,6 @@ from tests.helpers import free_port
 
 CHOICE = {"type": "choice", "choices": ["cat", "dog"]}
 GOLD = {"g0": "cat", "g1": "dog", "g2": "cat"}
-
-
-async def _get(server: TestServer, path: str) -> Any:
-    async with aiohttp.ClientSession() as session, \
-            session.get(str(server.make_url(path))) as response:
-        assert response.status == 200
-        text = await response.text()
-    return json.loads(text) if path.startswith("/api/quality") else \
-        [json.loads(line) for line in text.splitlines()]
 
 
 class Recorder(ActiveLearner):
@@ -89,10 +78,10 @@ async def test_gold_measures_labelers_once_each_and_never_reaches_the_model(
         assert loop.teacher is not None and not set(GOLD) & set(loop.teacher.features)
         assert len(loop.learned) == 16
 
-    rows = await _get(server, "/api/labels.jsonl")
+    rows = await get_api(server, "/api/labels.jsonl")
     gold = [(r["labeler"], r["sample_id"]) for r in rows if r["room"] == f"{ROOM}/.gold"]
     assert sorted(gold) == sorted((name, s) for name in ("ann", "liar") for s in GOLD)
-    per = (await _get(server, "/api/quality"))[ROOM]["per_labeler"]
+    per = (await get_api(server, "/api/quality"))[ROOM]["per_labeler"]
     assert per["ann"]["gold_accuracy"] == 1.0 and per["liar"]["gold_accuracy"] == 0.0
     assert per["ann"]["answers"] == 8  # gold answers are not room answers
 
@@ -159,7 +148,7 @@ async def test_adaptive_overlap_asks_again_only_where_it_matters(
         async with await labeler(url, "cid") as cid:
             assert await answer_tasks(cid, {"split": "cat"}, 1) == ["split"]
             await cid.none_of("FEEDBACK/TASK", 0.3)  # 3 is the limit
-    rows = await _get(server, "/api/labels.jsonl")
+    rows = await get_api(server, "/api/labels.jsonl")
     counts = {s: sum(1 for r in rows if r["sample_id"] == s) for s in predictions}
     assert counts == {"agree": 1, "split": 3, "confirm": 2}
 

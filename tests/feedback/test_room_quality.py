@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
-import aiohttp
 import numpy as np
-from aiohttp.test_utils import TestServer
 from sklearn.linear_model import SGDClassifier
 
 from swergio_al.feedback import Labeler
@@ -16,6 +13,7 @@ from swergio_al.feedback.loop import FeedbackLoop
 from swergio_al.feedback.store import Store
 from swergio_al.learning import ActiveLearner
 from tests.conftest import MakeServer
+from tests.feedback.helpers import get_api
 
 ROOM = "feedback/quality"
 CHOICE = {"type": "choice", "choices": ["a", "b", "c"]}
@@ -25,15 +23,6 @@ SAMPLES = 40
 def truth(task: dict[str, Any]) -> str:
     content = task["content"]
     return "abc"[int(np.argmax([content["x0"], content["x1"], content["x2"]]))]
-
-
-async def _get(server: TestServer, path: str) -> Any:
-    async with aiohttp.ClientSession() as session, \
-            session.get(str(server.make_url(path))) as response:
-        assert response.status == 200, await response.text()
-        text = await response.text()
-    return json.loads(text) if path.startswith("/api/quality") else \
-        [json.loads(line) for line in text.splitlines()]
 
 
 async def test_quality_flags_the_random_clicker_and_survives_a_restart(
@@ -59,7 +48,7 @@ async def test_quality_flags_the_random_clicker_and_survives_a_restart(
         finally:
             for labeler in labelers:
                 await labeler.close()
-    report = (await _get(server, "/api/quality"))[ROOM]
+    report = (await get_api(server, "/api/quality"))[ROOM]
     assert report["answers"] == 3 * SAMPLES and report["samples"] == SAMPLES
     per = report["per_labeler"]
     assert set(per) == {"ann", "bob", "cid", "rnd"}
@@ -71,7 +60,7 @@ async def test_quality_flags_the_random_clicker_and_survives_a_restart(
     assert 0 < report["agreement"]["fleiss_kappa"] < 1
     # The model flagged the same labeler from the same answers.
     assert loop.teacher is not None and set(loop.teacher.consensus.flagged) == {"rnd"}
-    rows = await _get(server, "/api/labels.jsonl")
+    rows = await get_api(server, "/api/labels.jsonl")
     assert len(rows) == 3 * SAMPLES
     by_sample = {r["sample_id"]: r["aggregate"] for r in rows}
     assert all(r["aggregate"] == by_sample[r["sample_id"]] for r in rows)
@@ -82,8 +71,8 @@ async def test_quality_flags_the_random_clicker_and_survives_a_restart(
     # A new server on the same store: every raw answer, the same aggregates and flags.
     await server.close()
     again = await make_server(stats_interval_seconds=0.05)
-    assert (await _get(again, "/api/quality"))[ROOM] == report
-    assert await _get(again, "/api/labels.jsonl") == rows
+    assert (await get_api(again, "/api/quality"))[ROOM] == report
+    assert await get_api(again, "/api/labels.jsonl") == rows
 
 
 def _content_of(loop: FeedbackLoop, sample: int) -> dict[str, Any]:
