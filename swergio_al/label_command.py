@@ -386,6 +386,7 @@ class Session:
         finally:
             finished.cancel()
             stopped.cancel()
+            await asyncio.gather(finished, stopped, return_exceptions=True)
 
     def _simulated_labeler(self, url: str) -> Any:
         from swergio_al.feedback import Labeler
