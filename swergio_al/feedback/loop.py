@@ -269,14 +269,20 @@ class FeedbackLoop:
         prediction = next(iter(self._predict(features[None, :])))
         view = self.render(sample_id, features)
         self.pending[sample_id] = features
+        await self._send_request(sample_id, view, prediction=_plain(prediction),
+                                 priority=priority, overlap=overlap or self.overlap,
+                                 **self._doubt(features, priority), features=features.tolist())
+
+    async def _send_request(self, sample_id: SampleId, view: dict[str, Any],
+                            **fields: Any) -> None:
+        """FEEDBACK/REQUEST for one sample as `view` (from render) shows it; `fields` are
+        the rest of its DATA (prediction, priority, gold, the requester's own keys)."""
         await self.component.send({
             TYPE: MessageType.FEEDBACK_REQUEST.value, TO_ROOM: self.feedback_room,
             DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
                    "content": view.get("content"),
                    "question": view.get("question", self.question), "answer": self.answer,
-                   "prediction": _plain(prediction), "priority": priority,
-                   "overlap": overlap or self.overlap, **self._doubt(features, priority),
-                   "features": features.tolist(), **self._quality_settings()}})
+                   **fields, **self._quality_settings()}})
 
     def _doubt(self, x: NDArray[Any], priority: float) -> dict[str, Any]:
         """What the label page says about the model's doubt: a classifier's probability
@@ -307,13 +313,7 @@ class FeedbackLoop:
         """A gold question: a sample whose answer is known. The service mixes it into each
         labeler's stream (once per labeler) to measure them; it is never a label here."""
         features = np.asarray(x, dtype=float)
-        view = self.render(sample_id, features)
-        await self.component.send({
-            TYPE: MessageType.FEEDBACK_REQUEST.value, TO_ROOM: self.feedback_room,
-            DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
-                   "content": view.get("content"),
-                   "question": view.get("question", self.question), "answer": self.answer,
-                   "gold": answer, **self._quality_settings()}})
+        await self._send_request(sample_id, self.render(sample_id, features), gold=answer)
 
     async def _ask_again(self) -> None:
         pending = list(self.pending.items())

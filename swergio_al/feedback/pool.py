@@ -264,16 +264,11 @@ class PoolLoop(FeedbackLoop):
         self.pending[sample_id] = self.pool.rows([index])[0]
         self._priority[sample_id] = priority
         self._canceled.pop(sample_id, None)
-        await self.component.send({
-            TYPE: MessageType.FEEDBACK_REQUEST.value, TO_ROOM: self.feedback_room,
-            DATA: {"sample_id": sample_id, "kind": view.get("kind", "text"),
-                   "content": view.get("content"),
-                   "question": view.get("question", self.question), "answer": self.answer,
-                   "prediction": _plain(prediction), "confidence": confidence,
-                   "priority": priority, "overlap": overlap or self.overlap,
-                   # not read by the server: comes back with the label, for the outputs
-                   "asked_prediction": _plain(prediction), "asked_confidence": confidence,
-                   **self._quality_settings()}})
+        await self._send_request(
+            sample_id, view, prediction=_plain(prediction), confidence=confidence,
+            priority=priority, overlap=overlap or self.overlap,
+            # not read by the server: comes back with the label, for the outputs
+            asked_prediction=_plain(prediction), asked_confidence=confidence)
 
     async def _cancel(self, sample_ids: list[SampleId], *, remember: bool = True) -> None:
         now = time.monotonic()
