@@ -15,7 +15,8 @@ waiting for them to stream past::
 It keeps `labelers x prefetch + reserve` requests pending so nobody waits for
 the next task. After every model update it scores the unlabeled samples and
 re-plans: pending requests that are still among the most informative stay
-(re-prioritized), the rest are canceled, and the best new ones are asked. A
+(re-prioritized), the rest are canceled (except what a person holds: the server
+keeps those open, and they stay pending), and the best new ones are asked. A
 sample that is labeled or pending is never asked. Until the model can score
 (no labels yet, or not every class seen) it asks the most central samples of
 k-means clusters of the feature space, farthest from what is labeled first,
@@ -155,6 +156,9 @@ class PoolLoop(FeedbackLoop):
         self.finished = asyncio.Event()
         self._priority: dict[SampleId, float] = {}
         self._canceled: dict[SampleId, float] = {}
+        # re-plan cancels keep what a person holds: their priority, in case the server
+        # answers that it kept them open (they are pending again then)
+        self._dropped: dict[SampleId, float] = {}
         self._planning = asyncio.Lock()
         self._ready = False
         self._cold_order = 0
@@ -165,6 +169,7 @@ class PoolLoop(FeedbackLoop):
         self._wake: asyncio.TimerHandle | None = None
 
         self.component.on(MessageType.FEEDBACK_LABEL.value, room=feedback_room)(self._on_label)
+        self.component.on(MessageType.FEEDBACK_CANCEL.value, room=feedback_room)(self._on_kept)
 
         @self.component.on(MessageType.FEEDBACK_STATS.value, room=feedback_room, direct=False)
         def on_stats(message: Message) -> None:
@@ -220,6 +225,7 @@ class PoolLoop(FeedbackLoop):
         self.labeled[index] = True
         self.pending.pop(sample_id, None)
         self._canceled.pop(sample_id, None)
+        self._dropped.pop(sample_id, None)
         if self.on_label is not None:
             self.on_label(sample_id, data)
         self._answers.add(repr(data.get("answer")))
@@ -228,6 +234,29 @@ class PoolLoop(FeedbackLoop):
         if self._ready and not self._refilling:
             self._refilling = True
             self._spawn(self._refill())
+
+    def _on_kept(self, message: Message) -> None:
+        """The server kept these requests open (a person holds them): pending again,
+        unless labeled meanwhile; after the budget end they are withdrawn after all."""
+        data = message.get(DATA)
+        kept = data.get("kept") if isinstance(data, dict) else None
+        if not isinstance(kept, list):
+            return
+        late: list[SampleId] = []
+        for sample_id in kept:
+            index = self.pool.index.get(sample_id) if isinstance(sample_id, str | int) else None
+            if index is None or self.labeled[index]:
+                continue
+            sample_id = self.pool.ids[index]
+            priority = self._dropped.pop(sample_id, 0.0)
+            if self.finished.is_set():
+                late.append(sample_id)
+            elif sample_id not in self.pending:
+                self._canceled.pop(sample_id, None)  # counted as pending from here on
+                self.pending[sample_id] = self.pool.rows([index])[0]
+                self._priority[sample_id] = priority
+        if late:
+            self._spawn(self._cancel(late))
 
     async def _learn(self, batch: list[Message]) -> None:
         await super()._learn(batch)
@@ -270,18 +299,24 @@ class PoolLoop(FeedbackLoop):
             # not read by the server: comes back with the label, for the outputs
             asked_prediction=_plain(prediction), asked_confidence=confidence)
 
-    async def _cancel(self, sample_ids: list[SampleId], *, remember: bool = True) -> None:
+    async def _cancel(self, sample_ids: list[SampleId], *, remember: bool = True,
+                      keep_leased: bool = False) -> None:
+        """`keep_leased`: what a person holds stays asked (the server says which, and
+        those are pending again: `_on_kept`); else even that is withdrawn."""
         now = time.monotonic()
         for sid in sample_ids:
             self.pending.pop(sid, None)
-            self._priority.pop(sid, None)
+            priority = self._priority.pop(sid, 0.0)
+            if keep_leased:
+                self._dropped[sid] = priority
             if remember:
                 self._canceled[sid] = now
+        options = {"keep_leased": True} if keep_leased else {}
         for start in range(0, len(sample_ids), CANCEL_CHUNK):
             chunk = list(sample_ids[start:start + CANCEL_CHUNK])
             await self.component.send({TYPE: MessageType.FEEDBACK_CANCEL.value,
                                        TO_ROOM: self.feedback_room,
-                                       DATA: {"sample_ids": chunk}})
+                                       DATA: {"sample_ids": chunk, **options}})
 
     def _targets(self) -> tuple[NDArray[np.intp], int, float] | None:
         """Unlabeled samples, how many requests to keep pending, and how many more
@@ -294,6 +329,7 @@ class PoolLoop(FeedbackLoop):
         now = time.monotonic()
         self._canceled = {s: t for s, t in self._canceled.items()
                           if now - t < CANCEL_GRACE_SECONDS}
+        self._dropped = {s: p for s, p in self._dropped.items() if s in self._canceled}
         # A recently canceled request may still be answered (the label crossed the
         # CANCEL): it counts against the budget as if it were pending.
         room = remaining - len(self._canceled)
@@ -309,7 +345,7 @@ class PoolLoop(FeedbackLoop):
                 await self._finish()
                 return
             unlabeled, target, room = targets
-            if self._canceled and room < len(self.pending) + self.reserve:
+            if self._canceled and room <= len(self.pending) + self.reserve:
                 self._wake_when_grace_ends()
             # Snapshots taken here, on the loop: labels may arrive while the plan is made.
             pending = {sid: self.pool.index[sid] for sid in self.pending}
@@ -337,8 +373,9 @@ class PoolLoop(FeedbackLoop):
                                            TO_ROOM: self.feedback_room,
                                            DATA: {"priorities": {str(k): v for k, v
                                                                  in plan.rescore.items()}}})
-            if plan.cancel:
-                await self._cancel([sid for sid in plan.cancel if sid in self.pending])
+            if plan.cancel:  # a person reading one of them keeps it
+                await self._cancel([sid for sid in plan.cancel if sid in self.pending],
+                                   keep_leased=True)
 
     def _wake_when_grace_ends(self) -> None:
         """Canceled requests hold back asks near the budget; plan again once their grace

@@ -346,11 +346,22 @@ class FeedbackService(Dispatch):
         sample_ids = self._data(message).get("sample_ids")
         if not isinstance(sample_ids, list) or not all(_is_sample_id(s) for s in sample_ids):
             raise _field_error(message, "sample_ids must be a list of sample ids")
+        keep_leased = self._data(message).get("keep_leased", False)
+        if not isinstance(keep_leased, bool):
+            raise _field_error(message, "keep_leased must be true or false")
         room = message[TO_ROOM]
         assert conn.name is not None
-        leased = await self.store.cancel(room, conn.name, sample_ids, now=self.clock())
-        self._announce(room, canceled=leased, count=0)
-        await self._withdraw(leased)
+        leased = await self.store.cancel(room, conn.name, sample_ids, now=self.clock(),
+                                         keep_leased=keep_leased)
+        if keep_leased:
+            # Someone is answering those: they stay open, and the requester is told.
+            kept = list(dict.fromkeys(t.request.sample_id for t in leased))
+            if kept:
+                self.hub.send_to(conn, {ID: new_id(), TYPE: MessageType.FEEDBACK_CANCEL.value,
+                                        TO_ROOM: room, TO: conn.name, DATA: {"kept": kept}})
+        else:
+            self._announce(room, canceled=leased, count=0)
+            await self._withdraw(leased)
         self._touch(room)
 
     async def _on_rescore(self, conn: Connection, message: Message) -> None:

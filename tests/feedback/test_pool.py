@@ -13,6 +13,7 @@ from swergio_al.feedback import Labeler
 from swergio_al.feedback.pool import Pool, PoolLoop
 from swergio_al.keys import STORE
 from swergio_al.learning import ActiveLearner, representative, spread
+from swergio_al.protocol import Message
 from tests.conftest import MakeServer
 from tests.helpers import RawClient
 
@@ -49,6 +50,11 @@ class Recorded(PoolLoop):
         super().__init__(*args, **kwargs)
         self.offences: list[str] = []
         self.asked_ids: list[Any] = []
+        self.kept: list[Any] = []  # what the server kept open as someone held it
+
+    def _on_kept(self, message: Message) -> None:
+        self.kept += message["DATA"].get("kept", [])
+        super()._on_kept(message)
 
     async def ask(self, sample_id: Any, x: Any = None, **kwargs: Any) -> None:
         if self.labeled[self.pool.index[sample_id]]:
@@ -113,6 +119,33 @@ async def test_stops_at_exactly_the_budget(make_server: MakeServer) -> None:
         assert loop.pending == {}
         stats = await server.app[STORE].stats(ROOM, now=time.time())
         assert stats.labeled == 9 and stats.queued == stats.in_flight == 0
+
+
+async def test_a_replan_never_withdraws_what_a_person_is_answering(
+        make_server: MakeServer) -> None:
+    # Random scores: every plan after a label ranks the pending requests anew and
+    # cancels most of them, the two each labeler holds (reading one) among them.
+    server = await make_server(stats_interval_seconds=0.01)
+    url = str(server.make_url("/ws"))
+    X, truth = blobs(60, seed=3)
+    shuffled = ActiveLearner(LogisticRegression(), classes=["a", "b"], strategy="random",
+                             random_state=0)
+    loop = Recorded(shuffled, make_pool(X), name="model", url=url, answer=CHOICE,
+                    feedback_room=ROOM, budget=14, reserve=0, keep=1.0, seed=0)
+    async with loop, Labeler("ann", url, answers(truth, 0.3), room=ROOM) as ann, \
+            Labeler("bob", url, answers(truth, 0.3), room=ROOM) as bob:
+        async with asyncio.timeout(30):
+            await loop.finished.wait()
+        await loop.settled()
+        await ann.wait_confirmed()
+        await bob.wait_confirmed()
+        assert loop.kept, "no re-plan canceled a held task: the test proves nothing"
+        assert ann.refused == bob.refused == 0
+        assert ann.acked + bob.acked == 14
+        assert loop.n_labels == 14 and loop.learner.n_labels_ == 14
+        assert loop.offences == [] and loop.pending == {}
+        stats = await server.app[STORE].stats(ROOM, now=time.time())
+        assert stats.labeled == 14 and stats.queued == stats.in_flight == 0
 
 
 async def test_a_restart_neither_asks_a_labeled_sample_nor_learns_a_label_twice(

@@ -244,6 +244,8 @@ async def test_bad_requests_get_bad_field(make_server: MakeServer) -> None:
             request_message("s", priority="high"),
             request_message("s", overlap=0),
             feedback("CANCEL", sample_ids="s"),
+            feedback("CANCEL", sample_ids=["s"], keep_leased="yes"),
+            feedback("CANCEL", sample_ids=["s"], keep_leased=1),
             feedback("RESCORE", priorities={"s": "x"}),
             feedback("ACK", label_id="nope"),
         ]
@@ -286,6 +288,30 @@ async def test_cancel_and_rescore(make_server: MakeServer) -> None:
             await ann.none_of("FEEDBACK/TASK", 0.1)
             await ann.send(label_message(withdrawn["DATA"]["task_ids"][0], "cat"))
             await ann.error("unknown_task")
+
+
+async def test_cancel_keeping_leased_leaves_the_held_task_to_its_labeler(
+        make_server: MakeServer) -> None:
+    url = await _url(make_server, prefetch=1)
+    async with await requester(url) as model, await labeler(url, "ann") as ann:
+        await model.send(request_message("a", priority=2))
+        held = await ann.next("FEEDBACK/TASK")
+        assert held["DATA"]["sample_id"] == "a"
+        await model.send(request_message("b", priority=1))  # queued: ann holds one
+        await model.client.sync()
+        await model.send(feedback("CANCEL", sample_ids=["a", "b"], keep_leased=True))
+        kept = await model.next("FEEDBACK/CANCEL")
+        assert kept["DATA"] == {"kept": ["a"]}
+        await ann.none_of("FEEDBACK/CANCEL", 0.1)
+        await ann.send(label_message(held["DATA"]["task_id"], "cat"))
+        await ann.next("FEEDBACK/ACK")
+        label = await model.next("FEEDBACK/LABEL")
+        assert (label["DATA"]["sample_id"], label["DATA"]["answer"]) == ("a", "cat")
+        await ann.none_of("FEEDBACK/TASK", 0.1)  # b was canceled
+        # Nothing held: nothing kept, and no reply.
+        await model.send(feedback("CANCEL", sample_ids=["a", "b"], keep_leased=True))
+        await model.client.sync()
+        await model.none_of("FEEDBACK/CANCEL", 0.1)
 
 
 async def test_only_the_requester_can_cancel_its_samples(make_server: MakeServer) -> None:

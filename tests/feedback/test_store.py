@@ -181,6 +181,27 @@ async def test_cancel_and_rescore_touch_only_the_requesters_open_samples(store: 
     assert order == ["c", "b"]
 
 
+async def test_cancel_keeping_leased_requests_leaves_held_ones_open(store: Store) -> None:
+    for sample, priority in [("a", 3), ("b", 2), ("c", 1)]:
+        await store.submit(make_request(sample, priority=priority), max_pending=10, now=NOW)
+    held = await _claim(store)
+    assert held is not None and held.request.sample_id == "a"
+    kept = await store.cancel(ROOM, "model", ["a", "b"], now=NOW, keep_leased=True)
+    assert [t.task_id for t in kept] == [held.task_id]
+    assert await store.submit(make_request("b"), max_pending=10, now=NOW) \
+        is Submitted.REOPENED  # b was canceled
+    label = await store.record_label(held.task_id, "ann", "cat", None, label_id="x", now=NOW)
+    assert label.sample_id == "a"  # the held one is still answered
+    # a kept request whose lease is given up is open again, as any other
+    await store.submit(make_request("d", priority=9), max_pending=10, now=NOW)
+    again = await _claim(store, "bob")
+    assert again is not None and again.request.sample_id == "d"
+    assert await store.cancel(ROOM, "model", ["d"], now=NOW, keep_leased=True) != []
+    await store.skip(again.task_id, "bob", now=NOW)
+    assert await store.cancel(ROOM, "model", ["d"], now=NOW, keep_leased=True) == []
+    assert await store.submit(make_request("d"), max_pending=10, now=NOW) is Submitted.REOPENED
+
+
 async def test_ack_unacked_and_history(store: Store) -> None:
     for sample in ("a", "b"):
         await store.submit(make_request(sample), max_pending=10, now=NOW)

@@ -52,8 +52,13 @@ class Store(ABC):
 
     @abstractmethod
     async def cancel(self, room: str, requester: str, sample_ids: Sequence[str | int], *,
-                     now: float) -> list[Task]:
-        """Cancel the requester's open requests; returns their tasks that were leased."""
+                     now: float, keep_leased: bool = False) -> list[Task]:
+        """Cancel the requester's open requests; returns their tasks that were leased.
+
+        With `keep_leased`, a request a labeler holds (a task still LEASED: the
+        expiry sweep ends lapsed ones) stays open and unchanged instead, and
+        nothing is withdrawn: the tasks returned are those leases, kept.
+        """
 
     @abstractmethod
     async def rescore(self, room: str, requester: str,

@@ -210,7 +210,7 @@ class PostgresStore(Store):
         return submitted
 
     async def cancel(self, room: str, requester: str, sample_ids: Sequence[SampleId], *,
-                     now: float) -> list[Task]:
+                     now: float, keep_leased: bool = False) -> list[Task]:
         keys = [_sample_key(s)[0] for s in sample_ids]
         async with self._connection() as conn:
             ids = [r["id"] for r in await conn.fetch(
@@ -219,9 +219,16 @@ class PostgresStore(Store):
                 room, keys, requester, _OPEN)]
             if not ids:
                 return []
-            leased = [_task(_row(r)) for r in await conn.fetch(
-                f"{_TASK_SELECT} WHERE t.request_id = ANY($1::int[]) AND t.status = $2 "
-                "ORDER BY t.created FOR UPDATE OF t", ids, _LEASED)]
+            rows = await conn.fetch(
+                f"SELECT {_TASK_COLUMNS}, t.request_id FROM tasks t JOIN requests r ON "
+                "r.id = t.request_id WHERE t.request_id = ANY($1::int[]) AND t.status = $2 "
+                "ORDER BY t.created FOR UPDATE OF t", ids, _LEASED)
+            leased = [_task(_row(r)[:-1]) for r in rows]
+            if keep_leased:  # someone is answering those: they stay as they are
+                held = {r["request_id"] for r in rows}
+                ids = [i for i in ids if i not in held]
+                if not ids:
+                    return leased
             await conn.execute("UPDATE tasks SET status = $1, updated = $2 WHERE "
                                "request_id = ANY($3::int[]) AND status = $4",
                                TaskStatus.CANCELED.value, now, ids, _LEASED)

@@ -293,11 +293,12 @@ class SQLiteStore(Store):
         return Submitted.CREATED
 
     async def cancel(self, room: str, requester: str, sample_ids: Sequence[SampleId], *,
-                     now: float) -> list[Task]:
-        return await self._run(self._cancel, room, requester, list(sample_ids), now)
+                     now: float, keep_leased: bool = False) -> list[Task]:
+        return await self._run(self._cancel, room, requester, list(sample_ids), now,
+                               keep_leased)
 
     def _cancel(self, room: str, requester: str, sample_ids: list[SampleId],
-                now: float) -> list[Task]:
+                now: float, keep_leased: bool) -> list[Task]:
         keys = [_sample_key(s)[0] for s in sample_ids]
         leased: list[Task] = []
         with self._transaction() as tx:
@@ -307,9 +308,13 @@ class SQLiteStore(Store):
                                  (room, key, requester, RequestStatus.OPEN.value)).fetchone()
                 if row is None:
                     continue
-                leased += [_task(r) for r in tx.execute(
+                held = [_task(r) for r in tx.execute(
                     f"{_TASK_SELECT} WHERE t.request_id = ? AND t.status = ?",
                     (row[0], TaskStatus.LEASED.value))]
+                if keep_leased and held:  # someone is answering it: it stays as it is
+                    leased += held
+                    continue
+                leased += held
                 tx.execute("UPDATE tasks SET status = ?, updated = ? WHERE request_id = ? AND "
                            "status = ?", (TaskStatus.CANCELED.value, now, row[0],
                                           TaskStatus.LEASED.value))
