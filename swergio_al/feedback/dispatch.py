@@ -37,10 +37,7 @@ class Dispatch:
     metrics: Metrics | None
     _tasks: dict[str, Task]
     _crowds: dict[str, Crowd]
-
-    def _touch(self, room: str) -> None:
-        """The room's figures changed (FeedbackService sends its STATS)."""
-        raise NotImplementedError
+    _touch: Callable[[str], None]  # the room's figures changed (StatsBroadcast)
 
     def _crowd(self, room: str) -> Crowd:
         crowd = self._crowds.get(room)

@@ -33,6 +33,7 @@ from swergio_al.feedback.records import (
     TaskStatus,
     UnknownTask,
 )
+from swergio_al.feedback.stats_broadcast import StatsBroadcast
 from swergio_al.feedback.store import Store
 from swergio_al.protocol import (
     DATA,
@@ -69,9 +70,6 @@ REQUEST_FIELDS = frozenset({"sample_id", "kind", "content", "question", "answer"
 REPLAY_SLICE = 256
 # Broker signal between the services of several nodes: a room's queue changed.
 QUEUE_SIGNAL = "feedback/queue"
-# Labelers sent a room's FEEDBACK/STATS per tick, in turn: a crowd of thousands
-# costs the same per tick as a hundred (each sees fresh figures every few seconds).
-STATS_LABELERS_PER_TICK = 100
 
 
 def _field_error(message: Message, text: str) -> ProtocolError:
@@ -87,7 +85,7 @@ def _is_sample_id(value: Any) -> bool:
         (isinstance(value, int) and not isinstance(value, bool))
 
 
-class FeedbackService(Dispatch):
+class FeedbackService(Dispatch, StatsBroadcast):
     """Implements the Hub's `RoomService` for rooms named `<prefix>...`."""
 
     def __init__(self, hub: Hub, store: Store, *, prefix: str = "feedback",
@@ -612,75 +610,6 @@ class FeedbackService(Dispatch):
             log.warning("could not hand out the tasks of %s: %s", room, exc)
         finally:
             self._refilling.discard(room)
-
-    def _touch(self, room: str) -> None:
-        self._dirty.add(room)
-        self._dirty_event.set()
-
-    async def _broadcast_stats(self) -> None:
-        """FEEDBACK/STATS to each changed room at once, then at most every interval.
-
-        Every watcher (model, dashboard) gets each; labelers get them in turn, a
-        few per tick, so the cost per tick does not grow with the crowd.
-        """
-        while True:
-            await self._dirty_event.wait()
-            self._dirty_event.clear()
-            rooms, self._dirty = self._dirty, set()
-            for room in rooms:
-                if room not in self.hub.rooms:  # nobody left to tell (names are anyone's)
-                    self._stats_owed.pop(room, None)
-                    self._last_stats.pop(room, None)
-                    continue
-                try:
-                    stats = await self.room_stats(room)
-                except StoreError as exc:
-                    log.warning("stats for %s failed: %s", room, exc)
-                    continue
-                self._send_stats(room, stats)
-            await asyncio.sleep(self.stats_interval)
-
-    def _send_stats(self, room: str, stats: dict[str, Any]) -> None:
-        # Local members only: every node sends its own (from the shared store),
-        # so with several nodes nobody gets two streams of figures.
-        text = self._stats_frame(room, stats)
-        sent = 0
-        for conn in self._watchers.get(room, ()):
-            conn.deliver(text)
-            sent += 1
-        crowd = self._crowds.get(room)
-        if crowd is not None:
-            # New figures are owed to every labeler; the same ones only to those
-            # whose turn has not come yet.
-            owed = len(crowd) if stats != self._last_stats.get(room) else \
-                self._stats_owed.get(room, 0)
-            for seat in crowd.stats_turn(min(owed, STATS_LABELERS_PER_TICK)):
-                seat.conn.deliver(text)
-                sent += 1
-                owed -= 1
-            if owed > 0:  # the rest get their turn on the next ticks
-                self._stats_owed[room] = owed
-                self._touch(room)
-            else:
-                self._stats_owed.pop(room, None)
-        self._last_stats[room] = stats
-        self._count_stats(sent)
-
-    @staticmethod
-    def _stats_frame(room: str, stats: dict[str, Any]) -> str:
-        return encode({ID: new_id(), TYPE: MessageType.FEEDBACK_STATS.value, TO_ROOM: room,
-                       DATA: stats})
-
-    def _count_stats(self, sent: int) -> None:
-        self.hub.delivered += sent
-        if self.metrics is not None:
-            self.metrics.delivered(MessageType.FEEDBACK_STATS.value, sent)
-
-    async def room_stats(self, room: str) -> dict[str, Any]:
-        stats = await self.store.stats(room, now=self.clock())
-        labelers = self.presence.online(room)
-        return {"queued": stats.queued, "in_flight": stats.in_flight, "labeled": stats.labeled,
-                "labelers": labelers, "labels_per_minute": stats.labels_per_minute}
 
     # -- helpers -----------------------------------------------------------
 
