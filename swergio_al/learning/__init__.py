@@ -5,7 +5,7 @@ Plain scikit-learn and numpy, no I/O. See :class:`ActiveLearner`.
 
 from swergio_al.learning.committee import Committee
 from swergio_al.learning.learner import ActiveLearner, Refit
-from swergio_al.learning.selection import diverse_batch, rank, representative, spread, top_n
+from swergio_al.learning.selection import diverse_batch, rank, representative, top_n
 from swergio_al.learning.strategies import (
     available_strategies,
     clean_probabilities,
@@ -40,7 +40,6 @@ __all__ = [
     "rank",
     "register_strategy",
     "representative",
-    "spread",
     "std",
     "top_n",
     "vote_entropy",

@@ -92,44 +92,6 @@ def _sq_distances(
     return a_sq[:, None] - 2.0 * (A @ B.T) + np.einsum("ij,ij->i", B, B)[None, :]
 
 
-def spread(
-    X: ArrayLike,
-    n: int,
-    rng: np.random.Generator,
-    *,
-    taken: ArrayLike | None = None,
-    among: ArrayLike | None = None,
-) -> NDArray[np.intp]:
-    """``n`` rows of ``X`` spread over it, for a cold start (k-means++ seeding).
-
-    Each pick is drawn with probability proportional to its squared distance to
-    the nearest row already taken or picked, so the picks cover the clusters of
-    the data instead of its densest part. ``taken`` are indices of rows already
-    labeled or asked; ``among`` limits the candidates (default: every row not taken).
-    """
-    Xa, taken_idx, candidates = _candidates(X, taken, among)
-    n = min(int(n), candidates.size)
-    if n <= 0:
-        return np.empty(0, dtype=np.intp)
-    Xc = Xa[candidates]
-    sq_norms = np.einsum("ij,ij->i", Xc, Xc)
-    d2 = _nearest_sq(Xc, sq_norms, Xa[taken_idx])
-    chosen: list[int] = []
-    available = np.ones(candidates.size, dtype=bool)
-    for _ in range(n):
-        weight = np.where(available, d2, 0.0)
-        if np.isinf(weight).any():  # nothing taken yet: the first pick is uniform
-            pick = int(rng.choice(np.flatnonzero(np.isinf(weight))))
-        elif weight.sum() > 0:
-            pick = int(rng.choice(candidates.size, p=weight / weight.sum()))
-        else:  # only copies of taken rows are left
-            pick = int(rng.choice(np.flatnonzero(available)))
-        chosen.append(pick)
-        available[pick] = False
-        d2 = np.minimum(d2, _nearest_sq(Xc, sq_norms, Xc[pick : pick + 1]))
-    return candidates[np.asarray(chosen, dtype=np.intp)]
-
-
 def representative(
     X: ArrayLike,
     n: int,
@@ -143,8 +105,9 @@ def representative(
     ``taken`` rows.
 
     A cold start with these beats one with random rows (benchmarks/label.py): unlike
-    k-means++ seeding (:func:`spread`) it picks typical samples, not outliers, while
-    still covering every cluster. ``taken``/``among`` as in :func:`spread`.
+    k-means++ seeding it picks typical samples, not outliers, while still covering
+    every cluster. ``taken`` are indices of rows already labeled or asked; ``among``
+    limits the candidates (default: every row not taken).
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
 

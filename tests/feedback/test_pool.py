@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from swergio_al.feedback import Labeler
 from swergio_al.feedback.pool import Pool, PoolLoop
 from swergio_al.keys import STORE
-from swergio_al.learning import ActiveLearner, representative, spread
+from swergio_al.learning import ActiveLearner, representative
 from swergio_al.protocol import Message
 from tests.conftest import MakeServer
 from tests.helpers import RawClient
@@ -196,15 +196,11 @@ async def test_the_cold_start_spreads_before_the_model_can_score(
     assert sorted(first_three) == [0, 1, 2]
 
 
-def test_spread_and_representative_cover_the_clusters() -> None:
+def test_representative_covers_the_clusters() -> None:
     rng = np.random.default_rng(0)
     X = np.concatenate([c + rng.normal(scale=0.1, size=(50, 2))
                         for c in ([0, 0], [10, 0], [0, 10], [10, 10])])
-    picks = spread(X, 4, rng, taken=[0])  # row 0 is in cluster 0
-    assert len(set(picks.tolist())) == 4 and 0 not in picks
-    assert sorted({int(p) // 50 for p in picks[:3]}) == [1, 2, 3]
-    assert len(spread(np.zeros((5, 2)), 10, rng)) == 5  # copies: each row once, no more
-    central = representative(X, 3, rng, taken=[0])
+    central = representative(X, 3, rng, taken=[0])  # row 0 is in cluster 0
     assert sorted({int(p) // 50 for p in central}) == [1, 2, 3]  # the clusters not taken
     centers = X.reshape(4, 50, 2).mean(axis=1)
     for p in central:  # typical rows, not outliers
