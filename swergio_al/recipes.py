@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.sparse import csr_matrix
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
@@ -38,6 +39,7 @@ from sklearn.preprocessing import StandardScaler
 from swergio_al.sources import Source
 
 IMAGE_SIZE = (32, 32)
+TEXT_CACHE_ROWS = 200_000  # hashed texts kept per model (a few hundred bytes each)
 MODELS = ("auto", "text", "table", "image")
 
 
@@ -64,10 +66,31 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
         self.alpha = alpha
         self.random_state = random_state
 
+    def _vectorizer(self) -> HashingVectorizer:
+        return HashingVectorizer(n_features=self.n_features, ngram_range=(1, 2),
+                                 alternate_sign=False, norm="l2")
+
     def _hash(self, X: Any) -> Any:
-        vectorizer = HashingVectorizer(n_features=self.n_features, ngram_range=(1, 2),
-                                       alternate_sign=False, norm="l2")
-        return vectorizer.transform([str(x) for x in np.asarray(X, dtype=object).ravel()])
+        """Hashed rows; each text is tokenized once (the pool loop scores every unlabeled
+        text after every label: tokenizing them again held the GIL for most of it)."""
+        texts = [str(x) for x in np.asarray(X, dtype=object).ravel()]
+        cache: dict[str, tuple[NDArray[Any], NDArray[Any]]] = self.__dict__.setdefault(
+            "_rows", {})
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            if len(cache) + len(missing) > TEXT_CACHE_ROWS:
+                cache.clear()
+            m = self._vectorizer().transform(missing)
+            for i, text in enumerate(missing):
+                part = slice(m.indptr[i], m.indptr[i + 1])
+                cache[text] = (m.indices[part].copy(), m.data[part].copy())
+        rows = [cache[t] for t in texts]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(ix) for ix, _ in rows], out=indptr[1:])
+        empty_i, empty_d = np.empty(0, dtype=np.int32), np.empty(0)
+        indices = np.concatenate([ix for ix, _ in rows]) if rows else empty_i
+        data = np.concatenate([d for _, d in rows]) if rows else empty_d
+        return csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
 
     def _model(self) -> SGDClassifier:
         if not hasattr(self, "sgd_"):
@@ -94,9 +117,7 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
 
     def to_pipeline(self) -> Pipeline:
         """The same model as a plain scikit-learn Pipeline (strings in)."""
-        vectorizer = HashingVectorizer(n_features=self.n_features, ngram_range=(1, 2),
-                                       alternate_sign=False, norm="l2")
-        return Pipeline([("hashing", vectorizer), ("sgd", self.sgd_)])
+        return Pipeline([("hashing", self._vectorizer()), ("sgd", self.sgd_)])
 
 
 def image_pixels(paths: Sequence[str | Path], size: tuple[int, int] = IMAGE_SIZE
