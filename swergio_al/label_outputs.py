@@ -40,9 +40,6 @@ class Outputs:
         self.pool = pool
         self.answer = answer
         self.labels = 0
-        self.predicted = 0  # labels the model had a prediction for when it asked
-        self.correct = 0
-        self.abs_error = 0.0  # numbers: the prequential score is a mean absolute error
         with (out / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow(LABEL_COLUMNS)
         (out / "labels.jsonl").write_text("", encoding="utf-8")
@@ -56,12 +53,6 @@ class Outputs:
                "prediction": data.get("asked_prediction"),
                "confidence": data.get("asked_confidence")}
         self.labels += 1
-        if row["prediction"] is not None:
-            self.predicted += 1
-            if self.answer["type"] == "number":
-                self.abs_error += abs(float(row["prediction"]) - float(row["answer"]))
-            else:
-                self.correct += int(_same(row["prediction"], row["answer"]))
         with (self.out / "labels.csv").open("a", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow([csv_cell(row[c]) for c in LABEL_COLUMNS])
         with (self.out / "labels.jsonl").open("a", encoding="utf-8") as handle:
@@ -79,14 +70,7 @@ class Outputs:
             notes.append("no model yet (it needs an answer of every class)")
         new = loop.n_labels - before
         rate = new / seconds if seconds > 0 else math.nan
-        if not self.predicted:
-            score = "no prequential score yet"
-        elif self.answer["type"] == "number":
-            score = (f"prequential mean absolute error {self.abs_error / self.predicted:.4g} "
-                     f"over {self.predicted} labels")
-        else:
-            score = (f"prequential accuracy {self.correct / self.predicted:.3f} over "
-                     f"{self.predicted} labels")
+        score = prequential_summary(loop.kpis[-1] if loop.kpis else {})
         learned = learner.n_labels_ if learner is not None else 0
         return (f"done: {loop.n_labels} labels ({new} this run) of {len(self.pool)} samples in "
                 f"{seconds:.1f} s ({rate:.2f} labels/s); {score}; learned {learned}; "
@@ -125,8 +109,16 @@ class Outputs:
                     "code when loaded: load only one you made)")
 
 
-def _same(prediction: Any, answer: Any) -> bool:
-    try:
-        return bool(prediction == answer) or str(prediction) == str(answer)
-    except (TypeError, ValueError):
-        return False
+def prequential_summary(kpi: dict[str, Any]) -> str:
+    """The model's last prequential score as the dashboard shows it (the same figure:
+    each label scored on the prediction made just before it was learned, rolling over
+    the last WINDOW scored labels), saying which labels it covers."""
+    from swergio_al.feedback.prequential import MAE, WINDOW
+
+    value, scored = kpi.get("prequential"), int(kpi.get("prequential_labels") or 0)
+    if value is None or not scored:
+        return "no prequential score yet"
+    metric = ("mean absolute error" if kpi.get("prequential_metric") == MAE
+              else "accuracy")
+    window = min(WINDOW, scored)
+    return f"prequential {metric} {value:.3f} over the last {window} labels"

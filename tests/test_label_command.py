@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from swergio_al.cli import main
+from swergio_al.label_outputs import prequential_summary
 from tests.helpers import free_port
 
 REVIEWS = Path(__file__).parent.parent / "examples" / "reviews" / "reviews.csv"
@@ -95,6 +96,8 @@ def test_a_simulated_run_leaves_the_labels_the_model_and_predictions(tmp_path: P
     summary = done.stdout.strip().splitlines()[-1]
     assert summary.startswith("done: 12 labels (12 this run) of 200 samples"), summary
     assert "learned 12;" in summary
+    # the dashboard's figure (rolling, test-then-train), saying which labels it covers
+    assert re.search(r"; prequential accuracy [01]\.\d{3} over the last \d+ labels?;", summary)
     labels = rows(out / "labels.csv")
     answers = truth()
     assert len(labels) == 12 and len({r["sample_id"] for r in labels}) == 12
@@ -182,3 +185,12 @@ def test_a_folder_of_images_with_the_image_recipe(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=60)
     assert fresh.returncode == 0, fresh.stderr
     assert fresh.stdout.split() == ["red", "blue"]
+
+
+def test_the_summary_gives_the_dashboards_prequential_figure() -> None:
+    kpi = {"prequential": 1 / 3, "prequential_metric": "accuracy", "prequential_labels": 3}
+    assert prequential_summary(kpi) == "prequential accuracy 0.333 over the last 3 labels"
+    kpi = {"prequential": 0.4567, "prequential_metric": "mae", "prequential_labels": 45}
+    assert prequential_summary(kpi) == \
+        "prequential mean absolute error 0.457 over the last 20 labels"  # its window
+    assert prequential_summary({}) == "no prequential score yet"
