@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from swergio_al.feedback.export import csv_cell
+from swergio_al.terminal import count
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,9 @@ class Outputs:
         rate = new / seconds if seconds > 0 else math.nan
         score = prequential_summary(loop.kpis[-1] if loop.kpis else {})
         learned = learner.n_labels_ if learner is not None else 0
-        return (f"done: {loop.n_labels} labels ({new} this run) of {len(self.pool)} samples in "
-                f"{seconds:.1f} s ({rate:.2f} labels/s); {score}; learned {learned}; "
-                f"queue ran dry {loop.dry} time{'' if loop.dry == 1 else 's'}; "
+        return (f"done: {count(loop.n_labels, 'label')} ({new} this run) of "
+                f"{count(len(self.pool), 'sample')} in {seconds:.1f} s ({rate:.2f} labels/s); "
+                f"{score}; learned {learned}; queue ran dry {count(loop.dry, 'time')}; "
                 f"{'; '.join([*notes, f'outputs in {self.out}'])}")
 
     def _predictions(self, learner: Any) -> None:
@@ -121,4 +122,4 @@ def prequential_summary(kpi: dict[str, Any]) -> str:
     metric = ("mean absolute error" if kpi.get("prequential_metric") == MAE
               else "accuracy")
     window = min(WINDOW, scored)
-    return f"prequential {metric} {value:.3f} over the last {window} labels"
+    return f"prequential {metric} {value:.3f} over the last {count(window, 'label')}"

@@ -38,6 +38,7 @@ from swergio_al.components_file import (
     load_components,
     parse_components,
 )
+from swergio_al.terminal import count
 
 __all__ = ["LAUNCH_ID_ENV", "ComponentSpec", "Launcher", "LauncherConfigError", "Ready",
            "load_components", "parse_components", "run_file"]
@@ -319,7 +320,7 @@ class Launcher:
         assert self._stop_requested is not None
         if component.restarts >= component.spec.max_restarts:
             component.state = State.FAILED
-            self.note(component, f"gave up after {component.restarts} restarts")
+            self.note(component, f"gave up after {count(component.restarts, 'restart')}")
             return False
         component.restarts += 1
         delay = component.backoff_seconds()

@@ -194,3 +194,5 @@ def test_the_summary_gives_the_dashboards_prequential_figure() -> None:
     assert prequential_summary(kpi) == \
         "prequential mean absolute error 0.457 over the last 20 labels"  # its window
     assert prequential_summary({}) == "no prequential score yet"
+    kpi = {"prequential": 1.0, "prequential_metric": "accuracy", "prequential_labels": 1}
+    assert prequential_summary(kpi) == "prequential accuracy 1.000 over the last 1 label"

@@ -14,6 +14,7 @@ import numpy as np
 
 from swergio_al.sources.mediafiles import MEDIA_TYPES, printable, unreadable_reason
 from swergio_al.sources.source import Item, Source, SourceError, column_listing
+from swergio_al.terminal import count
 
 Row = tuple[int, dict[str, Any]]  # (line number, fields)
 # A text a person reads in one task; longer ones would not fit a task's frame either.
@@ -114,7 +115,7 @@ def _delimited(stream: Any, delimiter: str, name: str) -> tuple[list[str], list[
             if not record:  # a blank line
                 continue
             if len(record) != len(header):
-                raise SourceError(f"{name} line {reader.line_num}: {len(record)} fields, "
+                raise SourceError(f"{name} line {reader.line_num}: {count(len(record), 'field')}, "
                                   f"the header has {len(header)}")
             rows.append((reader.line_num, dict(zip(header, record, strict=True))))
     except csv.Error as exc:

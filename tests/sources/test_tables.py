@@ -116,7 +116,7 @@ ERRORS = [
      "duplicate id '1'"),
     ("t.jsonl", '{"id": 1}\n{"id": "1"}\n', {"id_column": "id"}, "duplicate id"),
     ("t.jsonl", '{"id": 1.5, "x": 1}\n', {"id_column": "id"}, "must be a non-empty string"),
-    ("t.csv", "a,b\n1,2\n3\n", {}, "line 3: 1 fields, the header has 2"),
+    ("t.csv", "a,b\n1,2\n3\n", {}, "line 3: 1 field, the header has 2"),
     ("t.csv", "a,a\n1,2\n", {}, "column 'a' appears twice"),
     ("t.csv", 'a\n"unclosed\n', {}, "line"),
     ("t.jsonl", '{"a": 1}\n{"a": \n', {}, "line 2: not JSON"),

@@ -36,6 +36,7 @@ from swergio_al.demos.music.wire import (
 from swergio_al.feedback.loop import FeedbackLoop
 from swergio_al.feedback.prequential import WINDOW
 from swergio_al.protocol import DATA, Message, MessageType
+from swergio_al.terminal import count
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,13 @@ class MelodyEvaluator:
             with contextlib.suppress(TimeoutError):  # its LOG/KPI follows the new version
                 await asyncio.wait_for(self.loop.settled(), 5)
             labels = int(getattr(self.loop.learner, "n_labels_", 0))
-            line = f"evaluator v{shown}: learned from {labels} ratings"
+            line = f"evaluator v{shown}: learned from {count(labels, 'rating')}"
             kpi = self.loop.kpis[-1] if self.loop.kpis else {}
             if kpi.get("prequential") is not None and kpi.get("prequential_metric") == "mae":
                 # each rating was predicted before it was learned: an honest error
                 window = min(WINDOW, int(kpi["prequential_labels"]))
                 line += (f"; its predictions were {kpi['prequential']:.2f} stars off on "
-                         f"average (last {window} ratings)")
+                         f"average (last {count(window, 'rating')})")
             print(line, flush=True)
 
     def _render(self, sample_id: Any, x: NDArray[Any]) -> dict[str, Any]:
@@ -173,7 +174,7 @@ async def serve(url: str, *, budget: int, rating_wait: float, diversity: float,
                 seed: int | None, token: str | None) -> int:
     async with MelodyEvaluator(url, budget=budget, rating_wait=rating_wait, diversity=diversity,
                                random_state=seed, token=token, verbose=True) as evaluator:
-        print(f"evaluator ready (budget {budget} ratings per generation)", flush=True)
+        print(f"evaluator ready (budget {count(budget, 'rating')} per generation)", flush=True)
         reporter = asyncio.create_task(evaluator.report_versions())
         try:
             await evaluator.loop.wait_closed()
