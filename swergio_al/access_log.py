@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -117,6 +118,16 @@ class MalformedRequestFilter(logging.Filter):
             record.levelno, record.levelname = logging.INFO, "INFO"
             record.exc_info = record.exc_text = None
         return True
+
+
+def access_log_options(config: Config) -> dict[str, Any]:
+    """The access-log keywords for aiohttp's `web.run_app` / `web.AppRunner` serving
+    `config` (serve and the label command's embedded server): the redacting logger,
+    writing only when access logging is on (at INFO it would drown what the server has
+    to say); malformed requests are quieted too."""
+    quiet_malformed_requests()
+    return {"access_log": logging.getLogger("aiohttp.access") if config.access_log else None,
+            "access_log_class": access_logger_for(config)}
 
 
 def quiet_malformed_requests() -> None:

@@ -69,21 +69,30 @@ def _is_loopback(host: str) -> bool:
         return False  # a host name: assume it is reachable from elsewhere
 
 
-def secure_exposed(config: Config) -> list[str]:
-    """On a non-loopback address with no tokens, make both (like a notebook server).
+GENERATED_TOKENS = ("No tokens configured on a network address: generated them; anonymous "
+                    "clients are refused.")
 
-    Returns lines to print: where to label and which token components need.
-    Tokens are printed once here, never logged.
-    """
+
+def generate_tokens(config: Config) -> bool:
+    """On a non-loopback address with no tokens, make both (like a notebook server);
+    True if it did. `serve` and the label command's embedded server both do this."""
     if _is_loopback(config.host) or config.component_token or config.labeler_token:
-        return []
+        return False
     from swergio_al.relay.access import generate_token
 
     config.component_token = generate_token()
     config.labeler_token = generate_token()
+    return True
+
+
+def secure_exposed(config: Config) -> list[str]:
+    """`generate_tokens`, and the lines to print if it did: where to label and which
+    token components need. Tokens are printed once here, never logged.
+    """
+    if not generate_tokens(config):
+        return []
     base = f"http://{config.host}:{config.port}"
-    return ["No tokens configured on a network address: generated them; anonymous "
-            "clients are refused.",
+    return [GENERATED_TOKENS,
             f"  label at:        {base}/?token={config.labeler_token}",
             f"  dashboard:       {base}/dashboard?token={config.component_token}",
             f"  component token: {config.component_token}  "
@@ -93,7 +102,7 @@ def secure_exposed(config: Config) -> list[str]:
 def serve(config: Config) -> int:
     from aiohttp import web
 
-    from swergio_al.access_log import access_logger_for, quiet_malformed_requests
+    from swergio_al.access_log import access_log_options
     from swergio_al.feedback.records import StoreError
     from swergio_al.server import create_app
 
@@ -103,7 +112,6 @@ def serve(config: Config) -> int:
         return 2
     logging.basicConfig(level=config.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_malformed_requests()
     notes = secure_exposed(config)
     if config.media_dir is not None and not os.path.isdir(config.media_dir):
         print(f"swergio-al serve: --media-dir {config.media_dir}: not a folder", file=sys.stderr)
@@ -120,12 +128,9 @@ def serve(config: Config) -> int:
 
     try:
         app = create_app(config)
-        # Access logs only when asked: at INFO they would drown what the server has to say.
-        access_log = logging.getLogger("aiohttp.access") if config.access_log else None
         web.run_app(app, host=config.host, port=config.port,
                     shutdown_timeout=config.shutdown_timeout_seconds, print=announce,
-                    access_log=access_log,
-                    access_log_class=access_logger_for(config))  # no token reaches a log
+                    **access_log_options(config))  # no token reaches a log
     # port taken, backend unreachable, bad store path or scheme, its extra not installed
     except (OSError, StoreError, ValueError, ImportError) as exc:
         logging.getLogger("swergio_al").debug("start-up failed", exc_info=True)

@@ -78,6 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(default: when every sample is labeled)")
     run.add_argument("--room", help="feedback room (default feedback/<source name>)")
     run.add_argument("--out", help="output folder (default ./<source name>-labels)")
+    run.add_argument("--gold", metavar="FILE",
+                     help="CSV/TSV/JSONL with columns sample_id,answer: samples with a "
+                          "known answer, mixed into each labeler's stream to measure them, "
+                          "never learned (rate: SWERGIO_AL_GOLD_RATE; default: none)")
     run.add_argument("--simulate", metavar="COLUMN",
                      help="answers come from this column (folder sources: 'folder'); "
                           "the command ends at --budget (default: people answer)")
@@ -160,6 +164,7 @@ class Plan:
     out: Path
     store: str
     truth: dict[Any, Any] | None  # --simulate: sample id -> answer
+    gold: dict[Any, Any]  # --gold: sample id -> known answer
 
 
 def prepare(args: argparse.Namespace) -> Plan:
@@ -203,6 +208,15 @@ def prepare(args: argparse.Namespace) -> Plan:
             except (TypeError, ValueError) as exc:
                 raise OptionError(f"--simulate {args.simulate}: sample {item.sample_id!r}: "
                                   f"{exc}") from None
+    gold = {}
+    if args.gold is not None:
+        from swergio_al.label_gold import load_gold
+
+        try:
+            gold = load_gold(args.gold, [item.sample_id for item in source.items],
+                             lambda value: simulated_value(answer, value))
+        except ValueError as exc:
+            raise OptionError(f"--gold: {exc}") from None
     recipe = None
     if answer["type"] != "text":  # free text teaches no built-in model
         recipe = make_recipe(args.model, source, regression=answer["type"] == "number",
@@ -212,7 +226,7 @@ def prepare(args: argparse.Namespace) -> Plan:
         raise OptionError(f"--out {out}: exists and is not a folder")
     store = args.store or f"sqlite:///{out / 'store.db'}"
     return Plan(args, source, recipe, answer, args.room or f"feedback/{source.name}", out,
-                store, truth)
+                store, truth, gold)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -249,10 +263,34 @@ class SessionError(RuntimeError):
     """The server or the connection failed; one line."""
 
 
+def server_config(plan: Plan) -> tuple[Any, bool]:
+    """The embedded server's Config, as `serve` takes it (SWERGIO_AL_* variables, then the
+    options), and whether tokens were generated: on a non-loopback --host without any,
+    both are, as `serve` does, so the session is not open to anyone who can reach it."""
+    from swergio_al.cli import generate_tokens
+    from swergio_al.config import Config
+
+    a, media = plan.args, plan.source.media_root
+    try:
+        config = Config.from_env(
+            host=a.host, port=a.port, store=plan.store, broker=a.broker,
+            lease_seconds=a.lease_seconds, component_token=a.component_token,
+            labeler_token=a.labeler_token, log_level=a.log_level,
+            media_dir=str(media) if media is not None else None,
+            stats_interval_seconds=0.1 if a.simulate else None)
+    except ValueError as exc:  # a SWERGIO_AL_* variable that does not parse
+        raise SessionError(str(exc)) from None
+    return config, generate_tokens(config)
+
+
 class Session:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.stop = asyncio.Event()
+        # The tokens this session's model and simulated labeler send; the embedded
+        # server's own (given, from the environment, or generated) once it is up.
+        self.component_token: str | None = plan.args.component_token
+        self.labeler_token: str | None = plan.args.labeler_token
 
     def _learner(self) -> Any:
         from swergio_al.learning import ActiveLearner
@@ -284,25 +322,17 @@ class Session:
         """The embedded server; returns (runner, ws url, http base)."""
         from aiohttp import web
 
-        from swergio_al.config import Config
+        from swergio_al.access_log import access_log_options
         from swergio_al.feedback.records import StoreError
         from swergio_al.media import serve_only
         from swergio_al.server import create_app
 
-        a, plan = self.plan.args, self.plan
+        plan = self.plan
         media = plan.source.media_root
-        try:
-            config = Config.from_env(
-                host=a.host, port=a.port, store=plan.store, broker=a.broker,
-                lease_seconds=a.lease_seconds, component_token=a.component_token,
-                labeler_token=a.labeler_token, log_level=a.log_level,
-                media_dir=str(media) if media is not None else None,
-                stats_interval_seconds=0.1 if a.simulate else None)
-        except ValueError as exc:  # a SWERGIO_AL_* variable that does not parse
-            raise SessionError(str(exc)) from None
+        config, generated = server_config(plan)
         import logging
 
-        from swergio_al.cli import log_level_problem
+        from swergio_al.cli import GENERATED_TOKENS, log_level_problem
 
         problem = log_level_problem(config.log_level)
         if problem is not None:
@@ -315,7 +345,11 @@ class Session:
             raise SessionError(str(exc)) from None
         if media is not None:  # its items only: not a skipped file, nor others beside them
             serve_only(app, plan.source.media_relpaths.values())
-        runner = web.AppRunner(app, access_log=None)
+        if generated:
+            print(GENERATED_TOKENS, flush=True)
+        self.component_token = config.component_token or None  # "": none
+        self.labeler_token = config.labeler_token or None
+        runner = web.AppRunner(app, **access_log_options(config))  # no token reaches a log
         try:
             await runner.setup()
             await web.TCPSite(runner, config.host, config.port).start()
@@ -346,7 +380,8 @@ class Session:
         loop = PoolLoop(learner, pool, name=f"{plan.source.name}-model", url=url,
                         answer=plan.answer, feedback_room=plan.room, question=a.question,
                         budget=a.budget, cold_start=a.cold_start, diversity=a.diversity,
-                        seed=a.seed, on_label=outputs.add_label, token=a.component_token,
+                        seed=a.seed, on_label=outputs.add_label, gold=plan.gold,
+                        token=self.component_token,
                         target=float if plan.answer["type"] == "number" else None)
         labeler = None
         started = time.monotonic()
@@ -356,9 +391,7 @@ class Session:
             except (OSError, TimeoutError) as exc:
                 raise SessionError(f"cannot reach the server at {url}: {exc}") from None
             # only once the model is in: a link to a server that is not there helps nobody
-            token = f"?token={a.labeler_token}" if a.labeler_token else ""
-            print(f"Label at {base}/label/{plan.room}{token}   dashboard: {base}/dashboard"
-                  + ("" if a.simulate else "   (Ctrl-C stops)"), flush=True)
+            print(self._links(base) + ("" if a.simulate else "   (Ctrl-C stops)"), flush=True)
             before = loop.n_labels
             if plan.truth is not None:
                 labeler = self._simulated_labeler(url)
@@ -377,6 +410,13 @@ class Session:
             if runner is not None:
                 await runner.cleanup()
         return 0
+
+    def _links(self, base: str) -> str:
+        """Where to label and watch, with the tokens they need (as `serve` prints them)."""
+        label = f"?token={self.labeler_token}" if self.labeler_token else ""
+        dashboard = f"?token={self.component_token}" if self.component_token else ""
+        return f"Label at {base}/label/{self.plan.room}{label}   " \
+               f"dashboard: {base}/dashboard{dashboard}"
 
     async def _wait(self, loop: Any) -> None:
         finished = asyncio.ensure_future(loop.finished.wait())
@@ -403,7 +443,7 @@ class Session:
             return noisy(answer, value, sample_id, a.simulate_noise, a.seed)
 
         return Labeler("simulated-labeler", url, respond, room=self.plan.room,
-                       token=a.labeler_token)
+                       token=self.labeler_token)
 
 
 def noisy(schema: dict[str, Any], value: Any, sample_id: Any, p: float, seed: int) -> Any:

@@ -24,7 +24,10 @@ not random ones. It stops at `budget`
 labels (exactly: near the end it only asks as many as the budget has left)
 or when every sample is labeled. On start it learns the room's label history
 and cancels whatever an earlier run left pending, so a restart neither asks a
-labeled sample again nor learns a label twice.
+labeled sample again nor learns a label twice. Samples given as `gold` (their
+answer known) are asked once, at start, as gold questions: the service mixes
+them into each labeler's stream to measure them; the loop never asks them as
+labels and never learns their answers.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +126,8 @@ class PoolLoop(FeedbackLoop):
         A pending request stays while it ranks within ``keep x`` the pending target.
     on_label : callable(sample_id, label DATA), optional
         Called once per new label of a pool sample (before it is learned).
+    gold : mapping sample id -> known answer, optional
+        Pool samples asked as gold questions only (see the module docstring).
     """
 
     def __init__(self, learner: Any, pool: Pool, *, name: str, url: str,
@@ -130,7 +135,7 @@ class PoolLoop(FeedbackLoop):
                  budget: int | None = None, prefetch: int = 2, reserve: int = 2,
                  cold_start: str = "diverse", diversity: float = 0.0, keep: float = 2.0,
                  seed: int | None = None, on_label: OnLabel | None = None,
-                 **loop_options: Any) -> None:
+                 gold: Mapping[SampleId, Any] | None = None, **loop_options: Any) -> None:
         if cold_start not in ("diverse", "random"):
             raise ValueError(f"cold_start must be 'diverse' or 'random', got {cold_start!r}")
         if not 0.0 <= diversity <= 1.0:
@@ -149,6 +154,9 @@ class PoolLoop(FeedbackLoop):
         self.on_label = on_label
         self.rng = np.random.default_rng(seed)
         self.labeled = np.zeros(len(pool), dtype=bool)
+        self.gold = dict(gold or {})
+        # Gold samples count as labeled for planning: never asked, never pending.
+        self.labeled[[pool.index[sid] for sid in self.gold]] = True
         self.labels: dict[str, SampleId] = {}  # label id -> sample, every label of the pool
         self.labelers = 0
         self.dry = 0  # FEEDBACK/STATS that found labelers with an empty queue
@@ -196,6 +204,8 @@ class PoolLoop(FeedbackLoop):
     async def start(self) -> None:
         await super().start()  # learns the history: labeled samples are known from here on
         await self._cancel(self._stale(), remember=False)
+        for sample_id, answer in self.gold.items():  # the service keeps each once
+            await self.ask_gold(sample_id, None, answer)
         self._ready = True
         await self.top_up()
 
@@ -298,6 +308,11 @@ class PoolLoop(FeedbackLoop):
             priority=priority, overlap=overlap or self.overlap,
             # not read by the server: comes back with the label, for the outputs
             asked_prediction=_plain(prediction), asked_confidence=confidence)
+
+    async def ask_gold(self, sample_id: SampleId, x: Any, answer: Any) -> None:
+        """A gold question about one pool sample (`x` is ignored: the pool has it)."""
+        await self._send_request(sample_id, self.pool.render(self.pool.index[sample_id]),
+                                 gold=_plain(answer))
 
     async def _cancel(self, sample_ids: list[SampleId], *, remember: bool = True,
                       keep_leased: bool = False) -> None:
