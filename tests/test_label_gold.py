@@ -4,6 +4,7 @@ tokens on a network address (generated, as `serve` does, and carried by the link
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import os
 import subprocess
@@ -75,12 +76,12 @@ async def test_gold_questions_measure_the_simulated_labeler_and_are_never_labels
     gold = write_gold(tmp_path / "gold.csv", [(sid, answers[sid]) for sid in gold_ids])
     out = tmp_path / "out"
     noise, seed = 0.4, 1
-    done = subprocess.run(
-        [sys.executable, "-m", "swergio_al.cli", "label", str(REVIEWS), "--text", "text",
-         "--id", "id", "--answer", CHOICE, "--simulate", "sentiment", "--simulate-noise",
-         str(noise), "--seed", str(seed), "--budget", "10", "--gold", str(gold), "--out",
-         str(out), "--port", str(free_port())],
-        capture_output=True, text=True, timeout=120,
+    command = [sys.executable, "-m", "swergio_al.cli", "label", str(REVIEWS), "--text", "text",
+               "--id", "id", "--answer", CHOICE, "--simulate", "sentiment", "--simulate-noise",
+               str(noise), "--seed", str(seed), "--budget", "10", "--gold", str(gold),
+               "--out", str(out), "--port", str(free_port())]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=120,
         env={**os.environ, "SWERGIO_AL_GOLD_RATE": "0.5"})  # every other task is gold
     assert done.returncode == 0, done.stderr
     summary = done.stdout.strip().splitlines()[-1]
@@ -95,7 +96,8 @@ async def test_gold_questions_measure_the_simulated_labeler_and_are_never_labels
     given = [noisy(schema, answers[s], s, noise, seed) == answers[s] for s in gold_ids]
     assert 0 < sum(given) < len(given)  # the check below can tell right from wrong
     per = (await get_api(server, "/api/quality"))[ROOM]["per_labeler"]
-    assert per["simulated-labeler"]["gold_accuracy"] == pytest.approx(sum(given) / len(given), abs=1e-4)
+    accuracy = per["simulated-labeler"]["gold_accuracy"]
+    assert accuracy == pytest.approx(sum(given) / len(given), abs=1e-4)
     assert per["simulated-labeler"]["answers"] == 10  # gold answers are not room answers
 
 
