@@ -105,6 +105,7 @@ def serve(config: Config) -> int:
     from swergio_al.access_log import access_log_options
     from swergio_al.feedback.records import StoreError
     from swergio_al.server import create_app
+    from swergio_al.terminal import port_in_use
 
     problem = _serve_problem(config)
     if problem is not None:
@@ -134,7 +135,8 @@ def serve(config: Config) -> int:
     # port taken, backend unreachable, bad store path or scheme, its extra not installed
     except (OSError, StoreError, ValueError, ImportError) as exc:
         logging.getLogger("swergio_al").debug("start-up failed", exc_info=True)
-        print(f"swergio-al serve: {exc}", file=sys.stderr)
+        taken = port_in_use(config.host, config.port, exc) if isinstance(exc, OSError) else None
+        print(f"swergio-al serve: {taken or exc}", file=sys.stderr)
         return 1
     return 0
 

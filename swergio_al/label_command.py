@@ -326,6 +326,7 @@ class Session:
         from swergio_al.feedback.records import StoreError
         from swergio_al.media import serve_only
         from swergio_al.server import create_app
+        from swergio_al.terminal import port_in_use
 
         plan = self.plan
         media = plan.source.media_root
@@ -355,7 +356,10 @@ class Session:
             await web.TCPSite(runner, config.host, config.port).start()
         except (OSError, StoreError) as exc:
             await runner.cleanup()
-            raise SessionError(f"cannot serve on {config.host}:{config.port}: {exc}") from None
+            taken = port_in_use(config.host, config.port, exc) \
+                if isinstance(exc, OSError) else None
+            raise SessionError(taken or f"cannot serve on {config.host}:{config.port}: "
+                               f"{exc}") from None
         base = f"http://{config.host}:{config.port}"
         return runner, f"ws://{config.host}:{config.port}/ws", base
 

@@ -8,6 +8,7 @@ import asyncio
 import io
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,29 @@ async def test_demo_on_a_taken_port_ends_at_once_with_one_line(
     assert seen == []  # no readiness probe, no component: nothing reached the other server
     assert not server.app[HUB].names and not server.app[HUB].connections
     assert not (tmp_path / "demo.db").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["serve"],
+    ["label", str(Path(__file__).parent.parent / "examples" / "reviews" / "reviews.csv"),
+     "--text", "text", "--answer", "choice:positive,negative"],
+])
+async def test_serve_and_label_on_a_taken_port_say_so_in_one_line(
+        command: list[str], tmp_path: Path) -> None:
+    with socket.socket() as holder:  # a port another program listens on
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            *SWERGIO_AL, *command, "--port", str(port),
+            "--store", f"sqlite:///{tmp_path / 'taken.db'}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path)
+        async with asyncio.timeout(30):
+            _, err = await process.communicate()
+    assert process.returncode == 1
+    assert err.decode().splitlines() == [
+        f"swergio-al {command[0]}: port {port} on 127.0.0.1 is already in use (another "
+        f"server?); pick a free one with --port, e.g. --port {port + 1}"]  # no errno
 
 
 async def test_launcher_ready_check_ignores_another_server_on_the_port(

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
-import socket
 import sys
 from pathlib import Path
 
 from swergio_al.launcher import ComponentSpec, Launcher, Ready
+from swergio_al.terminal import port_problem
 
 PY = sys.executable
 
@@ -103,25 +102,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     started = None if args.headless else (lambda: print(instructions(args.port), flush=True))
     return asyncio.run(Launcher(components(args)).run(on_started=started))
-
-
-def port_problem(port: int) -> str | None:
-    """Why the server could not listen on 127.0.0.1:port, in one line; None if it can.
-
-    Checked before anything starts, so a busy port ends the demo at once instead of
-    its components finding (and talking to) whatever server holds the port.
-    """
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                other = port + 1 if port < 65535 else 8081
-                return (f"port {port} on 127.0.0.1 is already in use (another server?); "
-                        f"start the demo on a free one with --port, e.g. --port {other}")
-            return f"cannot listen on 127.0.0.1:{port}: {exc.strerror}; choose another --port"
-    return None
 
 
 def instructions(port: int) -> str:
