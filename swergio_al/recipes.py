@@ -11,7 +11,8 @@ and how to turn the fitted estimator into the model a user keeps
 - table: the feature columns, in order, as floats. StandardScaler (fitted once on the
   whole pool) + LogisticRegression; exported as a Pipeline of both.
 - image: pixels, see `image_pixels`: RGB, resized to 32 x 32, flattened, in [0, 1].
-  PCA (fitted once on the whole pool, no labels needed) + LogisticRegression;
+  PCA (fitted once on the whole pool, no labels needed; none for one image or images
+  all alike) + LogisticRegression;
   exported as a Pipeline of both.
 - `module:factory`: `factory()` returns any scikit-learn estimator or pipeline, or an
   object with `uncertainty(X)`; it eats the kind's raw input (texts as an (n, 1)
@@ -153,6 +154,16 @@ def _text_features(texts: list[str], seed: int | None) -> NDArray[np.float64] | 
     return np.asarray(reduced / np.where(norms > 0, norms, 1.0))
 
 
+def _pixel_pca(pixels: NDArray[Any], most: int, seed: int | None) -> PCA | None:
+    """PCA sized to the pool (fewer components than images, at most `most`), fitted on
+    it; None where there is nothing to reduce: one image, or images all alike (PCA would
+    divide by a zero variance and warn)."""
+    if len(pixels) < 2 or not float(pixels.var(axis=0).sum()) > 0:
+        return None
+    n_components = min(most, len(pixels) - 1, pixels.shape[1])
+    return PCA(n_components=n_components, random_state=seed).fit(pixels)
+
+
 def _identity(model: Any) -> Any:
     return model
 
@@ -199,13 +210,13 @@ def make_recipe(model: str, source: Source, *, regression: bool = False,
         return Recipe("table", last, scaled, scaled, export_table,
                       "std" if regression else "margin")
     pixels = image_pixels(source.media_paths() or [])
-    n_components = max(1, min(50, len(pixels) - 1, pixels.shape[1]))
-    pca = PCA(n_components=n_components, random_state=seed).fit(pixels)
-    reduced = pca.transform(pixels)
+    pca = _pixel_pca(pixels, 50, seed)
+    reduced = pixels if pca is None else pca.transform(pixels)
     last = BayesianRidge() if regression else LogisticRegression(max_iter=1000)
 
     def export(fitted: Any) -> Pipeline:
-        return Pipeline([("pca", pca), ("model", fitted)])
+        steps = [("model", fitted)] if pca is None else [("pca", pca), ("model", fitted)]
+        return Pipeline(steps)
 
     return Recipe("image", last, reduced, _standardized(reduced), export,
                   "std" if regression else "margin")
@@ -230,8 +241,8 @@ def _custom(spec: str, source: Source, seed: int | None) -> Recipe:
         features = None if inputs is None else _standardized(inputs)
     elif source.kind == "image":
         inputs = image_pixels(source.media_paths() or [])
-        features = _standardized(PCA(n_components=max(1, min(20, len(inputs) - 1)),
-                                     random_state=seed).fit_transform(inputs))
+        pca = _pixel_pca(inputs, 20, seed)
+        features = _standardized(inputs if pca is None else pca.transform(inputs))
     else:
         inputs = np.asarray([str(p) for p in source.media_paths() or []],
                             dtype=object).reshape(-1, 1)

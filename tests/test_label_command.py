@@ -154,6 +154,31 @@ def test_a_killed_run_resumes_without_asking_or_learning_twice(tmp_path: Path) -
     assert sorted(r["sample_id"] for r in rows(out / "labels.csv")) == sorted(labeled)
 
 
+@pytest.mark.parametrize("colours", [[(200, 10, 10)], [(9, 9, 9)] * 3, [(1, 2, 3), (250, 2, 3)]])
+def test_the_image_recipe_fits_a_pool_of_one_or_of_alike_images_quietly(
+        tmp_path: Path, colours: list[tuple[int, int, int]]) -> None:
+    import warnings
+
+    from PIL import Image
+
+    from swergio_al.recipes import image_pixels, make_recipe
+    from swergio_al.sources import load_source
+
+    for i, rgb in enumerate(colours):
+        Image.new("RGB", (4, 4), rgb).save(tmp_path / f"{i}.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's PCA warned on one image
+        recipe = make_recipe("image", load_source(tmp_path), seed=0)
+        features = recipe.features
+        assert features is not None and np.isfinite(features).all()
+        assert len(features) == len(colours) and len(recipe.inputs) == len(colours)
+        fitted = recipe.estimator.fit(recipe.inputs[:2], ["a", "b"][:len(colours[:2])]) \
+            if len(colours) == 2 else None
+    if fitted is not None:  # the exported model takes the images' pixels
+        pixels = image_pixels([tmp_path / "0.png", tmp_path / "1.png"])
+        assert list(recipe.export(fitted).predict(pixels)) == ["a", "b"]
+
+
 def test_a_folder_of_images_with_the_image_recipe(tmp_path: Path) -> None:
     from PIL import Image
 
