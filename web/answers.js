@@ -1,5 +1,6 @@
 // Answer controls built from a request's `answer` schema:
-// {type: "choice", choices, keys?}, {type: "rating", min, max, step}, {type: "text", max_length}.
+// {type: "choice", choices, keys?}, {type: "rating", min, max, step}, {type: "text", max_length},
+// {type: "number"}.
 // Every button shows its keyboard key once; a key does what its button says.
 
 import { asText, el } from './dom.js';
@@ -14,7 +15,8 @@ const DEFAULT_KEYS = [...'1234567890abcdefghijklmnopqrtvwxyz'];
  * @property {(answer: unknown) => void} set
  * @property {(key: string) => boolean} press  a key; true when it chose something
  * @property {string[]} keys             the keys this control answers to, in order
- * @property {HTMLTextAreaElement|null} textBox
+ * @property {HTMLTextAreaElement|HTMLInputElement|null} textBox
+ * @property {string} [hint]             what to say when Enter finds no answer yet
  */
 
 /** The keys of a choice schema: its own `keys` when usable, else the defaults. */
@@ -43,6 +45,7 @@ export function createAnswerControl(schema) {
     const keys = values.map((v) => (Number.isInteger(v) && v >= 0 && v <= 9 ? String(v) : ''));
     return buttons(values, keys, 'rating');
   }
+  if (type === 'number') return numberBox();
   return textBox(type === 'text' ? Number(schema.max_length) || 2000 : 2000);
 }
 
@@ -90,6 +93,27 @@ function textBox(maxLength) {
     textBox: box,
     keys: [],
     value: () => (box.value.trim() ? box.value.trim() : undefined),
+    set(answer) { box.value = answer === undefined ? '' : asText(answer); },
+    press: () => false,
+  };
+}
+
+// A number answer must reach the model as a JSON number: the box sends only what parses
+// to a finite one ("1e400", "abc" and "" are not answers yet).
+function numberBox() {
+  const box = el('input', { type: 'text', inputmode: 'decimal', autocomplete: 'off',
+                            placeholder: 'Type a number, then Enter (Esc leaves the box)', 'aria-label': 'answer' });
+  const parse = () => {
+    const text = box.value.trim().replace(',', '.');
+    const value = text ? Number(text) : NaN;
+    return Number.isFinite(value) ? value : undefined;
+  };
+  return {
+    element: el('div', { className: 'answer-text answer-number' }, [box]),
+    textBox: box,
+    keys: [],
+    hint: 'Type a number, then Enter.',
+    value: parse,
     set(answer) { box.value = answer === undefined ? '' : asText(answer); },
     press: () => false,
   };

@@ -249,7 +249,7 @@ class LabelApp {
     if (answer === undefined) {
       if (shown.control.textBox) {
         shown.control.textBox.focus(); // Enter on an empty text answer opens the box
-        this.say('Type the answer, then Enter.');
+        this.say(shown.control.hint ?? 'Type the answer, then Enter.');
       } else {
         this.say('Pick an answer first.');
       }

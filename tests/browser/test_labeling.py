@@ -241,3 +241,29 @@ async def test_an_answer_in_its_undo_window_survives_leaving_the_page(
             assert await page.evaluate(outboxes) == []
     finally:
         server.kill()
+
+
+async def test_a_number_answer_reaches_the_model_as_a_number(make_server: MakeServer,
+                                                              new_page: Any) -> None:
+    """`--answer number` (issue 12): the page sent the typed text, which the server
+    refuses for a number schema, so no number task could ever be labeled."""
+    server = await make_server()
+    async with await RawClient.connect(str(server.make_url("/ws")), "model",
+                                       rooms=("feedback",)) as model:
+        await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": "feedback", "DATA": {
+            "sample_id": "n1", "kind": "text", "content": "How many legs has a spider?",
+            "answer": {"type": "number"}, "priority": 1}})
+        page = await new_page()
+        await page.goto(str(server.make_url("/label/feedback?undo=0")))
+        await page.fill("[data-name-input]", "ada")
+        await page.keyboard.press("Enter")
+        await wait_state(page, "open")
+        await next_task(page)
+        await page.keyboard.type("eight")
+        await page.keyboard.press("Enter")  # not a number: nothing is sent
+        await page.wait_for_selector("text=Type a number, then Enter.")
+        await page.keyboard.press("Control+A")
+        await page.keyboard.type("8")
+        await page.keyboard.press("Enter")
+        labels = await take_labels(model, 1)
+        assert labels["n1"]["answer"] == 8
