@@ -28,7 +28,19 @@ function renderImage(content, container) {
   container.append(el('figure', {}, [img, ...(spec.caption ? [el('figcaption', { text: asText(spec.caption) })] : [])]));
 }
 
+/** A number as a person reads it: integers as they are, others to 4 decimals (or 4
+ *  significant digits below 1, so 0.00001234 stays readable). */
+function readableNumber(value) {
+  if (Number.isInteger(value)) return String(value);
+  return String(Math.abs(value) >= 1 ? Number(value.toFixed(4)) : Number(value.toPrecision(4)));
+}
+
 function cell(tag, value) {
+  if (typeof value === 'number' && Number.isFinite(value)) {
+    const shown = readableNumber(value);
+    // the exact value stays a hover away when rounding changed it
+    return el(tag, { text: shown, title: shown === String(value) ? null : String(value) });
+  }
   return el(tag, { text: asText(value) });
 }
 

@@ -11,7 +11,14 @@ import pytest
 
 from tests.browser.conftest import PageWatch, screenshot_path
 from tests.browser.pages import MEDIA, answer_with_keyboard, next_task, play_and_stop, wait_state
-from tests.browser.samples import KINDS, connect_model, no_label_within, request, take_labels
+from tests.browser.samples import (
+    KINDS,
+    connect_model,
+    no_label_within,
+    request,
+    sample,
+    take_labels,
+)
 from tests.conftest import MakeServer
 from tests.helpers import RawClient, ServerProcess
 
@@ -62,6 +69,13 @@ async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
                     await page.wait_for_selector('[data-play][data-playing="false"]')
             if kind in MEDIA:
                 await play_and_stop(page, kind)
+            if kind == "table":  # 1.4 + 2 / 5 reads 1.8, its exact value on hover
+                cells = await page.eval_on_selector_all(
+                    ".sample-table td", "tds => tds.map((td) => [td.textContent, td.title])")
+                assert all(len(text.partition(".")[2]) <= 4 for text, _ in cells), cells
+                exact = list(sample(kind, int(sample_id[-1]))["content"].values())
+                assert [float(title or text) for text, title in cells] == exact
+                assert [round(float(text), 4) for text, _ in cells] == [round(v, 4) for v in exact]
             expected[sample_id] = await answer_with_keyboard(page, kind, int(sample_id[-1]))
             previous = sample_id
 
