@@ -68,6 +68,12 @@ class LabelApp {
       return;
     }
     this.nameForm.hidden = false;
+    // No socket is opened before there is a name: the badge says so, not "connecting…".
+    const badge = document.querySelector('[data-conn]');
+    if (badge) {
+      badge.dataset.state = 'closed';
+      badge.textContent = 'not connected — enter your name to start';
+    }
     const input = need(this.nameForm, '[data-name-input]');
     input.focus();
     this.nameForm.addEventListener('submit', (event) => {

@@ -36,6 +36,10 @@ async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
                               priority=100 - 10 * k - i)
         page = await new_page()
         await page.goto(str(server.make_url("/label/feedback?undo=0.3")))
+        await page.wait_for_selector("[data-name-form]:not([hidden])")
+        # no socket before a name: the badge says so (it said "connecting…")
+        assert await page.text_content("[data-conn]") == \
+            "not connected — enter your name to start"
         await page.fill("[data-name-input]", "ada")  # asked once, then kept
         await page.keyboard.press("Enter")
         await wait_state(page, "open")
