@@ -18,7 +18,9 @@ from aiohttp import web
 
 import swergio_al
 from swergio_al.feedback.records import StoreError
-from swergio_al.keys import CONFIG, FEEDBACK, STORE
+from swergio_al.keys import CONFIG, FEEDBACK, HUB, STORE
+from swergio_al.protocol import ROLE, TOKEN, ProtocolError, Role
+from swergio_al.relay.access import AccessPolicy
 
 ASSET_DIRS = ("web", "static", "templates")
 KPI_ROOM = "kpi"  # where model loops publish LOG/KPI for the dashboard
@@ -84,6 +86,10 @@ async def landing_page(request: web.Request) -> web.Response:
     store, service = request.app[STORE], request.app[FEEDBACK]
     # `serve` prints `/?token=...` for labelers: the room links carry it on.
     token = request.query.get("token", "")
+    prefix = request.app[CONFIG].feedback_prefix
+    if not _may_label(request.app[HUB].access, token):
+        # Room names, figures and questions are for those who may label them.
+        return _page("landing.html", request, {"rooms": [], "prefix": prefix, "locked": True})
     suffix = "?" + urlencode({"token": token}) if token else ""
     rooms: list[dict[str, object]] = []
     try:
@@ -95,8 +101,16 @@ async def landing_page(request: web.Request) -> web.Response:
     except StoreError as exc:
         raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
     rooms.sort(key=lambda r: (-int(str(r["queued"])), str(r["name"])))
-    return _page("landing.html", request, {"rooms": rooms,
-                                           "prefix": request.app[CONFIG].feedback_prefix})
+    return _page("landing.html", request, {"rooms": rooms, "prefix": prefix})
+
+
+def _may_label(access: AccessPolicy, token: str) -> bool:
+    """Whether a labeler showing `token` would be let in (the relay's own rule)."""
+    try:
+        access.admit({ROLE: Role.LABELER.value, TOKEN: token})
+    except ProtocolError:
+        return False
+    return True
 
 
 async def dashboard_page(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.conftest import MakeServer
 from tests.helpers import RawClient, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,3 +151,28 @@ async def test_landing_page_lists_rooms_with_work_or_says_how_to_send_some(
     assert '<b data-key="queued">1</b> waiting' in body
     _, _, body = await get(server, "/?token=a%26b")  # the link `serve` prints for labelers
     assert 'href="/label/feedback/a%20b?token=a%26b"' in body
+
+
+async def test_landing_page_shows_rooms_only_to_whoever_may_label_them(
+        make_server: MakeServer) -> None:
+    """With tokens set, `/` listed every room, its figures and its question to anyone."""
+    server = await make_server(component_token="c-secret", labeler_token="l-secret")
+    url = str(server.make_url("/ws"))
+    async with await RawClient.connect(url) as model:
+        await model.send({"TYPE": "COMMAND/REGISTER", "NAME": "model", "TO_ROOM": "_command",
+                          "TOKEN": "c-secret"})
+        await model.send({"TYPE": "COMMAND/JOINROOM", "ROOM": "feedback/private",
+                          "TO_ROOM": "_command"})
+        await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": "feedback/private", "DATA": {
+            "sample_id": 1, "kind": "text", "content": "hi", "question": "Salary band?",
+            "answer": {"type": "choice", "choices": ["a", "b"]}}})
+        while (await model.expect("FEEDBACK/STATS"))["DATA"]["queued"] != 1:
+            pass
+        for path in ("/", "/?token=wrong", "/?token=l-secre"):
+            status, _, body = await get(server, path)
+            assert status == 200 and "data-locked" in body, path
+            assert "feedback/private" not in body and "Salary band?" not in body, path
+        for token in ("l-secret", "c-secret"):
+            status, _, body = await get(server, f"/?token={token}")
+            assert status == 200 and "data-locked" not in body
+            assert "feedback/private" in body and "Salary band?" in body
