@@ -239,8 +239,6 @@ class PoolLoop(FeedbackLoop):
         if self.on_label is not None:
             self.on_label(sample_id, data)
         self._answers.add(repr(data.get("answer")))
-        if self._next and self._next[0][2] is None and self._cold_start_over():
-            self._next = []  # cold-start picks: the next plan, warm, does better
         if self._ready and not self._refilling:
             self._refilling = True
             self._spawn(self._refill())
@@ -412,7 +410,15 @@ class PoolLoop(FeedbackLoop):
         try:
             while self._next and not self.finished.is_set():
                 targets = self._targets()  # again after each ask: labels keep coming
-                if targets is None or min(targets[1], targets[2]) <= len(self.pending):
+                if targets is None:
+                    return
+                wanted = min(targets[1], targets[2])
+                if self._next[0][2] is None and self._cold_start_over():
+                    # Cold-start picks once every class has an answer: the next plan,
+                    # warm, chooses better, but it waits for a fit; until it replaces
+                    # them they only keep each labeler's prefetch, so nobody waits.
+                    wanted = min(wanted, max(self.labelers, 1) * self.prefetch)
+                if wanted <= len(self.pending):
                     return
                 index, priority, prediction, confidence = self._next.pop(0)
                 sample_id = self.pool.ids[index]
