@@ -89,7 +89,10 @@ def test_an_unreadable_source_through_the_real_command(tmp_path: Path) -> None:
 
 def test_a_simulated_run_leaves_the_labels_the_model_and_predictions(tmp_path: Path) -> None:
     out = tmp_path / "reviews-labels"
-    done = subprocess.run(label_command(out, "--budget", "12", "--seed", "3"),
+    # A person takes a moment per answer, and the model learns meanwhile: an instant
+    # labeler answers the whole budget from the cold start's picks before the first fit.
+    done = subprocess.run(label_command(out, "--budget", "12", "--seed", "3",
+                                        "--simulate-delay", "0.1"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Label at http://127.0.0.1:" in done.stdout
