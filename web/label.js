@@ -13,6 +13,7 @@ const OUTBOX_KEY = 'swergio_al.outbox'; // answers not yet confirmed, per room a
 // Errors meaning "this task id is no longer yours": wait for the task to come back.
 const TASK_GONE = new Set(['unknown_task', 'not_your_task']);
 const STALE_GRACE_MS = 3000;
+const NEXT_TASK_MS = 2000; // how long an empty screen after an answer means "the next one is coming"
 
 /** Numbers as people write them: at most two decimals, no float noise. */
 function readable(value) {
@@ -46,6 +47,9 @@ class LabelApp {
     this.nameForm = need(root, '[data-name-form]');
     this.taskView = need(root, '[data-task]');
     this.waitingView = need(root, '[data-waiting]');
+    this.waitingEmpty = need(root, '[data-waiting-empty]');
+    this.waitingNext = need(root, '[data-waiting-next]');
+    this.nextDue = 0; // until then, an empty screen is the next task on its way, not an empty queue
     this.progress = need(root, '[data-progress]');
     this.undoBar = need(root, '[data-undo]');
     this.messageLine = need(root, '[data-message]');
@@ -318,7 +322,14 @@ class LabelApp {
       const message = { ID: newId(), TYPE: 'FEEDBACK/LABEL', TO_ROOM: this.room,
                         DATA: { task_id: pend.entry.data.task_id, answer: pend.answer, seconds: pend.seconds } };
       pend.messageId = message.ID;
-      if (this.relay.send(message)) pend.state = 'sent';
+      if (this.relay.send(message)) {
+        pend.state = 'sent';
+        // A held answer in its undo window used the second task slot: the server hands
+        // the next task only once this label is in, a round trip from now.
+        this.nextDue = performance.now() + NEXT_TASK_MS;
+        clearTimeout(this.nextTimer);
+        this.nextTimer = setTimeout(() => this.render(), NEXT_TASK_MS);
+      }
     }
     this.updateCounts();
   }
@@ -383,6 +394,9 @@ class LabelApp {
     if (entry && !this.shown) this.showTask(entry);
     if (entry) this.taskView.dataset.taskId = entry.data.task_id;
     this.waitingView.hidden = Boolean(entry) || !this.relay?.isOpen;
+    const coming = !entry && performance.now() < this.nextDue;
+    this.waitingEmpty.hidden = coming;
+    this.waitingNext.hidden = !coming;
     this.root.dataset.prefetched = String(Math.max(0, this.tasks.length - 1));
     this.renderUndo();
     this.updateCounts();

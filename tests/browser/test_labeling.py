@@ -285,3 +285,36 @@ async def test_a_number_answer_reaches_the_model_as_a_number(make_server: MakeSe
         await page.keyboard.press("Enter")
         labels = await take_labels(model, 1)
         assert labels["n1"]["answer"] == 8
+
+
+async def test_no_empty_queue_message_flashes_between_tasks(make_server: MakeServer,
+                                                            new_page: Any) -> None:
+    """With an answer held in its undo window, the next task arrives a round trip after
+    the answer before it is sent; meanwhile the page said "No samples to label right
+    now" although the queue was full."""
+    server = await make_server()
+    async with await RawClient.connect(str(server.make_url("/ws")), "model",
+                                       rooms=("feedback",)) as model:
+        for i in range(6):
+            await request(model, "feedback", f"f{i}", "text", i, priority=10 - i)
+        page = await new_page()
+        await page.goto(str(server.make_url("/label/feedback?undo=1")))
+        await page.fill("[data-name-input]", "ada")
+        await page.keyboard.press("Enter")
+        await wait_state(page, "open")
+        await next_task(page)
+        await page.evaluate("""() => {
+            const empty = document.querySelector('[data-waiting-empty]');
+            const card = document.querySelector('[data-waiting]');
+            window.emptyShown = 0;
+            new MutationObserver(() => {
+                if (!card.hidden && !empty.hidden) window.emptyShown += 1;
+            }).observe(card, { attributes: true, subtree: true });
+        }""")
+        previous = None
+        for _ in range(4):
+            task = await next_task(page, previous)
+            await answer_with_keyboard(page, "text", int(task["sample"][-1]))
+            previous = task["sample"]
+        await take_labels(model, 3)  # the fourth waits in its undo window
+        assert await page.evaluate("window.emptyShown") == 0
