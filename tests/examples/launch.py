@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.helpers import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
+
+
+def example_function(example: str, module: str, name: str) -> Callable[..., Any]:
+    """`name` from an example's own module (its folder on sys.path only while importing,
+    as the example's processes run it), for baselines computed in the test."""
+    folder = str(EXAMPLES / example)
+    sys.path.insert(0, folder)
+    try:
+        function: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    finally:
+        sys.path.remove(folder)
+    return function
 
 
 class LaunchedExample:

@@ -3,23 +3,18 @@ through the learned model, closer than an untuned proportional controller gets."
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from swergio_al.client import Component
-from tests.examples.launch import EXAMPLES, LaunchedExample
+from tests.examples.launch import LaunchedExample, example_function
 
 
 def proportional_error() -> float:
     """Untuned gain 1 on the same plant (same seed), over the same steps and window."""
-    sys.path.insert(0, str(EXAMPLES / "control"))
-    try:
-        from heater import proportional_error as baseline
-    finally:
-        sys.path.remove(str(EXAMPLES / "control"))
+    baseline = example_function("control", "heater", "proportional_error")
     return baseline(gain=1.0, steps=150, window=20, random_state=0)
 
 

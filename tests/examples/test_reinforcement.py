@@ -3,22 +3,17 @@ Q-learning agent, which ends far above a random policy on the same grid world.""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from swergio_al.client import Component
-from tests.examples.launch import EXAMPLES, LaunchedExample
+from tests.examples.launch import LaunchedExample, example_function
 
 
 def random_policy_return() -> float:
-    sys.path.insert(0, str(EXAMPLES / "reinforcement"))
-    try:
-        from gridworld import random_policy_return as baseline
-    finally:
-        sys.path.remove(str(EXAMPLES / "reinforcement"))
+    baseline = example_function("reinforcement", "gridworld", "random_policy_return")
     return baseline(episodes=500, random_state=0)
 
 
