@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from dataclasses import dataclass
@@ -10,22 +9,22 @@ from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator, clone, is_regressor
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from swergio_al.learning.fitting import (
+    fit_from_scratch,
+    is_regression,
+    replay_step,
+    teach_in_place,
+)
+from swergio_al.learning.labeled import LabeledSet, check_labels, check_sample_weight
 from swergio_al.learning.selection import diverse_batch, top_n
-from swergio_al.learning.strategies import accepts_random_state, get_strategy
+from swergio_al.learning.strategies import accepts_random_state, finite_scores, get_strategy
 from swergio_al.learning.stream import BudgetGate
 
 # diversity measures distance to at most this many labeled rows (a random sample)
 _MAX_REFERENCE_ROWS = 2000
-
-
-def _regression(estimator: Any) -> bool:
-    try:
-        return bool(is_regressor(estimator))
-    except AttributeError:  # not an sklearn estimator: no tags
-        return getattr(estimator, "_estimator_type", None) == "regressor"
 
 
 @dataclass(frozen=True)
@@ -37,59 +36,6 @@ class Refit:
     seconds: float
     generation: int
     n_classes: int
-
-
-class _LabeledSet:
-    """Growing arrays of the labeled rows; rows below ``n`` never change once written."""
-
-    def __init__(self) -> None:
-        self.X: NDArray[Any] | None = None
-        self.y: NDArray[Any] | None = None
-        # Per-row sample weights; None until some row is weighted (all 1 until then).
-        self.w: NDArray[np.float64] | None = None
-        self.n = 0
-
-    def extend(self, X: NDArray[Any], y: NDArray[Any],
-               w: NDArray[np.float64] | None = None) -> None:
-        self._extend_weights(len(y), w)
-        k = len(y)
-        if self.X is None or self.y is None:
-            self.X = np.empty((max(2 * k, 64), *X.shape[1:]), dtype=X.dtype)
-            self.y = np.empty(max(2 * k, 64), dtype=y.dtype)
-        elif X.shape[1:] != self.X.shape[1:]:
-            raise ValueError(
-                f"X has {X.shape[1:]} features per sample, the labeled set has {self.X.shape[1:]}"
-            )
-        if self.n + k > len(self.y):
-            # new arrays, not resized ones: a snapshot taken for a background refit stays valid
-            size = max(2 * len(self.y), self.n + k)
-            X_new = np.empty((size, *self.X.shape[1:]), dtype=np.result_type(self.X, X))
-            y_new = np.empty(size, dtype=np.result_type(self.y, y))
-            X_new[: self.n], y_new[: self.n] = self.X[: self.n], self.y[: self.n]
-            self.X, self.y = X_new, y_new
-        elif not (np.can_cast(X.dtype, self.X.dtype) and np.can_cast(y.dtype, self.y.dtype)):
-            self.X = self.X.astype(np.result_type(self.X, X))
-            self.y = self.y.astype(np.result_type(self.y, y))
-        self.X[self.n : self.n + k] = X
-        self.y[self.n : self.n + k] = y
-        self.n += k
-
-    def _extend_weights(self, k: int, w: NDArray[np.float64] | None) -> None:
-        if w is None and self.w is None:
-            return
-        old = np.ones(self.n) if self.w is None else self.w[: self.n]
-        new = np.ones(k) if w is None else np.asarray(w, dtype=float)
-        self.w = np.concatenate([old, new])  # a new array: snapshots stay valid
-
-    def weights(self, stop: int | None = None) -> NDArray[np.float64] | None:
-        stop = self.n if stop is None else stop
-        return None if self.w is None else self.w[:stop]
-
-    def view(self, stop: int | None = None) -> tuple[NDArray[Any], NDArray[Any]]:
-        if self.X is None or self.y is None:
-            return np.empty((0, 0)), np.empty(0)
-        stop = self.n if stop is None else stop
-        return self.X[:stop], self.y[:stop]
 
 
 class ActiveLearner(BaseEstimator):
@@ -187,7 +133,7 @@ class ActiveLearner(BaseEstimator):
             raise ValueError(f"incremental must be 'auto', True or False, got {self.incremental!r}")
         self.strategy_ = get_strategy(self.strategy)
         self._strategy_takes_rng = accepts_random_state(self.strategy_)
-        self.regression_ = _regression(self.estimator)
+        self.regression_ = is_regression(self.estimator)
         self.incremental_ = hasattr(self.estimator, "partial_fit") and self.incremental in (
             "auto",
             True,
@@ -207,7 +153,7 @@ class ActiveLearner(BaseEstimator):
         self.refit_seconds_ = 0.0
         self.labels_at_refit_ = 0
         self.gate_ = BudgetGate(self.budget) if self.budget is not None else None
-        self._labels = _LabeledSet()
+        self._labels = LabeledSet()
         self._generation = 0
         self._lock = threading.RLock()
         self.rng_ = np.random.default_rng(self.random_state)  # last: marks the state as ready
@@ -248,30 +194,12 @@ class ActiveLearner(BaseEstimator):
 
     # --- learning ------------------------------------------------------------------------
 
-    def _check_labels(self, X: ArrayLike, y: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
-        Xa, ya = np.asarray(X), np.asarray(y)
-        if ya.ndim == 0:
-            ya = ya.reshape(1)
-        if Xa.ndim == 1 and ya.size == 1:
-            Xa = Xa.reshape(1, -1)
-        if ya.ndim != 1 or len(Xa) != len(ya):
-            raise ValueError(
-                f"X and y must hold the same number of samples, got {len(Xa)} rows and y of "
-                f"shape {ya.shape}"
-            )
-        if len(ya) == 0:
-            raise ValueError("teach needs at least one label")
-        if self.regression_:
-            if not np.issubdtype(ya.dtype, np.number):
-                raise ValueError(f"a regressor needs numeric labels, got dtype {ya.dtype}")
-        elif self.classes_ is not None and self.classes is not None:
-            unknown = ~np.isin(ya, self.classes_)
-            if unknown.any():
-                raise ValueError(
-                    f"label {ya[unknown][0].item()!r} is not one of the classes "
-                    f"{self.classes_.tolist()}"
-                )
-        return Xa, ya
+    def _checked(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.float64] | None]:
+        declared = self.classes_ if self.classes is not None else None
+        Xa, ya = check_labels(X, y, regression=self.regression_, classes=declared)
+        return Xa, ya, check_sample_weight(sample_weight, len(ya))
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Forget all labels and learn from these (e.g. seed labels), with a full fit.
@@ -285,8 +213,7 @@ class ActiveLearner(BaseEstimator):
         self._ensure_state()
         self._generation = generation
         self.version_ = version
-        Xa, ya = self._check_labels(X, y)
-        wa = _weights(sample_weight, len(ya))
+        Xa, ya, wa = self._checked(X, y, sample_weight)
         with self._lock:
             self._labels.extend(Xa, ya, wa)
             self._learn_classes(ya)
@@ -302,8 +229,7 @@ class ActiveLearner(BaseEstimator):
     def teach(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Learn from new labels at once; keeps them in the labeled set; bumps ``version_``."""
         self._ensure_state()
-        Xa, ya = self._check_labels(X, y)
-        wa = _weights(sample_weight, len(ya))
+        Xa, ya, wa = self._checked(X, y, sample_weight)
         with self._lock:
             start = self._labels.n
             self._labels.extend(Xa, ya, wa)
@@ -321,26 +247,15 @@ class ActiveLearner(BaseEstimator):
         return self
 
     def _teach_uncertainty_model(self, start: int) -> None:
-        """The uncertainty model learns the labels it has not seen (see the class):
-        ``partial_fit`` once it has learned something, else ``fit`` on every label."""
+        """The uncertainty model learns the labels it has not seen (see the class)."""
         model = self.uncertainty_model
         if model is None:
             return
         X, y = self._labels.view()
         seen = min(getattr(self, "_uncertainty_rows", 0), start)
-        # partial_fit can start as soon as every class is known up front
-        known = self.regression_ or self.classes is not None or not hasattr(model, "fit")
-        if hasattr(model, "partial_fit") and (seen > 0 or known):
-            kwargs: dict[str, Any] = {}
-            if not self.regression_ and self.classes_ is not None and seen == 0 \
-                    and "classes" in inspect.signature(model.partial_fit).parameters:
-                kwargs["classes"] = self.classes_
-            model.partial_fit(X[seen:], y[seen:], **kwargs)
-        elif hasattr(model, "fit") and (self.regression_ or len(np.unique(y)) >= 2):
-            model.fit(X, y)
-        else:
-            return
-        self._uncertainty_rows = len(y)
+        if teach_in_place(model, X, y, seen, regression=self.regression_,
+                          classes=self.classes_, declared=self.classes is not None):
+            self._uncertainty_rows = len(y)
 
     def _learn_classes(self, y: NDArray[Any]) -> bool:
         """With ``classes=None`` the classes are the labels seen; True when they grew."""
@@ -355,53 +270,17 @@ class ActiveLearner(BaseEstimator):
         self.classes_ = np.union1d(self.classes_, seen)
         return True
 
-    def _class_kwargs(self) -> dict[str, Any]:
-        return {} if self.regression_ else {"classes": self.classes_}
-
     def _fit_from_scratch(self, X: NDArray[Any], y: NDArray[Any],
                           w: NDArray[np.float64] | None = None) -> Any:
-        """A new model on these labels, or None while a classifier has seen one class only."""
-        model = clone(self.estimator)
-        fit_w = _weight_kwargs(model.fit, w)
-        if self.regression_:
-            return model.fit(X, y, **fit_w)
-        seen = np.unique(y)
-        if self.classes_ is None or len(self.classes_) < 2:
-            return None  # a classifier needs two classes to tell apart
-        if self.incremental_:
-            if self.classes_ is not None and len(seen) == len(self.classes_):
-                return model.fit(X, y, **fit_w)
-            # partial_fit can learn classes it has not seen labels of yet
-            model.partial_fit(X, y, **self._class_kwargs(), **_weight_kwargs(model.partial_fit, w))
-            for _ in range(max(int(self.replay_passes), 1) * 3):
-                order = self.rng_.permutation(len(y))
-                shuffled = None if w is None else w[order]
-                model.partial_fit(X[order], y[order],
-                                  **_weight_kwargs(model.partial_fit, shuffled))
-            return model
-        if len(seen) < 2:
-            return None
-        return model.fit(X, y, **fit_w)
+        return fit_from_scratch(
+            self.estimator, X, y, w, regression=self.regression_,
+            incremental=self.incremental_, classes=self.classes_,
+            replay_passes=self.replay_passes, rng=self.rng_,
+        )
 
     def _partial_step(self, model: Any, start: int, stop: int) -> None:
-        """One ``partial_fit`` on rows [start, stop) with a sample of earlier rows, per pass.
-
-        The passes go into one call: a ``partial_fit`` call costs milliseconds of
-        overhead (SGDClassifier: per class) whatever its size, so one call of
-        ``passes * (new + replay)`` rows is several times cheaper than ``passes`` calls.
-        """
-        X, y = self._labels.view()
-        new = np.arange(start, stop)
-        n_replay = min(int(self.replay_size), start)
-        parts = []
-        for _ in range(max(int(self.replay_passes), 1)):
-            parts.append(new)
-            if n_replay > 0:
-                parts.append(self.rng_.integers(0, start, size=n_replay))
-        rows = np.concatenate(parts)
-        w = self._labels.weights()
-        model.partial_fit(X[rows], y[rows],
-                          **_weight_kwargs(model.partial_fit, None if w is None else w[rows]))
+        replay_step(model, self._labels, start, stop, replay_size=self.replay_size,
+                    replay_passes=self.replay_passes, rng=self.rng_)
 
     def fit_full(self) -> Refit:
         """Fit a new model from scratch on all labels so far; safe to run in a worker thread.
@@ -505,7 +384,7 @@ class ActiveLearner(BaseEstimator):
                 raw = self.strategy_(source, X, random_state=self.rng_)
             else:
                 raw = self.strategy_(source, X)
-        return _finite(raw)
+        return finite_scores(raw)
 
     def query(
         self, X_pool: ArrayLike, n: int = 1, diversity: float = 0.0
@@ -554,33 +433,3 @@ class ActiveLearner(BaseEstimator):
         else:
             raise ValueError("should_ask needs threshold= or budget= on the ActiveLearner")
         return bool(asks[0]) if single else asks
-
-
-def _finite(raw: ArrayLike) -> NDArray[np.float64]:
-    """Scores as finite floats: NaN and -inf become the lowest score, +inf the highest."""
-    s = np.asarray(raw, dtype=np.float64).reshape(-1)
-    finite = np.isfinite(s)
-    if finite.all():
-        return s
-    lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
-    return np.where(finite, s, np.where(s == np.inf, hi, lo))
-
-
-def _weights(sample_weight: ArrayLike | None, n: int) -> NDArray[np.float64] | None:
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=float).reshape(-1)
-    if len(w) != n or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"sample_weight must be {n} finite non-negative numbers")
-    return w
-
-
-def _weight_kwargs(method: Any, w: NDArray[np.float64] | None) -> dict[str, Any]:
-    """``sample_weight=w`` for an estimator method that takes it; nothing otherwise."""
-    if w is None:
-        return {}
-    try:
-        takes = "sample_weight" in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        takes = False
-    return {"sample_weight": w} if takes else {}

@@ -62,6 +62,16 @@ def accepts_random_state(strategy: Strategy) -> bool:
         return False
 
 
+def finite_scores(raw: ArrayLike) -> Scores:
+    """Scores as finite floats: NaN and -inf become the lowest score, +inf the highest."""
+    s = np.asarray(raw, dtype=np.float64).reshape(-1)
+    finite = np.isfinite(s)
+    if finite.all():
+        return s
+    lo, hi = (s[finite].min(), s[finite].max()) if finite.any() else (0.0, 0.0)
+    return np.where(finite, s, np.where(s == np.inf, hi, lo))
+
+
 # --- probabilities -------------------------------------------------------------------------
 
 
