@@ -22,12 +22,9 @@ label history, so a restarted model catches up; label ids make that idempotent.
 from __future__ import annotations
 
 import asyncio
-import csv
-import inspect
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -36,64 +33,19 @@ from numpy.typing import NDArray
 
 from swergio_al.client import Component
 from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
-from swergio_al.feedback.prequential import PrequentialScore, metric_for
+from swergio_al.feedback.seed_labels import load_seed_labels
 from swergio_al.feedback.teaching import AggregateTeacher, Lesson
+from swergio_al.feedback.tutor import Fresh, SampleId, Tutor, plain
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
 log = logging.getLogger(__name__)
 
-SampleId = str | int
 Render = Callable[[SampleId, NDArray[Any]], dict[str, Any]]
 
 
 def render_table(sample_id: SampleId, x: NDArray[Any]) -> dict[str, Any]:
     """Default rendering: the feature vector as a key/value table."""
     return {"kind": "table", "content": {f"x{i}": float(v) for i, v in enumerate(x)}}
-
-
-def load_seed_labels(path: str | Path) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Seed labels from JSONL (``{"x": [...], "y": ...}`` per line) or CSV (last column = y)."""
-    path = Path(path)
-    rows_x: list[list[float]] = []
-    rows_y: list[Any] = []
-    with path.open(newline="") as handle:
-        if path.suffix == ".jsonl":
-            for n, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    rows_x.append([float(v) for v in record["x"]])
-                    rows_y.append(record["y"])
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{path}:{n}: expected {{\"x\": [...], \"y\": ...}}: "
-                                     f"{exc}") from None
-        else:
-            for n, row in enumerate(csv.reader(handle), 1):
-                if not row or (n == 1 and not _numeric(row[0])):
-                    continue  # blank line or header
-                try:
-                    rows_x.append([float(v) for v in row[:-1]])
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{n}: features must be numbers: {exc}") from None
-                rows_y.append(_number_or_text(row[-1]))
-    return np.asarray(rows_x, dtype=float), np.asarray(rows_y)
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _number_or_text(text: str) -> Any:
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return int(value) if value.is_integer() else value
 
 
 class FeedbackLoop:
@@ -165,11 +117,12 @@ class FeedbackLoop:
         if overlap > 1 or aggregate is not None or flag_below is not None:
             settings = Settings.for_schema(answer, method=aggregate, flag_below=flag_below)
             self.teacher = AggregateTeacher(Consensus(settings), target=self.target)
+        self.tutor = Tutor(learner, answer=answer, target=self.target, validation=validation,
+                           teacher=self.teacher)
         self.component = Component(name, url, token=token, reconnect=reconnect)
         self.pending: dict[SampleId, NDArray[Any]] = {}
         self.learned: set[str] = set()  # label ids in the training set
         self.kpis: list[dict[str, Any]] = []
-        self._prequential: PrequentialScore | None = None  # made at the first label
         self._inbox: list[Message] = []
         self._arrived = asyncio.Event()
         self._updated = asyncio.Condition()
@@ -240,25 +193,12 @@ class FeedbackLoop:
             return []
         ids = [sid for sid, _ in samples]
         X = np.asarray([np.asarray(x, dtype=float) for _, x in samples])
-        predictions, scores, asks = await asyncio.to_thread(self._judge, X)
+        predictions, scores, asks = await asyncio.to_thread(self.tutor.judge, X)
         for sid, x, score, ask in zip(ids, X, scores, asks, strict=True):
             if ask and sid not in self.pending:
                 await self.ask(sid, x, priority=float(score))
-        return [{"sample_id": sid, "prediction": _plain(p), "uncertainty": float(s)}
+        return [{"sample_id": sid, "prediction": plain(p), "uncertainty": float(s)}
                 for sid, p, s in zip(ids, predictions, scores, strict=True)]
-
-    def _judge(self, X: NDArray[Any]) -> tuple[list[Any], NDArray[Any], list[bool]]:
-        scores = np.asarray(self.learner.uncertainty(X), dtype=float)
-        predictions = list(self._predict(X))
-        gate = self.learner.threshold is not None or self.learner.budget is not None
-        asks = [bool(self.learner.should_ask(x)) if gate else True for x in X]
-        return predictions, scores, asks
-
-    def _predict(self, X: NDArray[Any]) -> Iterable[Any]:
-        try:
-            return self.learner.predict(X)
-        except (ValueError, AttributeError, RuntimeError):  # NotFittedError is a ValueError
-            return [None] * len(X)
 
     async def ask(self, sample_id: SampleId, x: Any, *, priority: float | None = None,
                   overlap: int | None = None) -> None:
@@ -266,12 +206,12 @@ class FeedbackLoop:
         features = np.asarray(x, dtype=float)
         if priority is None:
             priority = float(np.asarray(self.learner.uncertainty(features[None, :]))[0])
-        prediction = next(iter(self._predict(features[None, :])))
+        prediction = next(iter(self.tutor.predict(features[None, :])))
         view = self.render(sample_id, features)
         self.pending[sample_id] = features
-        await self._send_request(sample_id, view, prediction=_plain(prediction),
+        await self._send_request(sample_id, view, prediction=plain(prediction),
                                  priority=priority, overlap=overlap or self.overlap,
-                                 **self._doubt(features, priority), features=features.tolist())
+                                 **self.tutor.doubt(features, priority), features=features.tolist())
 
     async def _send_request(self, sample_id: SampleId, view: dict[str, Any],
                             **fields: Any) -> None:
@@ -283,23 +223,6 @@ class FeedbackLoop:
                    "content": view.get("content"),
                    "question": view.get("question", self.question), "answer": self.answer,
                    **fields, **self._quality_settings()}})
-
-    def _doubt(self, x: NDArray[Any], priority: float) -> dict[str, Any]:
-        """What the label page says about the model's doubt: a classifier's probability
-        for its prediction and its two likeliest classes ("torn between cat and dog");
-        a regressor's uncertainty in the answer's unit."""
-        if getattr(self.learner, "regression_", False):
-            return {"confidence": None, "uncertainty": priority}
-        classes = getattr(self.learner, "classes_", None)
-        try:
-            proba = np.asarray(self.learner.predict_proba(x[None, :]))[0]
-        except (ValueError, AttributeError, RuntimeError):  # not fitted yet
-            return {"confidence": None}
-        if classes is None or len(classes) != len(proba):
-            return {"confidence": round(float(proba.max()), 4)}
-        order = np.argsort(proba)[::-1][:2]
-        return {"confidence": round(float(proba[order[0]]), 4),
-                "top": [[_plain(classes[i]), round(float(proba[i]), 4)] for i in order]}
 
     def _quality_settings(self) -> dict[str, Any]:
         # Stored with the request and echoed with each label: /api/quality and the
@@ -385,7 +308,7 @@ class FeedbackLoop:
                     self._updated.notify_all()
 
     async def _learn(self, batch: list[Message]) -> None:
-        fresh: dict[str, tuple[Any, NDArray[Any], dict[str, Any]]] = {}
+        fresh: Fresh = {}
         duplicates: list[str] = []
         for message in batch:
             data = message.get(DATA)
@@ -404,7 +327,7 @@ class FeedbackLoop:
             fresh[label_id] = (sample_id, x, data)
         if fresh:
             # Aggregating (Dawid–Skene over the room) can take a while: off the event loop.
-            lesson = await asyncio.to_thread(self._lesson, fresh)
+            lesson = await asyncio.to_thread(self.tutor.lesson, fresh)
             for sample_id, _, _ in fresh.values():
                 self.pending.pop(sample_id, None)
             # Rescoring is O(pending): at most every rescore_interval. The snapshot is
@@ -434,57 +357,10 @@ class FeedbackLoop:
                 return None
         return self.pending.get(sample_id)  # the server echoes features; this is a fallback
 
-    def _lesson(self, fresh: dict[str, tuple[Any, NDArray[Any], dict[str, Any]]]) -> Lesson:
-        """Every raw answer (overlap 1), or what the aggregates have to teach."""
-        if self.teacher is None:
-            return Lesson(np.asarray([x for _, x, _ in fresh.values()]),
-                          np.asarray([self.target(d.get("answer")) for _, _, d in fresh.values()]),
-                          np.ones(len(fresh)), refit=False, taught={})
-        for label_id, (sample_id, x, data) in fresh.items():
-            seconds = data.get("seconds")
-            self.teacher.add(label_id, sample_id, str(data.get("labeler")), data.get("answer"),
-                             x, seconds if isinstance(seconds, int | float) else None)
-        return self.teacher.lesson()
-
     def _teach(self, lesson: Lesson,
                pending: list[tuple[SampleId, NDArray[Any]]]) -> dict[str, Any]:
         """Runs in a worker thread: learn, measure, and score the `pending` snapshot."""
-        if self._prequential is None:
-            self._prequential = PrequentialScore(metric_for(
-                self.answer, regression=bool(getattr(self.learner, "regression_", False))))
-        # Test, then train: each label scores the prediction made before it is learned
-        # (a refit re-teaches what was learned already: nothing new to test).
-        if not lesson.refit and len(lesson):
-            self._prequential.update(self._predict(lesson.X), lesson.y)
-        started = time.perf_counter()
-        if lesson.refit:
-            self.learner.fit(lesson.X, lesson.y, **_weighted(self.learner.fit, lesson))
-        elif len(lesson):
-            self.learner.teach(lesson.X, lesson.y, **_weighted(self.learner.teach, lesson))
-        report = {"fit_seconds": time.perf_counter() - started, **self._measure()}
-        scores: dict[SampleId, float] = {}
-        if pending:
-            values = self.learner.uncertainty(np.asarray([x for _, x in pending]))
-            scores = {sid: float(v) for (sid, _), v in zip(pending, values, strict=True)}
-        report["pending_scores"] = scores
-        return report
-
-    def _measure(self) -> dict[str, Any]:
-        score, score_metric = None, None
-        if self.validation is not None:
-            X_val, y_val = self.validation
-            predicted = np.asarray(self.learner.predict(X_val))
-            if getattr(self.learner, "regression_", False):
-                from sklearn.metrics import r2_score
-
-                score, score_metric = float(r2_score(y_val, predicted)), "r2"
-            else:
-                score = float(np.mean(predicted == np.asarray(y_val)))
-                score_metric = "accuracy"
-        prequential = self._prequential.report() if self._prequential is not None else {}
-        return {"score": score, "score_metric": score_metric, **prequential,
-                "version": self.version,
-                "labels": int(getattr(self.learner, "n_labels_", len(self.learned)))}
+        return self.tutor.teach(lesson, pending, self.learned)
 
     async def _refit(self) -> None:
         """A full refit off the event loop, swapped in atomically when it is done."""
@@ -493,7 +369,7 @@ class FeedbackLoop:
             refit = await asyncio.to_thread(self.learner.fit_full)
             swapped = await asyncio.to_thread(self.learner.swap_in, refit)
             if swapped:
-                report = await asyncio.to_thread(self._measure)
+                report = await asyncio.to_thread(self.tutor.measure, self.learned)
                 report["fit_seconds"] = refit.seconds
                 await self._publish_kpi(report, labels=0, refit=True)
         finally:
@@ -549,16 +425,4 @@ class FeedbackLoop:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _weighted(method: Callable[..., Any], lesson: Lesson) -> dict[str, Any]:
-    """Confidence weights for a learner method that takes them (never for raw labels)."""
-    if not lesson.taught or "sample_weight" not in inspect.signature(method).parameters:
-        return {}
-    return {"sample_weight": lesson.weight}
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to JSON-able Python values."""
-    return value.item() if isinstance(value, np.generic) else value
 

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from swergio_al.feedback.loop import FeedbackLoop, SampleId, _plain
+from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.feedback.tutor import SampleId, plain
 from swergio_al.learning.selection import diverse_batch, representative, top_n
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
@@ -302,15 +303,15 @@ class PoolLoop(FeedbackLoop):
         self._priority[sample_id] = priority
         self._canceled.pop(sample_id, None)
         await self._send_request(
-            sample_id, view, prediction=_plain(prediction), confidence=confidence,
+            sample_id, view, prediction=plain(prediction), confidence=confidence,
             priority=priority, overlap=overlap or self.overlap,
             # not read by the server: comes back with the label, for the outputs
-            asked_prediction=_plain(prediction), asked_confidence=confidence)
+            asked_prediction=plain(prediction), asked_confidence=confidence)
 
     async def ask_gold(self, sample_id: SampleId, x: Any, answer: Any) -> None:
         """A gold question about one pool sample (`x` is ignored: the pool has it)."""
         await self._send_request(sample_id, self.pool.render(self.pool.index[sample_id]),
-                                 gold=_plain(answer))
+                                 gold=plain(answer))
 
     async def _cancel(self, sample_ids: list[SampleId], *, remember: bool = True,
                       keep_leased: bool = False) -> None:

@@ -9,7 +9,8 @@ import numpy as np
 from sklearn.linear_model import SGDClassifier
 
 from swergio_al.feedback import Labeler
-from swergio_al.feedback.loop import FeedbackLoop, load_seed_labels
+from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.feedback.seed_labels import load_seed_labels
 from swergio_al.learning import ActiveLearner
 from tests.conftest import MakeServer
 from tests.helpers import RawClient
