@@ -43,8 +43,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from swergio_al.feedback.loop import FeedbackLoop
+from swergio_al.feedback.planning import Planner
 from swergio_al.feedback.tutor import SampleId, plain
-from swergio_al.learning.selection import diverse_batch, representative, top_n
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
 # CANCEL messages carry at most this many sample ids (frames stay far below 1 MiB).
@@ -101,13 +101,6 @@ class Pool:
         return np.asarray(rows)
 
 
-@dataclass
-class _Plan:
-    cancel: list[SampleId]
-    rescore: dict[SampleId, float]
-    ask: list[tuple[SampleId, float, Any, float | None]]  # id, priority, prediction, confidence
-
-
 class PoolLoop(FeedbackLoop):
     """A FeedbackLoop over a fixed pool (see the module docstring).
 
@@ -149,11 +142,9 @@ class PoolLoop(FeedbackLoop):
         self.budget = budget
         self.prefetch = prefetch
         self.reserve = reserve
-        self.cold_start = cold_start
-        self.diversity = diversity
-        self.keep = keep
         self.on_label = on_label
-        self.rng = np.random.default_rng(seed)
+        self.planner = Planner(pool, learner, cold_start=cold_start, diversity=diversity,
+                               keep=keep, rng=np.random.default_rng(seed))
         self.labeled = np.zeros(len(pool), dtype=bool)
         self.gold = dict(gold or {})
         # Gold samples count as labeled for planning: never asked, never pending.
@@ -170,9 +161,6 @@ class PoolLoop(FeedbackLoop):
         self._dropped: dict[SampleId, float] = {}
         self._planning = asyncio.Lock()
         self._ready = False
-        self._cold_order = 0
-        # the last plan's ranking beyond its asks: index, priority, prediction, confidence
-        self._next: list[tuple[int, float, Any, float | None]] = []
         self._refilling = False
         self._answers: set[str] = set()  # every answer seen (as repr)
         self._wake: asyncio.TimerHandle | None = None
@@ -363,7 +351,7 @@ class PoolLoop(FeedbackLoop):
                 self._wake_when_grace_ends()
             # Snapshots taken here, on the loop: labels may arrive while the plan is made.
             pending = {sid: self.pool.index[sid] for sid in self.pending}
-            plan = await asyncio.to_thread(self._plan, unlabeled, target, room, pending,
+            plan = await asyncio.to_thread(self.planner.plan, unlabeled, target, room, pending,
                                            self.labeled.copy())
             # New asks go first, cancels last: the queue never empties in between. A
             # refill may have asked meanwhile: what it asked is skipped, its count kept.
@@ -409,19 +397,19 @@ class PoolLoop(FeedbackLoop):
         the last plan's ranking at once, so fast labelers never find the queue empty.
         It does not wait for a plan being made: that plan skips what this asked."""
         try:
-            while self._next and not self.finished.is_set():
+            while self.planner.next and not self.finished.is_set():
                 targets = self._targets()  # again after each ask: labels keep coming
                 if targets is None:
                     return
                 wanted = min(targets[1], targets[2])
-                if self._next[0][2] is None and self._cold_start_over():
+                if self.planner.next[0][2] is None and self._cold_start_over():
                     # Cold-start picks once every class has an answer: the next plan,
                     # warm, chooses better, but it waits for a fit; until it replaces
                     # them they only keep each labeler's prefetch, so nobody waits.
                     wanted = min(wanted, max(self.labelers, 1) * self.prefetch)
                 if wanted <= len(self.pending):
                     return
-                index, priority, prediction, confidence = self._next.pop(0)
+                index, priority, prediction, confidence = self.planner.next.pop(0)
                 sample_id = self.pool.ids[index]
                 if not (self.labeled[index] or sample_id in self.pending):
                     await self.ask(sample_id, priority=priority, prediction=prediction,
@@ -436,8 +424,6 @@ class PoolLoop(FeedbackLoop):
             await self._cancel(leftover)
         self.finished.set()
 
-    # -- planning (worker thread) ---------------------------------------------
-
     def _cold_start_over(self) -> bool:
         """Every choice answered at least once (other answers: two different ones)."""
         if self.learner is None:
@@ -446,113 +432,3 @@ class PoolLoop(FeedbackLoop):
         if choices is not None:
             return all(repr(c) in self._answers for c in choices)
         return len(self._answers) >= 2
-
-    def can_score(self) -> bool:
-        """Whether the model's scores mean anything yet (fitted, every class seen)."""
-        learner = self.learner
-        if learner is None or learner.n_labels_ == 0:
-            return False
-        if getattr(learner, "estimator_", None) is None and learner.uncertainty_model is None:
-            return False
-        if getattr(learner, "regression_", False) or learner.classes_ is None:
-            return True
-        return bool(np.isin(learner.classes_, learner.y_labeled_).all())
-
-    def _plan(self, unlabeled: NDArray[np.intp], target: int, room: float,
-              pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> _Plan:
-        # Near the budget nothing is canceled: a canceled request may still be answered.
-        closing = room < target + len(pending)
-        if self.can_score():
-            plan = self._plan_scored(unlabeled, target, closing, pending, labeled)
-        else:
-            plan = self._plan_cold(unlabeled, target, closing, pending, labeled)
-        # Every request still open or just canceled may bring a label: stay within room.
-        allowed = room - len(pending)
-        if len(plan.ask) > allowed:
-            for sample_id, priority, prediction, confidence in plan.ask[max(int(allowed), 0):]:
-                self._next.insert(0, (self.pool.index[sample_id], priority, prediction,
-                                      confidence))
-            plan.ask = plan.ask[:max(int(allowed), 0)]
-        return plan
-
-    def _plan_cold(self, unlabeled: NDArray[np.intp], target: int, closing: bool,
-                   pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> _Plan:
-        cancel: list[SampleId] = []
-        if len(pending) > target and not closing:
-            cancel = list(pending)[target:]  # the latest asked go first
-        wanted = target - (len(pending) - len(cancel))
-        picks = np.empty(0, dtype=np.intp)
-        if wanted > 0 or target > 0:
-            taken = np.concatenate([np.flatnonzero(labeled),
-                                    np.fromiter(pending.values(), dtype=np.intp)])
-            # a further `target` picks wait in _next for the refill after the next label
-            n = max(wanted, 0) + target
-            if self.cold_start == "diverse" and self.pool.features is not None:
-                picks = representative(self.pool.features, n, self.rng, taken=taken,
-                                       among=unlabeled)
-            else:
-                free = np.setdiff1d(unlabeled, taken)
-                picks = self.rng.choice(free, size=min(n, free.size), replace=False)
-        asks: list[tuple[SampleId, float, Any, float | None]] = []
-        self._next = []
-        for k, i in enumerate(picks):
-            self._cold_order += 1
-            if k < wanted:
-                asks.append((self.pool.ids[int(i)], -float(self._cold_order), None, None))
-            else:
-                self._next.append((int(i), -float(self._cold_order), None, None))
-        return _Plan(cancel, {}, asks)
-
-    def _plan_scored(self, unlabeled: NDArray[np.intp], target: int, closing: bool,
-                     pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> _Plan:
-        learner = self.learner
-        scores = np.asarray(learner.uncertainty(self.pool.rows(unlabeled)), dtype=np.float64)
-        n_keep = min(unlabeled.size, max(math.ceil(self.keep * target), target))
-        # ranked beyond n_keep too: the refills until the next plan take from there
-        n_rank = min(unlabeled.size, n_keep + 2 * target)
-        if self.diversity and self.pool.features is not None:
-            labeled_rows = self.pool.features[labeled]
-            ranked = diverse_batch(self.pool.features[unlabeled], scores, n_rank,
-                                   self.diversity, self.rng,
-                                   labeled=labeled_rows if len(labeled_rows) else None)
-        else:
-            ranked = top_n(scores, n_rank, self.rng)
-        order = ranked[:n_keep]
-        score_of = {int(unlabeled[j]): float(scores[j]) for j in ranked}
-        position = {int(unlabeled[j]): rank for rank, j in enumerate(order)}
-        ranked_pending = sorted(pending.items(),
-                                key=lambda kv: position.get(kv[1], len(position)))
-        if closing:
-            stay = [sid for sid, _ in ranked_pending]
-        else:
-            stay = [sid for sid, i in ranked_pending if i in position][:target]
-        cancel = [sid for sid in pending if sid not in set(stay)]
-        wanted = target - len(stay)
-        fresh = [int(unlabeled[j]) for j in order
-                 if self.pool.ids[int(unlabeled[j])] not in pending][:max(wanted, 0)]
-        chosen = set(fresh)
-        later = [int(unlabeled[j]) for j in ranked
-                 if int(unlabeled[j]) not in chosen
-                 and self.pool.ids[int(unlabeled[j])] not in pending]
-        # predicted now for the refills too: the outputs show what the model said when asking
-        predictions, confidences = self._predict_with_confidence(fresh + later)
-        told = list(zip(fresh + later, predictions, confidences, strict=True))
-        self._next = [(i, score_of[i], p, c) for i, p, c in told[len(fresh):]]
-        rescore = {sid: score_of[pending[sid]] for sid in stay if pending[sid] in score_of}
-        asks = [(self.pool.ids[i], score_of[i], p, c) for i, p, c in told[:len(fresh)]]
-        return _Plan(cancel, rescore, asks)
-
-    def _predict_with_confidence(self, idx: list[int]) -> tuple[list[Any], list[float | None]]:
-        if not idx:
-            return [], []
-        X = self.pool.rows(idx)
-        try:
-            predictions = list(self.learner.predict(X))
-        except (ValueError, AttributeError, RuntimeError):
-            return [None] * len(idx), [None] * len(idx)
-        try:
-            proba = np.asarray(self.learner.predict_proba(X), dtype=np.float64)
-            confidences: list[float | None] = [round(float(p), 4) for p in proba.max(axis=1)]
-        except (ValueError, AttributeError, RuntimeError, TypeError):
-            confidences = [None] * len(idx)
-        return predictions, confidences
