@@ -16,14 +16,8 @@ import pytest
 from swergio_al.cli import main
 from swergio_al.client.state import RefusedError
 from swergio_al.feedback import Labeler
-from swergio_al.label_command import (
-    Plan,
-    Session,
-    add_arguments,
-    noisy,
-    prepare,
-    server_config,
-)
+from swergio_al.label_options import Plan, add_arguments, prepare
+from swergio_al.label_session import Session, noisy, server_config
 from tests.conftest import MakeServer
 from tests.feedback.helpers import get_api
 from tests.helpers import free_port
