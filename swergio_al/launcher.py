@@ -10,23 +10,20 @@ its limit; past the limit the launcher stops everything and exits non-zero.
 Output is prefixed with the component's name, line by line. Ctrl-C or SIGTERM
 stops the components in reverse order (SIGTERM, then SIGKILL after
 `stop_timeout`); so does the exit of a `main` component. The file format is in
-`swergio_al.components_file`.
+`swergio_al.components_file`; one component's process is run by
+`swergio_al.supervised`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib
 import inspect
 import io
-import os
-import secrets
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,199 +31,16 @@ from swergio_al.components_file import (
     ComponentSpec,
     LauncherConfigError,
     Ready,
-    host_port,
     load_components,
     parse_components,
 )
+from swergio_al.supervised import LAUNCH_ID_ENV, ComponentGaveUp, State, Supervised
 from swergio_al.terminal import count
 
 __all__ = ["LAUNCH_ID_ENV", "ComponentSpec", "Launcher", "LauncherConfigError", "Ready",
            "load_components", "parse_components", "run_file"]
 
-# Set in every child's environment; `/healthz` of `swergio-al serve` echoes it as "launch_id".
-LAUNCH_ID_ENV = "SWERGIO_AL_LAUNCH_ID"
-
 _COLOURS = (36, 33, 35, 32, 34, 31)
-_POLL_SECONDS = 0.05
-_LINE_LIMIT = 1024 * 1024
-
-
-class State(StrEnum):
-    PENDING = "pending"
-    STARTING = "starting"
-    READY = "ready"
-    BACKING_OFF = "backing off"
-    STOPPING = "stopping"
-    EXITED = "exited"
-    FAILED = "failed"
-
-
-# -- running ---------------------------------------------------------------------------------
-
-
-class ComponentGaveUp(RuntimeError):
-    """A component crashed more often than its restart limit allows, or never got ready."""
-
-
-class _Supervised:
-    """One component's process, its output pump and its lifecycle."""
-
-    def __init__(self, spec: ComponentSpec, launcher: Launcher, colour: int | None) -> None:
-        self.spec = spec
-        self.launcher = launcher
-        self.colour = colour
-        self.state = State.PENDING
-        self.process: asyncio.subprocess.Process | None = None
-        self.restarts = 0
-        self.returncode: int | None = None
-        self._pump: asyncio.Task[None] | None = None
-        self._saw_ready_line = asyncio.Event()
-        self.launch_id = ""
-
-    async def start(self) -> None:
-        """Start the process and wait until it is ready (raises ComponentGaveUp)."""
-        spec = self.spec
-        self.state = State.STARTING
-        self._saw_ready_line.clear()
-        self.launch_id = secrets.token_hex(8)  # new per start: a stale instance is not us either
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env, LAUNCH_ID_ENV: self.launch_id}
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                *spec.argv, cwd=spec.cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent, limit=_LINE_LIMIT)
-        except OSError as exc:
-            self.state = State.FAILED
-            raise ComponentGaveUp(f"{spec.name}: cannot start {spec.argv[0]!r}: "
-                                  f"{exc.strerror}") from None
-        self.launcher.note(self, f"started (pid {self.process.pid})")
-        self._pump = asyncio.create_task(self._pump_output(self.process))
-        if spec.ready is not None:
-            await self._wait_ready(spec.ready)
-        self.state = State.READY
-
-    async def _wait_ready(self, ready: Ready) -> None:
-        assert self.process is not None
-        exited = asyncio.ensure_future(self.process.wait())
-        probe = asyncio.ensure_future(self._probe(ready))
-        try:
-            done, _ = await asyncio.wait({exited, probe}, timeout=ready.timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (exited, probe):
-                task.cancel()
-            await asyncio.gather(exited, probe, return_exceptions=True)
-        if probe in done and not probe.cancelled() and probe.exception() is None:
-            self.launcher.note(self, f"ready ({ready.kind} {ready.target})")
-            return
-        if exited in done:
-            raise ComponentGaveUp(f"{self.spec.name}: exited with code "
-                                  f"{self.process.returncode} before it was ready")
-        raise ComponentGaveUp(f"{self.spec.name}: not ready ({ready.kind} {ready.target}) "
-                              f"within {ready.timeout:g} s")
-
-    async def _probe(self, ready: Ready) -> None:
-        if ready.kind == "line":
-            await self._saw_ready_line.wait()
-            return
-        if ready.kind == "tcp":
-            host, port = host_port(ready.target, self.spec.name)
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection(host, port)
-                except OSError:
-                    await asyncio.sleep(_POLL_SECONDS)
-                    continue
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-                return
-        import aiohttp  # here, not above: `--call` children should not pay for it
-
-        timeout = aiohttp.ClientTimeout(total=2.0)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                try:
-                    async with session.get(ready.target) as response:
-                        if response.status < 400 and await self._answered_by_us(response):
-                            return
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-                await asyncio.sleep(_POLL_SECONDS)
-
-    async def _answered_by_us(self, response: Any) -> bool:
-        """False when the answer names another launch id: a different server holds the port.
-
-        An answer without one (not JSON, or not a swergio-al server) cannot tell, so it counts.
-        """
-        try:
-            body = await response.json(content_type=None)
-        except ValueError:
-            return True
-        if not isinstance(body, dict) or "launch_id" not in body:
-            return True
-        return bool(body["launch_id"] == self.launch_id)
-
-    async def _pump_output(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
-        ready = self.spec.ready
-        while True:
-            try:
-                raw = await process.stdout.readline()
-            except ValueError:  # longer than _LINE_LIMIT: asyncio has dropped it
-                self.launcher.emit(self, f"[a line over {_LINE_LIMIT} bytes was dropped]")
-                continue
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.launcher.emit(self, line)
-            if ready is not None and ready.kind == "line" and ready.target in line:
-                self._saw_ready_line.set()
-
-    async def wait(self) -> int:
-        assert self.process is not None
-        code = await self.process.wait()
-        if self._pump is not None:
-            await self._pump
-        self.returncode = code
-        return code
-
-    async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after stop_timeout; waits for the output to drain."""
-        process = self.process
-        if process is None:
-            return
-        if process.returncode is None:
-            self.state = State.STOPPING
-            _signal(process, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self.spec.stop_timeout)
-            except TimeoutError:
-                self.launcher.note(self, f"did not stop within {self.spec.stop_timeout:g} s; "
-                                         f"killing it")
-                _signal(process, signal.SIGKILL)
-                await process.wait()
-        if self._pump is not None:
-            await self._pump
-        self.returncode = process.returncode
-        self.state = State.EXITED
-        self.launcher.note(self, f"stopped (code {process.returncode})")
-
-    def backoff_seconds(self) -> float:
-        return float(min(self.spec.backoff_max, self.spec.backoff * 2 ** (self.restarts - 1)))
-
-
-def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
-    # The whole process group: a component's own children go too.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signum)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM if the launcher itself dies (Linux only)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Launcher:
@@ -256,7 +70,7 @@ class Launcher:
         self._out = out
         self._width = max(len("launcher"), *(len(spec.name) for spec in self.specs))
         self._stop_requested = asyncio.Event()
-        self.components = [_Supervised(spec, self, _COLOURS[i % len(_COLOURS)] if colour else None)
+        self.components = [Supervised(spec, self, _COLOURS[i % len(_COLOURS)] if colour else None)
                            for i, spec in enumerate(self.specs)]
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
@@ -265,8 +79,8 @@ class Launcher:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(signum, self.stop)
                     installed.append(signum)
-        started: list[_Supervised] = []
-        watchers: dict[asyncio.Task[int], _Supervised] = {}
+        started: list[Supervised] = []
+        watchers: dict[asyncio.Task[int], Supervised] = {}
         exit_code = 0
         try:
             for component in self.components:
@@ -291,7 +105,7 @@ class Launcher:
                 loop.remove_signal_handler(signum)
         return exit_code
 
-    async def _start_with_retries(self, component: _Supervised) -> bool:
+    async def _start_with_retries(self, component: Supervised) -> bool:
         """Start (and wait for ready) until it works; False past the limit or when stopping."""
         assert self._stop_requested is not None
         while True:
@@ -315,7 +129,7 @@ class Launcher:
                 if not await self._may_restart(component):
                     return False
 
-    async def _may_restart(self, component: _Supervised) -> bool:
+    async def _may_restart(self, component: Supervised) -> bool:
         """Count a restart and sleep the backoff; False past the limit or when stopping."""
         assert self._stop_requested is not None
         if component.restarts >= component.spec.max_restarts:
@@ -331,7 +145,7 @@ class Launcher:
             await asyncio.wait_for(self._stop_requested.wait(), delay)
         return not self._stop_requested.is_set()
 
-    async def _supervise(self, watchers: dict[asyncio.Task[int], _Supervised]) -> int:
+    async def _supervise(self, watchers: dict[asyncio.Task[int], Supervised]) -> int:
         assert self._stop_requested is not None
         stop = asyncio.ensure_future(self._stop_requested.wait())
         try:
@@ -363,13 +177,13 @@ class Launcher:
 
     # -- output ----------------------------------------------------------------------------
 
-    def emit(self, component: _Supervised, line: str) -> None:
+    def emit(self, component: Supervised, line: str) -> None:
         name = component.spec.name.ljust(self._width)
         prefix = (f"\x1b[{component.colour}m{name} |\x1b[0m" if component.colour is not None
                   else f"{name} |")
         self._write(f"{prefix} {line}\n")
 
-    def note(self, component: _Supervised | None, text: str) -> None:
+    def note(self, component: Supervised | None, text: str) -> None:
         """The launcher's own lines, under the component they concern."""
         about = "" if component is None else f"{component.spec.name}: "
         self._write(f"{'launcher'.ljust(self._width)} | {about}{text}\n")
