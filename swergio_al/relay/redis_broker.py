@@ -9,10 +9,8 @@ header parse (the frame itself is never decoded here). Each node skips its own
 envelopes; `seq` rises by one per envelope of a node, so a batch re-sent after
 a lost connection is not delivered twice, and a gap is logged.
 
-Presence: one key per name, `<ns>:name:<name>` = node id, with a TTL that a
-heartbeat refreshes. A node killed with SIGKILL stops refreshing, so its names
-expire after `presence_ttl` seconds (a URL option, default 15); a node that
-stops cleanly deletes them. `prefix` (default swergio_al) separates deployments
+Presence: one expiring key per name (redis_presence.py), refreshed by this
+broker's heartbeat. `prefix` (default swergio_al) separates deployments
 sharing one Redis.
 """
 
@@ -25,7 +23,6 @@ import json
 import logging
 import math
 import random
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import Enum
@@ -55,6 +52,9 @@ except ImportError as exc:  # pragma: no cover - a test hides the package to see
     raise ImportError("the Redis broker needs the redis package: "
                       "pip install 'swergio-al[redis]'") from exc
 
+# After the import above, so that without redis that one fails first, with the hint.
+from swergio_al.relay.redis_presence import RedisPresence
+
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "swergio_al"
@@ -62,37 +62,6 @@ DEFAULT_PRESENCE_TTL = 15.0
 OUR_OPTIONS = frozenset({"prefix", "presence_ttl"})
 BATCH = 512  # at most this many envelopes per Redis message
 BATCH_CHARS = 256 * 1024  # and at most about this much text (a larger envelope goes alone)
-REMOTE_CACHE = 100_000  # names remembered as online elsewhere (expired ones dropped past it)
-
-# A name's key holds "<node id> <holder>": the node it is connected to and the
-# role:credential it registered with (the takeover rule, relay/access.py).
-# Refresh this node's names; re-claim any that vanished (Redis restarted, or
-# they expired while Redis was unreachable); report those another node now owns.
-_REFRESH = """
-local mine = ARGV[1] .. ' '
-local lost = {}
-for i, key in ipairs(KEYS) do
-  local owner = redis.call('GET', key)
-  if owner and string.sub(owner, 1, #mine) == mine then
-    redis.call('PEXPIRE', key, ARGV[2])
-  elseif not owner then
-    redis.call('SET', key, ARGV[2 + i], 'PX', ARGV[2])
-  else
-    table.insert(lost, key)
-  end
-end
-return lost
-"""
-
-# Delete a name only while this node still owns it (not after a takeover).
-_RELEASE = """
-local owner = redis.call('GET', KEYS[1])
-if owner and string.sub(owner, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 class BrokerState(Enum):
     NEW = "new"
@@ -152,13 +121,9 @@ class RedisBroker(Broker):
         self.received = 0
         self.dropped = 0
         self.channel = f"{self.namespace}:relay"
+        self.presence = RedisPresence(self.namespace, self.node_id, self.presence_ttl_seconds)
         self._redis: aioredis.Redis | None = None
         self._on_envelope: OnEnvelope | None = None
-        self._local: dict[str, str] = {}  # name -> its key's value
-        # Names seen online on other nodes, until (monotonic time): spares `TO`
-        # traffic a Redis round trip per message. A node that releases a name
-        # says so (GONE); a killed node's names age out of here as from Redis.
-        self._remote: dict[str, float] = {}
         self._seq = 0
         self._last_seen: dict[str, int] = {}
         self._outbox: collections.deque[Outgoing] = collections.deque()
@@ -187,8 +152,7 @@ class RedisBroker(Broker):
             await self._redis.aclose()
             raise ConnectionError(f"cannot reach Redis at {redact_url(self._redis_url)}: "
                               f"{exc}") from exc
-        self._refresh = self._redis.register_script(_REFRESH)
-        self._release = self._redis.register_script(_RELEASE)
+        self.presence.connect(self._redis)
         self.state = BrokerState.RUNNING
         loop = asyncio.get_running_loop()
         self._sender = loop.create_task(self._send(), name="redis-broker-send")
@@ -208,7 +172,7 @@ class RedisBroker(Broker):
         if self.state is not BrokerState.RUNNING:
             self.state = BrokerState.STOPPED
             return
-        for name in self._local:  # the other nodes forget them at once
+        for name in self.presence.local:  # the other nodes forget them at once
             self._enqueue(GONE, Envelope(text="", room=None, to=name, exclude=None))
         self.state = BrokerState.STOPPED
         await self._flush(timeout=2.0)
@@ -217,16 +181,7 @@ class RedisBroker(Broker):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         assert self._redis is not None
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            for name in self._local:
-                await self._release(keys=[self._name_key(name)], args=[self.node_id],
-                                    client=pipe)
-            await pipe.execute()
-        except (RedisError, OSError) as exc:
-            log.warning("redis broker: could not remove names on stop (%s); "
-                        "they expire in %.0fs", exc, self.presence_ttl_seconds)
-        self._local.clear()
+        await self.presence.release_all()
         await self._redis.aclose()
 
     async def _flush(self, *, timeout: float) -> None:
@@ -242,7 +197,7 @@ class RedisBroker(Broker):
         self.publish_nowait(envelope)
 
     def publish_nowait(self, envelope: Envelope) -> None:
-        if envelope.room is None and envelope.to in self._local:
+        if envelope.room is None and envelope.to in self.presence.local:
             return  # addressed to a name on this node only: already delivered
         self._enqueue(DELIVER, envelope)
 
@@ -356,8 +311,8 @@ class RedisBroker(Broker):
             assert self._on_envelope is not None
             self._on_envelope(Envelope(text=text, room=room, to=to, exclude=exclude))
         elif kind == GONE and to is not None:
-            self._remote.pop(to, None)
-        elif kind == TAKEOVER and to is not None and to in self._local:
+            self.presence.gone_elsewhere(to)
+        elif kind == TAKEOVER and to is not None and to in self.presence.local:
             self._taken(to)
         elif kind == SIGNAL and to is not None and self.on_signal is not None:
             try:
@@ -369,99 +324,46 @@ class RedisBroker(Broker):
 
     # -- presence ----------------------------------------------------------
 
-    def _name_key(self, name: str) -> str:
-        return f"{self.namespace}:name:{name}"
-
-    def _ours(self, owner: object) -> bool:
-        return isinstance(owner, str) and owner.startswith(f"{self.node_id} ")
-
     async def claim(self, name: str, holder: str = "") -> None:
-        value = self._local[name] = f"{self.node_id} {holder}"
+        value = self.presence.hold(name, holder)
         if self.state is not BrokerState.RUNNING:
             return
-        assert self._redis is not None
-        try:
-            previous = await self._redis.set(self._name_key(name), value,
-                                             px=self._ttl_ms, get=True)
-        except (RedisError, OSError) as exc:
-            # The heartbeat claims it once Redis is back; the client stays connected.
-            log.warning("redis broker: could not record %s as online (%s); retrying", name, exc)
-            return
-        if previous is not None and not self._ours(previous):
+        if await self.presence.claim(name, value):
             self._enqueue(TAKEOVER, Envelope(text="", room=None, to=name, exclude=None))
 
     async def holder_elsewhere(self, name: str) -> str | None:
         if self.state is not BrokerState.RUNNING:
             return None
-        assert self._redis is not None
-        try:
-            owner = await self._redis.get(self._name_key(name))
-        except (RedisError, OSError) as exc:
-            log.warning("redis broker: presence lookup of %s failed: %s", name, exc)
-            return None
-        if not isinstance(owner, str) or self._ours(owner):
-            return None
-        return owner.partition(" ")[2]
+        return await self.presence.holder_elsewhere(name)
 
     async def release(self, name: str) -> None:
-        self._local.pop(name, None)
+        self.presence.local.pop(name, None)
         if self.state is not BrokerState.RUNNING:
             return
         self._enqueue(GONE, Envelope(text="", room=None, to=name, exclude=None))
-        try:
-            await self._release(keys=[self._name_key(name)], args=[self.node_id])
-        except (RedisError, OSError) as exc:
-            log.info("redis broker: could not remove %s (%s); it expires in %.0fs", name, exc,
-                     self.presence_ttl_seconds)
+        await self.presence.release(name)
 
     async def is_online(self, name: str) -> bool:
         if self.state is not BrokerState.RUNNING:
             return False
-        now = time.monotonic()
-        if self._remote.get(name, 0.0) > now:
-            return True
-        assert self._redis is not None
-        try:
-            owner = await self._redis.get(self._name_key(name))
-        except (RedisError, OSError) as exc:
-            log.warning("redis broker: presence lookup of %s failed: %s", name, exc)
-            return False
-        online = owner is not None and not self._ours(owner)
-        if online:
-            if len(self._remote) >= REMOTE_CACHE:
-                self._remote = {n: t for n, t in self._remote.items() if t > now}
-            self._remote[name] = now + self.presence_ttl_seconds / 2
-        return online
+        return await self.presence.is_online(name)
 
     def _taken(self, name: str) -> None:
-        self._local.pop(name, None)
+        self.presence.local.pop(name, None)
         if self.on_taken_over is not None:
             try:
                 self.on_taken_over(name)
             except Exception:  # the heartbeat and the subscription must go on
                 log.exception("redis broker: closing the older connection of %s failed", name)
 
-    @property
-    def _ttl_ms(self) -> int:
-        return max(1, int(self.presence_ttl_seconds * 1000))
-
     async def _heartbeat(self) -> None:
         """Refresh this node's names well before they expire."""
         assert self._redis is not None
         backoff = Backoff()
-        prefix = len(self._name_key(""))
         while not self._stopping():
             await asyncio.sleep(self.presence_ttl_seconds / 3)
-            names = list(self._local.items())
-            keys = [self._name_key(name) for name, _ in names]
-            values = [value for _, value in names]
             try:
-                for start in range(0, len(keys), 1000):
-                    lost = await self._refresh(keys=keys[start:start + 1000],
-                                               args=[self.node_id, self._ttl_ms,
-                                                     *values[start:start + 1000]])
-                    for key in lost:
-                        self._taken(key[prefix:])
+                await self.presence.refresh(self._taken)
             except (RedisError, OSError) as exc:
                 await self._lost("presence heartbeat", exc, backoff)
             else:
