@@ -13,19 +13,25 @@ slot, up to k:
   stays below `sure`.
 
 Labelers' accuracies come from the room's `Consensus` (Dawid–Skene, seeded by
-gold questions); one with no estimate yet counts as `unknown`.
+gold questions); one with no estimate yet counts as `unknown`. An `AdaptiveRoom`
+keeps that consensus and takes the decision after each label; re-estimating is
+Dawid–Skene over the whole room, so the service calls it off the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from swergio_al.feedback.consensus import Consensus
+from swergio_al.feedback.records import FeedbackRequest, Label
+
 ADAPTIVE_KEY = "adaptive"
 MODEL = "\x00model"  # the model as a voter (no labeler name can hold U+0000)
+MIN_JUDGED = 20  # predictions compared before the model counts as a voter
 
 
 @dataclass(frozen=True)
@@ -72,3 +78,54 @@ class OverlapPolicy:
             log_p += np.log([right if answer == c else wrong for c in options])
         p = np.exp(log_p - log_p.max())
         return float(p.max() / p.sum())
+
+
+class AdaptiveRoom:
+    """One room's adaptive overlap: its answers' consensus, the model's prediction of each
+    sample and how often such predictions matched the aggregate.
+
+    Not thread-safe, and slow now and then (each time the room's answers grew by a
+    tenth its labelers are re-estimated: Dawid–Skene over every answer): call it from
+    one worker thread at a time, labels in the order they were committed.
+    """
+
+    def __init__(self, consensus: Consensus, policy: OverlapPolicy) -> None:
+        self.consensus = consensus
+        self.policy = policy
+        self._predictions: dict[Hashable, Any] = {}
+        self._model_accuracy: tuple[int, float | None] = (-1, None)  # (answers, rate)
+
+    def after_label(self, label: Label, request: FeedbackRequest, limit: int) -> int | None:
+        """The new overlap of the label's request, when it needs one more answer."""
+        consensus = self.consensus
+        # A label read from the store with the rest of the room is not added twice.
+        consensus.add(label.label_id, label.sample_id, label.labeler, label.answer,
+                      label.seconds)
+        answers = consensus.answers_of(label.sample_id)
+        choices = request.answer.get("choices") if isinstance(request.answer, dict) else None
+        if request.prediction is not None:
+            self._predictions[label.sample_id] = request.prediction
+        accuracy = consensus.recent_accuracy()
+        more = self.policy.needs_another(answers, limit=limit, prediction=request.prediction,
+                                         choices=choices, accuracy=accuracy,
+                                         model_accuracy=self._model_rate())
+        return consensus.labels_of(label.sample_id) + 1 if more else None
+
+    def measured(self, gold_accuracy: Mapping[str, float]) -> None:
+        """Labelers' accuracies on the room's gold questions, as they are now."""
+        self.consensus.gold_accuracy.update(gold_accuracy)
+
+    def _model_rate(self) -> float | None:
+        """How often the model's predictions matched the aggregate of samples with two or
+        more answers; refreshed as often as the labelers' estimates."""
+        consensus = self.consensus
+        seen, rate = self._model_accuracy
+        if seen >= 0 and len(consensus.answers) - seen < max(10, len(consensus.answers) // 10):
+            return rate
+        result = consensus.aggregate()
+        judged = [value == self._predictions[sample]
+                  for sample, value in zip(result.samples, result.values, strict=True)
+                  if sample in self._predictions and len(consensus.answers_of(sample)) >= 2]
+        rate = sum(judged) / len(judged) if len(judged) >= MIN_JUDGED else None
+        self._model_accuracy = (len(consensus.answers), rate)
+        return rate

@@ -11,34 +11,45 @@ answer is committed and acknowledged like any label but never delivered to the
 model; it measures the labeler's accuracy, which seeds the room's Dawid–Skene.
 
 Adaptive requests (``"adaptive": true`` with overlap k) are stored with overlap
-1 and k kept with the request; after each of their labels the desk asks the
-`OverlapPolicy` whether one more answer is needed, and the service raises the
-request's overlap by one.
+1 and k kept with the request; after each of their labels the room's
+`AdaptiveRoom` decides whether one more answer is needed, and the service raises
+the request's overlap by one. That decision re-estimates the room's labelers now
+and then (Dawid–Skene over every answer), so it runs in a worker thread, the
+room's labels one after another in the order they came (`InOrder`), while the
+event loop serves everyone else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from dataclasses import replace
-from typing import Any
+import asyncio
+from dataclasses import dataclass, field, replace
+from functools import partial
 
-from swergio_al.feedback.adaptive import ADAPTIVE_KEY, OverlapPolicy
-from swergio_al.feedback.consensus import Consensus
+from swergio_al.feedback.adaptive import ADAPTIVE_KEY, AdaptiveRoom, OverlapPolicy
+from swergio_al.feedback.off_loop import InOrder
 from swergio_al.feedback.records import FeedbackRequest, Label, Task
 from swergio_al.feedback.room_quality import (
     GOLD_KEY,
     base_room,
+    consensus_of,
     gold_accuracy,
     gold_room,
     is_gold_room,
-    room_consensus,
+    room_labels,
 )
 from swergio_al.feedback.store import Store
 
-MIN_JUDGED = 20  # predictions compared before the model counts as a voter
-
-
 __all__ = ["GOLD_KEY", "QualityDesk", "base_room", "gold_room", "is_gold_room"]
+
+
+@dataclass
+class _Adaptive:
+    """A room with adaptive requests: its state, built from the store on first use, and
+    the worker-thread queue every call about it goes through."""
+
+    loading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    state: AdaptiveRoom | None = None
+    calls: InOrder = field(default_factory=InOrder)
 
 
 class QualityDesk:
@@ -51,11 +62,7 @@ class QualityDesk:
         self.max_overlap = max_overlap
         self.policy = policy or OverlapPolicy()
         self._handed: dict[tuple[str, str], int] = {}  # (room, labeler) -> tasks handed
-        self._rooms: dict[str, Consensus] = {}  # rooms with adaptive requests, built lazily
-        # Per room: the model's prediction of each adaptive sample, and how often such
-        # predictions matched the aggregate (refreshed with the labelers' estimates).
-        self._predictions: dict[str, dict[Hashable, Any]] = {}
-        self._model_accuracy: dict[str, tuple[int, float | None]] = {}
+        self._adaptive: dict[str, _Adaptive] = {}  # rooms with adaptive requests
         # Rooms with gold questions (submitted here, or stored before this start): only
         # there does a labeler's fill look for one, so other rooms pay nothing for gold.
         self.gold_rooms: set[str] = set()
@@ -106,41 +113,23 @@ class QualityDesk:
         """The new overlap of the label's request, when it needs one more answer."""
         room = base_room(label.room)
         if is_gold_room(label.room):
-            consensus = self._rooms.get(room)
-            if consensus is not None:
-                consensus.gold_accuracy.update(await gold_accuracy(self.store, room))
+            adaptive = self._adaptive.get(room)
+            if adaptive is not None:
+                measured = await gold_accuracy(self.store, room)
+                async with adaptive.loading:
+                    state = adaptive.state
+                if state is not None:
+                    await adaptive.calls.run(partial(state.measured, measured))
             return None
         limit = label.extra.get(ADAPTIVE_KEY)
         if not isinstance(limit, int) or isinstance(limit, bool):
             return None
-        consensus = self._rooms.get(room)
-        if consensus is None:
-            consensus = self._rooms[room] = await room_consensus(self.store, room)
-        else:
-            consensus.add(label.label_id, label.sample_id, label.labeler, label.answer,
-                          label.seconds)
-        answers = consensus.answers_of(label.sample_id)
-        choices = request.answer.get("choices") if isinstance(request.answer, dict) else None
-        if request.prediction is not None:
-            self._predictions.setdefault(room, {})[label.sample_id] = request.prediction
-        accuracy = consensus.recent_accuracy()
-        more = self.policy.needs_another(answers, limit=limit, prediction=request.prediction,
-                                         choices=choices, accuracy=accuracy,
-                                         model_accuracy=self._model_rate(room, consensus))
-        return consensus.labels_of(label.sample_id) + 1 if more else None
-
-    def _model_rate(self, room: str, consensus: Consensus) -> float | None:
-        """How often the model's predictions matched the aggregate of samples with two or
-        more answers; refreshed as often as the labelers' estimates."""
-        seen, rate = self._model_accuracy.get(room, (-1, None))
-        if seen >= 0 and len(consensus.answers) - seen < max(10, len(consensus.answers) // 10):
-            return rate
-        predictions = self._predictions.get(room, {})
-        result = consensus.aggregate()
-        judged = [value == predictions[sample]
-                  for sample, value in zip(result.samples, result.values, strict=True)
-                  if sample in predictions and len(consensus.answers_of(sample)) >= 2]
-        rate = sum(judged) / len(judged) if len(judged) >= MIN_JUDGED else None
-        self._model_accuracy[room] = (len(consensus.answers), rate)
-        return rate
-
+        adaptive = self._adaptive.setdefault(room, _Adaptive())
+        async with adaptive.loading:  # the first label builds it; the next ones wait
+            state = adaptive.state
+            if state is None:
+                labels, gold = await room_labels(self.store, room), \
+                    await gold_accuracy(self.store, room)
+                consensus = await adaptive.calls.run(partial(consensus_of, labels, gold))
+                state = adaptive.state = AdaptiveRoom(consensus, self.policy)
+        return await adaptive.calls.run(partial(state.after_label, label, request, limit))
