@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from pathlib import Path
 
 import aiohttp
 
 from swergio_al.feedback.adaptive import OverlapPolicy
 from swergio_al.feedback.off_loop import InOrder
 from swergio_al.feedback.room_quality import consensus_of, room_labels
-from swergio_al.feedback.store import Store
+from swergio_al.feedback.store import Store, create_store
 from swergio_al.keys import FEEDBACK, STORE
 from tests.conftest import MakeServer
 from tests.feedback.helpers import (
@@ -108,6 +109,29 @@ async def test_the_event_loop_serves_others_while_a_rooms_labelers_are_re_estima
     assert estimates["ann"] < OverlapPolicy().trusted
     async with await labeler(url, "bob") as bob:
         assert (await bob.next("FEEDBACK/TASK"))["DATA"]["sample_id"] == "new"
+
+
+async def test_stopping_the_server_waits_for_the_decision_under_way(
+        make_server: MakeServer, tmp_path: Path) -> None:
+    server = await make_server(gold_rate=0.0)
+    url = str(server.make_url("/ws"))
+    await seed(server.app[STORE])
+    desk = server.app[FEEDBACK].desk
+    async with await requester(url) as model, await labeler(url, "ann") as ann:
+        await model.send(request_message("new", answer=ANSWER, overlap=3, adaptive=True,
+                                         prediction="c1", **SETTINGS))
+        task = (await ann.next("FEEDBACK/TASK"))["DATA"]
+        await ann.send(label_message(task["task_id"], "c1"))
+        await ann.next("FEEDBACK/ACK")  # committed: the decision is under way
+        await server.close()
+    calls = desk._adaptive[ROOM].calls
+    assert calls._batch is None and not calls._queued  # nothing left running
+    store = create_store(f"sqlite:///{tmp_path / 'store.db'}")
+    await store.open()
+    try:  # the decision was applied before the store closed: "new" takes 2 answers
+        assert not await store.raise_overlap(ROOM, "model", "new", 2, now=time.time())
+    finally:
+        await store.close()
 
 
 async def test_calls_run_in_order_one_batch_at_a_time() -> None:
