@@ -10,6 +10,10 @@ them into each labeler's stream: their first task and then every
 answer is committed and acknowledged like any label but never delivered to the
 model; it measures the labeler's accuracy, which seeds the room's Dawid–Skene.
 
+Another node's gold questions: a room this node does not know to have any is
+looked at now and then, by a labeler's claim on one of their gold turns (at most
+every `LOOK_SECONDS` per room); a gold question found makes the room known.
+
 Adaptive requests (``"adaptive": true`` with overlap k) are stored with overlap
 1 and k kept with the request; after each of their labels the room's
 `AdaptiveRoom` decides whether one more answer is needed, and the service raises
@@ -22,6 +26,7 @@ event loop serves everyone else.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -38,6 +43,11 @@ from swergio_al.feedback.room_quality import (
     room_labels,
 )
 from swergio_al.feedback.store import Store
+
+# How often (per room, at most) a labeler's gold turn looks for gold questions in a
+# room this node does not know to have any: another node may have stored some.
+LOOK_SECONDS = 2.0
+
 
 __all__ = ["GOLD_KEY", "QualityDesk", "base_room", "gold_room", "is_gold_room"]
 
@@ -63,13 +73,17 @@ class QualityDesk:
         self.policy = policy or OverlapPolicy()
         self._handed: dict[tuple[str, str], int] = {}  # (room, labeler) -> tasks handed
         self._adaptive: dict[str, _Adaptive] = {}  # rooms with adaptive requests
-        # Rooms with gold questions (submitted here, or stored before this start): only
-        # there does a labeler's fill look for one, so other rooms pay nothing for gold.
+        # Rooms with gold questions (submitted here, stored before this start, or found
+        # since): there every gold turn claims one, while any is left for the labeler.
         self.gold_rooms: set[str] = set()
+        # Elsewhere gold turns look now and then: when each room was last looked at,
+        # and each labeler's last gold turn there with whether it looked.
+        self._looked: dict[str, float] = {}
+        self._prune_at = 64
+        self._turns: dict[tuple[str, str], tuple[int, bool]] = {}
 
     async def load(self) -> None:
-        """Learn which rooms have gold questions (at start; another node's new gold
-        questions reach its labelers from there, or here after a restart)."""
+        """Learn which rooms have gold questions (at start)."""
         self.gold_rooms.update(base_room(r) for r in await self.store.rooms() if is_gold_room(r))
 
     # -- requests ------------------------------------------------------------
@@ -89,16 +103,40 @@ class QualityDesk:
 
     def gold_due(self, room: str, labeler: str) -> bool:
         """Is the labeler's next task in `room` a gold question (if one is left)?"""
-        if not self.gold_every or room not in self.gold_rooms:
+        if not self.gold_every:
             return False
-        return self._handed.get((room, labeler), 0) % self.gold_every == 0
+        turn = self._handed.get((room, labeler), 0)
+        if turn % self.gold_every:
+            return False
+        return room in self.gold_rooms or self._look(room, labeler, turn)
+
+    def _look(self, room: str, labeler: str, turn: int) -> bool:
+        """Should this gold turn look for gold questions another node may have stored?"""
+        last = self._turns.get((room, labeler))
+        if last is not None and last[0] == turn:
+            # Asked again about the same turn: after the commit of their label, the fill
+            # that follows (it claims); at their first turn, a later fill (it does not).
+            return last[1] and turn > 0
+        now = time.monotonic()
+        look = now - self._looked.get(room, -LOOK_SECONDS) >= LOOK_SECONDS
+        self._turns[(room, labeler)] = (turn, look)
+        if look:
+            self._looked[room] = now
+            if len(self._looked) > self._prune_at:  # an old entry says what no entry says
+                self._looked = {r: t for r, t in self._looked.items()
+                                if now - t < LOOK_SECONDS}
+                self._prune_at = 2 * len(self._looked) + 64
+        return look
 
     def handed(self, task: Task) -> None:
         key = (base_room(task.request.room), task.labeler)
         self._handed[key] = self._handed.get(key, 0) + 1
+        if GOLD_KEY in task.request.extra:  # found by a look, perhaps
+            self.gold_rooms.add(key[0])
 
     def left(self, room: str, labeler: str) -> None:
         self._handed.pop((room, labeler), None)
+        self._turns.pop((room, labeler), None)
 
     @staticmethod
     def as_seen(task: Task) -> Task:

@@ -273,3 +273,34 @@ async def test_kpi_reports_sent_to_one_node_are_served_by_the_other(
             session.get(url, params={"room": r}) as response:
         points = (await response.json())["kpi"]
     assert [(p["model"], p["version"]) for p in points] == [(f"model-{r}", 1), (f"model-{r}", 2)]
+
+
+async def test_a_gold_question_stored_on_one_node_is_the_first_task_on_the_other(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await requester(one.ws_url, f"model-{r}", r) as model:
+        await model.send(request_message("gold", gold="cat", room=r))
+        await model.send(request_message("plain", room=r))
+        await model.client.sync()  # both stored
+        async with await labeler(two.ws_url, f"hank-{r}", r) as hank:
+            assert (await hank.next("FEEDBACK/TASK"))["DATA"]["sample_id"] == "gold"
+
+
+async def test_a_labeler_at_work_on_one_node_gets_gold_questions_stored_on_the_other(
+        nodes: list[ServerProcess]) -> None:
+    one, two = nodes
+    r = room()
+    async with await requester(one.ws_url, f"model-{r}", r) as model, \
+            await labeler(two.ws_url, f"gina-{r}", r) as gina:
+        for i in range(80):
+            await model.send(request_message(i, room=r))
+        task = (await gina.next("FEEDBACK/TASK"))["DATA"]
+        # Node two looked for gold questions in the room for her first task: none then.
+        await model.send(request_message("gold", gold="cat", room=r))
+        async with asyncio.timeout(20):
+            while task["sample_id"] != "gold":  # it comes on one of her gold turns
+                await asyncio.sleep(0.05)  # a person's pace: 80 tasks take seconds
+                await gina.send(label_message(task["task_id"], "cat", room=r))
+                await gina.next("FEEDBACK/ACK")
+                task = (await gina.next("FEEDBACK/TASK"))["DATA"]
