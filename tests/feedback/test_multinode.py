@@ -263,6 +263,9 @@ async def test_kpi_reports_sent_to_one_node_are_served_by_the_other(
     r = room()
     async with await requester(one.ws_url, f"model-{r}", r) as model, \
             await Peer.connect(two.ws_url, f"watcher-{r}", room=r) as watcher:
+        # In the room on node two before anything is relayed: a report node two hears
+        # of before it has handled the watcher's join is (rightly) not for the watcher.
+        await watcher.client.sync()
         for version in (1, 2):
             await model.send({"TYPE": "LOG/KPI", "TO_ROOM": r,
                               "DATA": {"version": version, "prequential": 0.5}})
