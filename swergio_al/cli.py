@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -153,6 +154,9 @@ def _serve_problem(config: Config) -> str | None:
         return f"--lease-seconds must be more than 0, got {config.lease_seconds:g}"
     if not config.max_frame_size > 0:
         return f"--max-frame-size must be at least 1, got {config.max_frame_size}"
+    if not 0 <= config.full_gc_seconds < math.inf:
+        return f"SWERGIO_AL_FULL_GC_SECONDS must be a number of seconds, 0 or more " \
+               f"(0: Python's own pacing), got {config.full_gc_seconds:g}"
     return log_level_problem(config.log_level)
 
 

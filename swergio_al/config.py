@@ -61,6 +61,9 @@ class Config:
     max_connections_per_ip: int = 4096
 
     shutdown_timeout_seconds: float = 5.0
+    # Full garbage collections on a timer, not whenever Python decides (0: Python's
+    # own pacing); see swergio_al/collector.py.
+    full_gc_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from swergio_al.api import setup_api
+from swergio_al.collector import paced_full_collections
 from swergio_al.config import Config
 from swergio_al.feedback.service import FeedbackService
 from swergio_al.feedback.store import create_store
@@ -40,6 +41,7 @@ def create_app(config: Config | None = None) -> web.Application:
     app[HUB].access.component_token = config.component_token
     app[HUB].access.labeler_token = config.labeler_token
     app[CONNECTIONS] = ConnectionCounter(config.max_connections_per_ip)
+    app.cleanup_ctx.append(_collector_lifetime)
     app.cleanup_ctx.append(_hub_lifetime)
     app.on_shutdown.append(_close_connections)
     app[STORE] = create_store(config.store)
@@ -65,6 +67,11 @@ def create_app(config: Config | None = None) -> web.Application:
     setup_metrics(app)
     setup_media(app)
     return app
+
+
+async def _collector_lifetime(app: web.Application) -> AsyncIterator[None]:
+    async with paced_full_collections(app[CONFIG].full_gc_seconds):
+        yield
 
 
 async def _hub_lifetime(app: web.Application) -> AsyncIterator[None]:

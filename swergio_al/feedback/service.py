@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from swergio_al.feedback.adaptive import ADAPTIVE_KEY
 from swergio_al.feedback.answers import answer_problem, schema_problem
-from swergio_al.feedback.crowd import Crowd
+from swergio_al.feedback.crowd import Crowd, Seat
 from swergio_al.feedback.dispatch import Dispatch
 from swergio_al.feedback.gold import GOLD_KEY, QualityDesk, base_room, gold_room, is_gold_room
 from swergio_al.feedback.kpi import kpi_record
@@ -53,6 +53,7 @@ from swergio_al.protocol import (
 from swergio_al.relay.broker import Envelope
 from swergio_al.relay.connection import Connection
 from swergio_al.relay.hub import Hub
+from swergio_al.relay.pipeline import PIPELINED_TYPES
 
 if TYPE_CHECKING:
     from swergio_al.metrics import Metrics
@@ -261,6 +262,15 @@ class FeedbackService(Dispatch, StatsBroadcast):
         if seat is not None and seat.idle:  # they are back: work for them again
             seat.idle = False
             self._crowd(message[TO_ROOM]).place(seat)
+        if kind in PIPELINED_TYPES:  # not waited for: see relay/pipeline.py
+            await self.hub.pipes.start(conn, self._answered(conn, message, handler, seat),
+                                       spawn=self._spawn, key=self._write_key(message))
+            return
+        await self._act(conn, message, handler, seat)
+
+    async def _act(self, conn: Connection, message: Message, handler: Handler,
+                   seat: Seat | None) -> None:
+        """Run `handler`, turning what the store refused into the ERROR to answer."""
         try:
             await handler(self, conn, message)
         except UnknownTask as exc:
@@ -276,6 +286,30 @@ class FeedbackService(Dispatch, StatsBroadcast):
             log.error("feedback store unavailable: %s", exc)
             raise ProtocolError(ErrorCode.UNAVAILABLE, "feedback store unavailable; retry later",
                                 message[ID]) from None
+
+    async def _answered(self, conn: Connection, message: Message, handler: Handler,
+                        seat: Seat | None) -> None:
+        """`_act` in a pipelined task: nobody up the stack answers its errors, so it does."""
+        try:
+            await self._act(conn, message, handler, seat)
+        except ProtocolError as error:
+            if conn.is_open:
+                conn.refuse(error)
+        except Exception:
+            log.exception("handling %s from %s failed", message[TYPE], conn.name)
+            if conn.is_open:
+                conn.refuse(ProtocolError(ErrorCode.INTERNAL,
+                                          "the server failed to handle this message",
+                                          message[ID]))
+
+    @staticmethod
+    def _write_key(message: Message) -> Hashable | None:
+        """What a pipelined REQUEST writes: one sample's request (an ACK: its own label)."""
+        data = message.get(DATA)
+        if message[TYPE] != MessageType.FEEDBACK_REQUEST or not isinstance(data, dict):
+            return None
+        sample_id = data.get("sample_id")
+        return (message[TO_ROOM], sample_id) if isinstance(sample_id, (str, int)) else None
 
     async def _keep_kpi(self, room: str, model: str, record: dict[str, Any]) -> None:
         try:

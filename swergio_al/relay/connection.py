@@ -8,7 +8,7 @@ import logging
 from abc import ABC, abstractmethod
 from enum import Enum
 
-from swergio_al.protocol import CloseCode, Role
+from swergio_al.protocol import CloseCode, ProtocolError, Role
 from swergio_al.relay.access import Credential
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,10 @@ class Connection(ABC):
         self.write_now(outbox)
         if len(outbox) == before:
             await self.write(outbox.popleft())  # behind: `write` waits for the socket
+
+    @abstractmethod
+    def refuse(self, error: ProtocolError) -> None:
+        """Answer a message this client sent that the server refused, as its protocol can."""
 
     @abstractmethod
     async def close(self, code: CloseCode, reason: str) -> None:

@@ -34,6 +34,7 @@ from swergio_al.protocol import (
 from swergio_al.relay.access import AccessPolicy, Credential, NameHolder, RemoteHolder
 from swergio_al.relay.broker import Broker, Envelope, MemoryBroker
 from swergio_al.relay.connection import Connection
+from swergio_al.relay.pipeline import PIPELINED_TYPES, Pipelines
 
 if TYPE_CHECKING:
     from swergio_al.metrics import Metrics
@@ -81,6 +82,8 @@ class Hub:
         self.metrics: Metrics | None = None
         #: Who may register as what, and what a labeler may do (open by default).
         self.access = AccessPolicy(is_feedback_room=lambda room: self.service_for(room) is not None)
+        #: Frames of a connection still being handled after the next was read.
+        self.pipes = Pipelines()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -194,6 +197,8 @@ class Hub:
             # more: the name may already belong to a newer connection.
             return
         kind = message[TYPE]
+        if conn in self.pipes and kind not in PIPELINED_TYPES:
+            await self.pipes.drain(conn)  # what it sent before comes first, errors and all
         if kind not in SERVER_COMMANDS:  # the common case first: data, log, feedback
             if conn.name is None:
                 raise ProtocolError(ErrorCode.NOT_REGISTERED, "send COMMAND/REGISTER first",

@@ -135,6 +135,15 @@ class TcpConnection(Connection):
             return
         super().deliver(text)
 
+    def refuse(self, error: ProtocolError) -> None:
+        """Logged: 0.0.2 clients get no ERROR, but some refusals close."""
+        code = _CLOSING_REFUSALS.get(error.code)
+        log.log(logging.WARNING if code else logging.INFO,
+                "refused from swergio 0.0.2 client %s (%s): %s %s%s", self.name, self.remote,
+                error.code.value, error.message, "; closing" if code else "")
+        if code is not None:
+            self.close_soon(code, error.message)
+
     async def write(self, text: str) -> None:
         self.writer.write(encode_frame(text))
         await self.writer.drain()
@@ -283,7 +292,7 @@ class SwergioListener:
             bodies = decoder.feed(data)
             for body in bodies:
                 if bucket.rate and not bucket.take():
-                    self._refuse(conn, ProtocolError(
+                    conn.refuse(ProtocolError(
                         ErrorCode.RATE_LIMITED,
                         f"over {bucket.rate:g} messages/s (burst {bucket.burst})"))
                     if self.hub.metrics is not None:
@@ -314,26 +323,17 @@ class SwergioListener:
         except ProtocolError as exc:
             if exc.code in _UNREADABLE:
                 raise FramingError(exc.message) from None
-            self._refuse(conn, exc)  # readable JSON with a bad string or number: dropped
+            conn.refuse(exc)  # readable JSON with a bad string or number: dropped
             return
         # As on /ws: relay the frame as it came unless the server fills in ID or SENT_BY.
         as_is = ID in message and SENT_BY not in message
         try:
             await self.hub.handle(conn, validate(message), text=text if as_is else None)
         except ProtocolError as error:
-            self._refuse(conn, error)
+            conn.refuse(error)
         except Exception:
             # The boundary of one message: a bug behind the relay (a room service, a
             # broker) costs this message, not the connection or anyone else's.
             log.exception("handling a frame from swergio 0.0.2 client %s (%s) failed",
                           conn.name, conn.remote)
 
-    @staticmethod
-    def _refuse(conn: TcpConnection, error: ProtocolError) -> None:
-        """Log a refused message; 0.0.2 clients get no ERROR, but some refusals close."""
-        code = _CLOSING_REFUSALS.get(error.code)
-        log.log(logging.WARNING if code else logging.INFO,
-                "refused from swergio 0.0.2 client %s (%s): %s %s%s", conn.name, conn.remote,
-                error.code.value, error.message, "; closing" if code else "")
-        if code is not None:
-            conn.close_soon(code, error.message)

@@ -2,8 +2,8 @@
 
 Every statement runs on that thread, so writes are ordered, the event loop
 never blocks on disk, and `claim` is atomic without any locking of our own.
-Label commits are fsync'd (synchronous=FULL); everything else can be replayed
-by its sender and commits with synchronous=NORMAL, which survives a process
+Commits holding a label are fsync'd (synchronous=FULL); the rest can be replayed
+by their senders and commit with synchronous=NORMAL, which survives a process
 crash (but not a power cut).
 """
 
@@ -14,7 +14,6 @@ import json
 import sqlite3
 import statistics
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -41,6 +40,7 @@ from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
 from swergio_al.feedback.store.pending import PendingEstimate
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 from swergio_al.feedback.store.worker import StoreThread
+from swergio_al.protocol import new_id
 
 T = TypeVar("T")
 
@@ -146,10 +146,11 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._thread: StoreThread | None = None
         self._batch_lock = threading.Lock()
-        # Writes waiting for the next group commit: fsync'd (labels) or not.
-        self._waiting: dict[bool, list[tuple[Callable[..., Any], tuple[Any, ...],
-                                             asyncio.Future[Any]]]] = {True: [], False: []}
-        self._queued = {True: False, False: False}
+        # Writes waiting for the next group commit, each saying if it must be fsync'd.
+        self._waiting: list[tuple[bool, Callable[..., Any], tuple[Any, ...],
+                                  asyncio.Future[Any]]] = []
+        self._queued = False
+        self._synchronous = "NORMAL"  # the connection's setting now (store thread only)
         self._pending = PendingEstimate()  # touched on the store thread only
 
     # -- plumbing ----------------------------------------------------------
@@ -177,8 +178,10 @@ class SQLiteStore(Store):
     @contextmanager
     def _transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         db = self.db
-        if durable:
-            db.execute("PRAGMA synchronous=FULL")
+        synchronous = "FULL" if durable else "NORMAL"
+        if synchronous != self._synchronous:
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            self._synchronous = synchronous
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -187,9 +190,6 @@ class SQLiteStore(Store):
             raise
         else:
             db.execute("COMMIT")
-        finally:
-            if durable:
-                db.execute("PRAGMA synchronous=NORMAL")
 
     def _connect(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -390,7 +390,7 @@ class SQLiteStore(Store):
             (room, labeler, *_EXCLUDING)).fetchone()
         if row is None:
             return None
-        task_id = uuid.uuid4().hex
+        task_id = new_id()
         tx.execute("UPDATE requests SET in_flight = in_flight + 1 WHERE id = ?", (row[0],))
         tx.execute("INSERT INTO tasks (task_id, request_id, room, labeler, status, "
                    "lease_expires, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -492,46 +492,47 @@ class SQLiteStore(Store):
         return label, tasks
 
     async def _group(self, durable: bool, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(tx, *args)` in the next group commit of its kind.
+        """Run `fn(tx, *args)` in the next group commit.
 
         Writes that arrive while a commit is under way wait for the next one and
         share it, so throughput grows with load instead of being capped at one
-        transaction (or fsync) per write. Labels (`durable`) go in commits that
-        are fsync'd; the rest (the model's requests and ACKs, claims) can be
-        replayed by their senders and go in commits of their own that are not,
-        so a model never waits for a labeler's fsync. Each write has its own
-        savepoint: a refused one (StoreError) leaves the others to commit.
+        transaction (or fsync) per write. A commit holding a label (`durable`) is
+        fsync'd; one holding only writes their senders can replay (the model's
+        requests and ACKs, claims) is not. Each write has its own savepoint: a
+        refused one (StoreError) leaves the others to commit. Writes commit in
+        the order they came, which the pipelined frames of a model rely on
+        (relay/pipeline.py).
         """
         if self._thread is None:
             raise StoreUnavailable("the feedback store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._batch_lock:
-            self._waiting[durable].append((fn, args, future))
-            start = not self._queued[durable]
-            self._queued[durable] = True
+            self._waiting.append((durable, fn, args, future))
+            start = not self._queued
+            self._queued = True
         if start:
             try:
-                self._thread.post(partial(self._commit_group, loop, durable), None, loop)
+                self._thread.post(partial(self._commit_group, loop), None, loop)
             except RuntimeError:  # closing: the store thread takes no more work
                 with self._batch_lock:
-                    stranded, self._waiting[durable] = self._waiting[durable], []
-                    self._queued[durable] = False
+                    stranded, self._waiting = self._waiting, []
+                    self._queued = False
                 closing = StoreUnavailable("the feedback store is closing")
-                for _, _, waiter in stranded:
+                for _, _, _, waiter in stranded:
                     if waiter is not future and not waiter.done():
                         waiter.set_exception(closing)
                 raise closing from None
         return await future
 
-    def _commit_group(self, loop: asyncio.AbstractEventLoop, durable: bool) -> None:
+    def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._batch_lock:
-            batch, self._waiting[durable] = self._waiting[durable], []
-            self._queued[durable] = False
+            batch, self._waiting = self._waiting, []
+            self._queued = False
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
-            with self._transaction(durable=durable) as tx:
-                for fn, args, future in batch:
+            with self._transaction(durable=any(durable for durable, *_ in batch)) as tx:
+                for _, fn, args, future in batch:
                     tx.execute("SAVEPOINT write")
                     try:
                         outcomes.append((future, fn(tx, *args), None))
@@ -541,9 +542,9 @@ class SQLiteStore(Store):
                     tx.execute("RELEASE write")
         except sqlite3.Error as exc:
             failed = StoreUnavailable(f"feedback store failed: {exc}")
-            outcomes = [(future, None, failed) for _, _, future in batch]
+            outcomes = [(future, None, failed) for *_, future in batch]
         except Exception as exc:  # rolled back; no waiter may be left hanging
-            outcomes = [(future, None, exc) for _, _, future in batch]
+            outcomes = [(future, None, exc) for *_, future in batch]
         loop.call_soon_threadsafe(_settle, outcomes)
 
     def _record_label(self, tx: sqlite3.Connection, task_id: str, labeler: str, answer: object,
