@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import random
-import resource
 import socket
 import subprocess
 import sys
@@ -40,23 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from common import free_port, raise_fd_limit  # benchmarks/common.py
 
 ROOM = "feedback/load"
 CHAT = "load/chat"
 CHOICE = {"type": "choice", "choices": ["yes", "no"]}
 WARM_UP = 3.0  # seconds of ramp-up left out of the latency figures
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
 
 
 def start_server(port: int, store: Path | str,

@@ -31,7 +31,6 @@ import asyncio
 import base64
 import json
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -44,6 +43,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import free_port, raise_fd_limit  # benchmarks/common.py
+
 ROOM = "bench"
 MESSAGE_SIZE = 200  # bytes of JSON per message, before the server stamps SENT_BY
 WINDOW = 768  # messages in flight per receiver (below the server's 1024-frame outbox)
@@ -51,18 +52,6 @@ BATCH = 32  # frames per write from the sender
 
 
 # -- servers ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @dataclass
@@ -119,7 +108,7 @@ def start_server(kind: str, *, port: int | None = None, broker: str | None = Non
         args = [sys.executable, __file__, "--bare-server", "--port", str(port)]
     else:
         raise ValueError(f"unknown server kind {kind!r}")
-    proc = subprocess.Popen([*args, *extra_args], preexec_fn=_raise_fd_limit,
+    proc = subprocess.Popen([*args, *extra_args], preexec_fn=raise_fd_limit,
                             stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -503,7 +492,7 @@ def table(ours: Result, bare: Result, connections: int) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    _raise_fd_limit()
+    raise_fd_limit()
     ours, bare = Result(), Result()
     for round_ in range(args.rounds):
         for kind, result in (("swergio-al", ours), ("bare", bare)):
@@ -524,7 +513,7 @@ async def run(args: argparse.Namespace) -> None:
 
 async def run_nodes(args: argparse.Namespace) -> None:
     """E: fan-out across `--nodes` processes linked by `--broker`, beside one process."""
-    _raise_fd_limit()
+    raise_fd_limit()
     single: list[tuple[float, float]] = []
     multi: list[tuple[float, float]] = []
     for round_ in range(args.rounds):
