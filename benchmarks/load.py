@@ -82,6 +82,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_command(commands: tuple[str, ...] = ("postgres", "redis-server")) -> dict[int, float]:
+    """CPU seconds so far of every process running one of `commands` (the backing
+    services of a two-node run, whose CPU the servers' figure leaves out), by pid."""
+    seen: dict[int, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() in commands:
+                seen[int(proc.name)] = cpu_seconds(int(proc.name))
+        except OSError:  # it ended meanwhile
+            continue
+    return seen
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -236,6 +251,7 @@ async def run(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dic
                 await asyncio.sleep(0.05)  # connect in waves, not one SYN flood
         tally.started = time.monotonic()
         cpu_before, client_before = server_cpu(), time.process_time()
+        services_before = cpu_by_command()
         labels_before = committed_before = 0
         deadline = tally.started + args.seconds
         while time.monotonic() < deadline:
@@ -244,10 +260,13 @@ async def run(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dic
             if time.monotonic() - tally.started < WARM_UP:
                 labels_before, committed_before = tally.labels, tally.committed
                 cpu_before, client_before = server_cpu(), time.process_time()
+                services_before = cpu_by_command()
         labels = tally.labels - labels_before
         committed = tally.committed - committed_before
         measured = args.seconds - WARM_UP
         busy = server_cpu() - cpu_before
+        services = sum(cpu - services_before.get(pid, 0.0)
+                       for pid, cpu in cpu_by_command().items()) / measured
         cpu = (busy / measured, (time.process_time() - client_before) / measured)
         tally.stopping = True
         for client in clients:
@@ -257,7 +276,7 @@ async def run(args: argparse.Namespace, urls: list[str], pids: list[int]) -> dic
     return {"tally": tally, "rss": rss, "labels_per_second": labels / measured,
             "committed_per_second": committed / measured,
             "cpu_us_per_label": busy / committed * 1e6 if committed else float("nan"),
-            "crashed": crashed, "cpu": cpu}
+            "crashed": crashed, "cpu": cpu, "services_cpu": services}
 
 
 def report(args: argparse.Namespace, outcome: dict[str, Any]) -> str:
@@ -389,19 +408,22 @@ async def drop_shared_state(args: argparse.Namespace, tag: str) -> None:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    """One run per crowd size, each offering the same labels/s in total; one table."""
+    """One run per crowd size, each offering the same labels/s in total; one table,
+    then issue 17's targets checked on the largest crowd."""
     sizes = [int(size) for size in args.sizes.split(",")]
     raise_fd_limit(2 * (max(sizes) + args.components) + 256)
-    rows = []
+    rows, outcomes = [], []
     for size in sizes:
         run_args = argparse.Namespace(**{**vars(args), "labelers": size,
                                          "think": size / args.offered})
         outcome, alive = serve_and_run(run_args)
+        outcomes.append((outcome, alive))
         tally: Tally = outcome["tally"]
         rows.append(
             f"| {size} | {run_args.think:.2f} | {outcome['labels_per_second']:.0f} | "
             f"{outcome['committed_per_second']:.0f} | {outcome['cpu_us_per_label']:.0f} | "
-            f"{outcome['cpu'][0]:.2f} / {outcome['cpu'][1]:.2f} | "
+            f"{outcome['cpu'][0]:.2f} / {outcome['cpu'][1]:.2f} / "
+            f"{outcome['services_cpu']:.2f} | "
             f"{percentile(tally.next_task, 0.5) * 1000:.1f} / "
             f"{percentile(tally.next_task, 0.99) * 1000:.1f} | "
             f"{percentile(tally.relay, 0.99) * 1000:.1f} | "
@@ -415,11 +437,27 @@ def sweep(args: argparse.Namespace) -> int:
           f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"at the end, Python {platform.python_version()}\n")
     print("| labelers | think s | labels/s sent | labels/s committed | server CPU µs/label | "
-          "cores server / client | next task p50 / p99 ms | relay p99 ms | RSS MB (max/node) | "
-          "errors / lost |")
+          "cores server / client / PostgreSQL+Redis | next task p50 / p99 ms | relay p99 ms | "
+          "RSS MB (max/node) | errors / lost |")
     print("|---:|---:|---:|---:|---:|---|---|---:|---:|---|")
     print("\n".join(rows))
-    return 0
+    (small, _), (large, alive) = outcomes[0], outcomes[-1]
+    ratio = large["cpu_us_per_label"] / small["cpu_us_per_label"]
+    checks = [
+        (f"{sizes[-1]} labelers: 0 ERROR frames, 0 lost connections",
+         alive and not large["tally"].errors and not large["tally"].lost),
+        (f"{sizes[-1]} labelers: >= {args.offered:g} labels/s committed "
+         f"({large['committed_per_second']:.0f})", large["committed_per_second"] >= args.offered),
+        (f"{sizes[-1]} labelers: p99 time to next task < 100 ms "
+         f"({percentile(large['tally'].next_task, 0.99) * 1000:.0f} ms)",
+         percentile(large["tally"].next_task, 0.99) < 0.1),
+        (f"server CPU per label at {sizes[-1]} within 1.5x of that at {sizes[0]} "
+         f"({ratio:.2f}x)", ratio <= 1.5),
+    ]
+    print()
+    for what, met in checks:
+        print(f"{'met    ' if met else 'NOT met'}  {what}")
+    return 0 if all(met for _, met in checks) else 1
 
 
 if __name__ == "__main__":
