@@ -1,135 +1,43 @@
-"""The embedded store: one SQLite file in WAL mode, driven by one dedicated thread.
+"""The embedded store: one SQLite file (sqlite_db.py), the default backend.
 
-Every statement runs on that thread, so writes are ordered, the event loop
-never blocks on disk, and `claim` is atomic without any locking of our own.
-Commits holding a label are fsync'd (synchronous=FULL); the rest can be replayed
-by their senders and commit with synchronous=NORMAL, which survives a process
-crash (but not a power cut).
+Here the writes to the queue: requests, leases and labels, the ones a model
+pipelines (requests, ACKs) and a label with its labeler's next claim in group
+commits. Labels, figures and KPI history are read in sqlite_reads.py; rows
+become records in rows.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import statistics
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
 
 from swergio_al.feedback.records import (
     FeedbackRequest,
-    KpiPoint,
     Label,
-    LabelerStats,
     LimitReached,
     NotYourTask,
     RequestStatus,
-    RoomStats,
     SampleId,
-    StoreError,
-    StoreUnavailable,
     Submitted,
     Task,
     TaskStatus,
     UnknownTask,
 )
-from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
+from swergio_al.feedback.store.base import Store
 from swergio_al.feedback.store.pending import PendingEstimate
-from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
-from swergio_al.feedback.store.worker import StoreThread
+from swergio_al.feedback.store.rows import _LABEL_COLUMNS, _TASK_SELECT, _dump, _sample_key, _task
+
+# Re-exported: postgres.py imports these from here, where they were defined before rows.py.
+from swergio_al.feedback.store.rows import KPI_THIN as KPI_THIN
+from swergio_al.feedback.store.rows import RECENT_SECONDS as RECENT_SECONDS
+from swergio_al.feedback.store.rows import _label as _label
+from swergio_al.feedback.store.rows import labeler_table as labeler_table
+from swergio_al.feedback.store.sqlite_reads import SQLiteReads
 from swergio_al.protocol import new_id
 
-T = TypeVar("T")
-
-_REQUEST_COLUMNS = ("r.id, r.room, r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, "
-                    "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap, "
-                    "r.extra")
-_TASK_SELECT = (f"SELECT t.task_id, t.labeler, t.lease_expires, t.status, {_REQUEST_COLUMNS} "
-                "FROM tasks t JOIN requests r ON r.id = t.request_id")
-_LABEL_COLUMNS = ("label_id, task_id, room, sample_id, sample_is_int, requester, labeler, answer, "
-                  "seconds, created, acked")
 # Tasks that keep a labeler from being offered the same request again.
 _EXCLUDING = (TaskStatus.LEASED.value, TaskStatus.DONE.value, TaskStatus.SKIPPED.value)
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _sample_key(sample_id: SampleId) -> tuple[str, int]:
-    return str(sample_id), int(isinstance(sample_id, int))
-
-
-def _sample(text: str, is_int: int) -> SampleId:
-    return int(text) if is_int else text
-
-
-def _request(row: Sequence[Any]) -> FeedbackRequest:
-    (_, room, sample_id, is_int, requester, kind, content, answer, question, prediction,
-     confidence, priority, overlap) = row[:13]
-    # The PostgreSQL store shares these helpers; a row without `extra` has none.
-    extra = row[13] if len(row) > 13 else None
-    return FeedbackRequest(room=room, sample_id=_sample(sample_id, is_int), requester=requester,
-                           kind=kind, content=_load(content), answer=json.loads(answer),
-                           question=question, prediction=_load(prediction),
-                           confidence=confidence, priority=priority, overlap=overlap,
-                           extra=_load(extra) or {})
-
-
-def _task(row: Sequence[Any]) -> Task:
-    task_id, labeler, lease_expires, status = row[:4]
-    return Task(task_id=task_id, request=_request(row[4:]), labeler=labeler,
-                lease_expires=lease_expires, status=TaskStatus(status))
-
-
-def _label(row: Sequence[Any], extra: str | None = None) -> Label:
-    (label_id, task_id, room, sample_id, is_int, requester, labeler, answer, seconds, created,
-     acked) = row
-    return Label(label_id=label_id, task_id=task_id, room=room,
-                 sample_id=_sample(sample_id, is_int), requester=requester, labeler=labeler,
-                 answer=json.loads(answer), seconds=seconds, created=created, acked=bool(acked),
-                 extra=_load(extra) or {})
-
-
-def labeler_table(counts: Iterable[tuple[str, int]], seconds: Iterable[tuple[str, float]],
-                  skips: Iterable[tuple[str, int]]) -> list[LabelerStats]:
-    """Per-labeler rows from three queries' results, busiest labeler first."""
-    recent: dict[str, list[float]] = {}
-    for labeler, value in seconds:
-        recent.setdefault(labeler, []).append(float(value))
-    skipped, given = dict(skips), dict(counts)
-    names = set(given) | set(skipped)
-    rows = [LabelerStats(labeler=name, labels=int(given.get(name, 0)),
-                         median_seconds=statistics.median(recent[name]) if name in recent else None,
-                         skips=int(skipped.get(name, 0))) for name in names]
-    return sorted(rows, key=lambda row: (-row.labels, row.labeler))
-
-
-# Shared by both stores (placeholders aside): thin a model's KPI history by
-# dropping every second point, keeping the first one.
-KPI_THIN = ("DELETE FROM kpi WHERE seq IN (SELECT seq FROM (SELECT seq, ROW_NUMBER() OVER "
-            "(ORDER BY seq) AS n FROM kpi WHERE room = {0} AND model = {1}) AS ranked "
-            "WHERE n % 2 = 0)")
-RECENT_SECONDS = ("SELECT labeler, seconds FROM (SELECT labeler, seconds, ROW_NUMBER() OVER "
-                  "(PARTITION BY labeler ORDER BY seq DESC) AS n FROM labels WHERE room = {0} "
-                  "AND seconds IS NOT NULL) AS recent WHERE n <= {1}")
-
-
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, result, error in outcomes:
-        if future.cancelled():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
 
 
 def sqlite_path(url: str) -> str:
@@ -140,112 +48,10 @@ def sqlite_path(url: str) -> str:
     return url[len(prefix):]
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteReads, Store):
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._thread: StoreThread | None = None
-        self._batch_lock = threading.Lock()
-        # Writes waiting for the next group commit, each saying if it must be fsync'd.
-        self._waiting: list[tuple[bool, Callable[..., Any], tuple[Any, ...],
-                                  asyncio.Future[Any]]] = []
-        self._queued = False
-        self._synchronous = "NORMAL"  # the connection's setting now (store thread only)
+        super().__init__(path)
         self._pending = PendingEstimate()  # touched on the store thread only
-
-    # -- plumbing ----------------------------------------------------------
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._thread is None:
-            raise StoreUnavailable("the feedback store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        try:
-            self._thread.post(partial(fn, *args), future, loop)
-        except RuntimeError:  # closing: the thread takes no more work
-            raise StoreUnavailable("the feedback store is closing") from None
-        try:
-            return await future
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"feedback store failed: {exc}") from exc
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreUnavailable("the feedback store is not open")
-        return self._db
-
-    @contextmanager
-    def _transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        db = self.db
-        synchronous = "FULL" if durable else "NORMAL"
-        if synchronous != self._synchronous:
-            db.execute(f"PRAGMA synchronous={synchronous}")
-            self._synchronous = synchronous
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
-
-    def _connect(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=5000")
-            self._db = db
-            self._migrate()
-        except BaseException:
-            self._db = None
-            db.close()
-            raise
-
-    def _migrate(self) -> None:
-        db = self.db
-        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        current = self._version()
-        if current > LATEST:
-            raise RuntimeError(f"{self.path} has schema version {current}, newer than this "
-                               f"release understands ({LATEST}); upgrade swergio-al")
-        for version in range(current + 1, LATEST + 1):
-            with self._transaction(durable=True) as tx:
-                for statement in MIGRATIONS[version - 1]:
-                    tx.execute(statement.format(serial="INTEGER PRIMARY KEY",
-                                                generated="VIRTUAL"))
-                tx.execute("DELETE FROM schema_version")
-                tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-
-    def _version(self) -> int:
-        row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        return int(row[0] or 0)
-
-    async def open(self) -> None:
-        if self._thread is not None:
-            return
-        self._thread = StoreThread("sqlite-store")
-        try:
-            await self._run(self._connect)
-        except BaseException:
-            thread, self._thread = self._thread, None
-            await asyncio.get_running_loop().run_in_executor(None, thread.stop)
-            raise
-
-    async def close(self) -> None:
-        if self._thread is None:
-            return
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        thread, self._thread = self._thread, None
-        await asyncio.get_running_loop().run_in_executor(None, thread.stop)
-
-    async def schema_version(self) -> int:
-        return await self._run(self._version)
 
     # -- requests ----------------------------------------------------------
 
@@ -491,62 +297,6 @@ class SQLiteStore(Store):
             tasks.append(task)
         return label, tasks
 
-    async def _group(self, durable: bool, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(tx, *args)` in the next group commit.
-
-        Writes that arrive while a commit is under way wait for the next one and
-        share it, so throughput grows with load instead of being capped at one
-        transaction (or fsync) per write. A commit holding a label (`durable`) is
-        fsync'd; one holding only writes their senders can replay (the model's
-        requests and ACKs, claims) is not. Each write has its own savepoint: a
-        refused one (StoreError) leaves the others to commit. Writes commit in
-        the order they came, which the pipelined frames of a model rely on
-        (relay/pipeline.py).
-        """
-        if self._thread is None:
-            raise StoreUnavailable("the feedback store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        with self._batch_lock:
-            self._waiting.append((durable, fn, args, future))
-            start = not self._queued
-            self._queued = True
-        if start:
-            try:
-                self._thread.post(partial(self._commit_group, loop), None, loop)
-            except RuntimeError:  # closing: the store thread takes no more work
-                with self._batch_lock:
-                    stranded, self._waiting = self._waiting, []
-                    self._queued = False
-                closing = StoreUnavailable("the feedback store is closing")
-                for _, _, _, waiter in stranded:
-                    if waiter is not future and not waiter.done():
-                        waiter.set_exception(closing)
-                raise closing from None
-        return await future
-
-    def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._batch_lock:
-            batch, self._waiting = self._waiting, []
-            self._queued = False
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            with self._transaction(durable=any(durable for durable, *_ in batch)) as tx:
-                for _, fn, args, future in batch:
-                    tx.execute("SAVEPOINT write")
-                    try:
-                        outcomes.append((future, fn(tx, *args), None))
-                    except StoreError as exc:  # this write only: the others still commit
-                        tx.execute("ROLLBACK TO write")
-                        outcomes.append((future, None, exc))
-                    tx.execute("RELEASE write")
-        except sqlite3.Error as exc:
-            failed = StoreUnavailable(f"feedback store failed: {exc}")
-            outcomes = [(future, None, failed) for *_, future in batch]
-        except Exception as exc:  # rolled back; no waiter may be left hanging
-            outcomes = [(future, None, exc) for *_, future in batch]
-        loop.call_soon_threadsafe(_settle, outcomes)
-
     def _record_label(self, tx: sqlite3.Connection, task_id: str, labeler: str, answer: object,
                       seconds: float | None, label_id: str, now: float) -> Label:
         task = self._leased_task(tx, task_id, labeler)
@@ -580,114 +330,3 @@ class SQLiteStore(Store):
             tx.execute("UPDATE labels SET acked = 1, acked_at = ? WHERE label_id = ?",
                        (now, label_id))
         return True
-
-    async def label_of_task(self, task_id: str) -> Label | None:
-        labels = await self._run(self._select_labels, "l.task_id = ?", (task_id,))
-        return labels[0] if labels else None
-
-    async def unacked(self, requester: str) -> list[Label]:
-        return await self._run(self._select_labels, "l.requester = ? AND l.acked = 0",
-                               (requester,))
-
-    async def history(self, room: str, requester: str) -> list[Label]:
-        return await self._run(self._select_labels, "l.room = ? AND l.requester = ?",
-                               (room, requester))
-
-    def _select_labels(self, where: str, args: tuple[Any, ...]) -> list[Label]:
-        """Labels as the requester gets them: with their request's extra keys."""
-        columns = ", ".join(f"l.{c.strip()}" for c in _LABEL_COLUMNS.split(","))
-        rows = self.db.execute(f"SELECT {columns}, r.extra FROM labels l JOIN requests r "
-                               f"ON r.id = l.request_id WHERE {where} ORDER BY l.seq", args)
-        return [_label(row[:-1], row[-1]) for row in rows]
-
-    async def labels(self, *, room: str | None = None,
-                     batch: int = 1000) -> AsyncIterator[Label]:
-        after = 0
-        while True:
-            rows = await self._run(self._label_page, room, after, batch)
-            for _, row in rows:
-                yield _label(row)
-            if len(rows) < batch:
-                return
-            after = rows[-1][0]
-
-    def _label_page(self, room: str | None, after: int,
-                    batch: int) -> list[tuple[int, tuple[Any, ...]]]:
-        where, args = ("seq > ?", (after,)) if room is None else \
-            ("seq > ? AND room = ?", (after, room))
-        rows = self.db.execute(f"SELECT seq, {_LABEL_COLUMNS} FROM labels WHERE {where} "
-                               "ORDER BY seq LIMIT ?", (*args, batch))
-        return [(row[0], tuple(row[1:])) for row in rows]
-
-    # -- numbers -----------------------------------------------------------
-
-    async def stats(self, room: str, *, now: float) -> RoomStats:
-        return await self._run(self._stats, room, now)
-
-    def _stats(self, room: str, now: float) -> RoomStats:
-        db = self.db
-        queued, in_flight = db.execute(
-            "SELECT COALESCE(SUM(CASE WHEN labeled + in_flight < overlap THEN 1 ELSE 0 END), 0), "
-            "COALESCE(SUM(in_flight), 0) FROM requests WHERE room = ? AND status = ?",
-            (room, RequestStatus.OPEN.value)).fetchone()
-        labeled = db.execute("SELECT COUNT(*) FROM labels WHERE room = ?", (room,)).fetchone()[0]
-        recent = db.execute("SELECT COUNT(*) FROM labels WHERE room = ? AND created >= ?",
-                            (room, now - 60.0)).fetchone()[0]
-        return RoomStats(queued=queued, in_flight=in_flight, labeled=labeled,
-                         labels_per_minute=recent)
-
-    async def rooms(self) -> list[str]:
-        return await self._run(self._rooms)
-
-    def _rooms(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT DISTINCT room FROM requests "
-                                                  "ORDER BY room")]
-
-    async def open_question(self, room: str) -> str | None:
-        return await self._run(self._open_question, room)
-
-    def _open_question(self, room: str) -> str | None:
-        row = self.db.execute("SELECT question FROM requests WHERE room = ? AND status = ? "
-                              "ORDER BY priority DESC, id LIMIT 1",
-                              (room, RequestStatus.OPEN.value)).fetchone()
-        return None if row is None else str(row[0])
-
-    async def labeler_stats(self, room: str) -> list[LabelerStats]:
-        return await self._run(self._labeler_stats, room)
-
-    def _labeler_stats(self, room: str) -> list[LabelerStats]:
-        db = self.db
-        counts = db.execute("SELECT labeler, COUNT(*) FROM labels WHERE room = ? "
-                            "GROUP BY labeler", (room,)).fetchall()
-        seconds = db.execute(RECENT_SECONDS.format("?", "?"), (room, MEDIAN_WINDOW)).fetchall()
-        skips = db.execute("SELECT labeler, COUNT(*) FROM tasks WHERE room = ? AND status = ? "
-                           "GROUP BY labeler", (room, TaskStatus.SKIPPED.value)).fetchall()
-        return labeler_table(counts, seconds, skips)
-
-    # -- KPI history -------------------------------------------------------
-
-    async def record_kpi(self, room: str, model: str, data: Mapping[str, object], *,
-                         now: float, keep: int = KPI_KEEP) -> None:
-        await self._run(self._record_kpi, room, model, json.dumps(data, separators=(",", ":")),
-                        now, keep)
-
-    def _record_kpi(self, room: str, model: str, data: str, now: float, keep: int) -> None:
-        with self._transaction() as tx:
-            tx.execute("INSERT INTO kpi (room, model, created, data) VALUES (?, ?, ?, ?)",
-                       (room, model, now, data))
-            count = tx.execute("SELECT COUNT(*) FROM kpi WHERE room = ? AND model = ?",
-                               (room, model)).fetchone()[0]
-            if count > keep:
-                tx.execute(KPI_THIN.format("?", "?"), (room, model))
-
-    async def kpi_history(self, *, room: str | None = None,
-                          model: str | None = None) -> list[KpiPoint]:
-        return await self._run(self._kpi_history, room, model)
-
-    def _kpi_history(self, room: str | None, model: str | None) -> list[KpiPoint]:
-        where = " AND ".join(f"{column} = ?" for column, value in
-                             (("room", room), ("model", model)) if value is not None)
-        args = tuple(value for value in (room, model) if value is not None)
-        rows = self.db.execute("SELECT room, model, created, data FROM kpi "
-                               f"{'WHERE ' + where if where else ''} ORDER BY seq", args)
-        return [KpiPoint(room=r, model=m, created=c, data=json.loads(d)) for r, m, c, d in rows]
