@@ -1,7 +1,8 @@
 """The connection under a Component: register, rooms, sending, and reconnecting when it drops.
 
 `Connection` owns the WebSocket, its reader, the reconnect supervisor and the
-dispatcher task; frames on a live connection are `Link`'s (link.py), what a
+dispatcher task; frames on a live connection are `Link`'s (link.py), making the
+connection again after it drops is `Reconnecting`'s (reconnect.py), what a
 received message does is left to `_dispatch` (handlers.py), and replies
 awaited by `request()` are claimed through `PendingReplies` (addressing.py)
 before dispatch.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Self
 
@@ -20,12 +20,12 @@ import aiohttp
 
 from swergio_al.client.addressing import PendingReplies
 from swergio_al.client.link import SEND_FAILURES, Link, RoundTrip
+from swergio_al.client.reconnect import Reconnecting
 from swergio_al.client.state import (
     ComponentState,
     NotConnectedError,
     RefusedError,
     as_rooms,
-    backoff_delays,
 )
 from swergio_al.protocol import (
     COMMAND_ROOM,
@@ -36,7 +36,6 @@ from swergio_al.protocol import (
     TO_ROOM,
     TOKEN,
     TYPE,
-    CloseCode,
     Message,
     MessageType,
     ProtocolError,
@@ -48,14 +47,11 @@ from swergio_al.protocol import (
 
 log = logging.getLogger(__name__)
 
-# Closes after which reconnecting cannot help: someone else owns the name, or we may not enter.
-_FINAL_CLOSE_CODES = frozenset({CloseCode.TAKEN_OVER, CloseCode.UNAUTHORIZED,
-                                CloseCode.POLICY_VIOLATION})
 # aiohttp speaks WebSocket over http(s):// URLs too (the test fixtures hand those out).
 _URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
 
 
-class Connection(Link):
+class Connection(Link, Reconnecting):
     """Registration, rooms, sending and reconnecting; the base of `Component`."""
 
     def __init__(self, name: str, url: str, *, role: str = "component", token: str | None = None,
@@ -329,57 +325,6 @@ class Connection(Link):
             self._spawn(self._run_hook(callback), "on-connect")
         log.info("%s connected to %s (rooms: %s)", self.name, self.url,
                  ", ".join(sorted(self._rooms)) or "none")
-
-    async def _supervise(self) -> None:
-        """Reconnect with capped, fully jittered exponential backoff whenever the link drops."""
-        rng = random.Random(self.random_state)
-        try:
-            await self._keep_connected(rng)
-        except Exception:  # a bug here must not leave a silently dead component
-            self._stop_reason = "reconnect loop failed"
-            log.exception("%s: %s", self.name, self._stop_reason)
-        self._spawn(self.close(), "close")
-
-    async def _keep_connected(self, rng: random.Random) -> None:
-        assert self._up is not None
-        while True:
-            assert self._reader is not None and self._ws is not None
-            await asyncio.gather(self._reader, return_exceptions=True)
-            code = self._ws.close_code
-            self._up.clear()
-            if self._state is ComponentState.CLOSED:
-                return
-            if code in _FINAL_CLOSE_CODES:
-                self._stop_reason = (
-                    f"name {self.name!r} was taken over by another connection"
-                    if code == CloseCode.TAKEN_OVER else f"server closed with {code}")
-                log.warning("%s: %s; not reconnecting", self.name, self._stop_reason)
-                break
-            if not self.reconnect:
-                self._stop_reason = f"connection lost (close code {code})"
-                log.warning("%s: %s; reconnect is off", self.name, self._stop_reason)
-                break
-            self._set_state(ComponentState.RECONNECTING)
-            log.warning("%s: connection lost (close code %s); reconnecting", self.name, code)
-            if not await self._reconnect(rng):
-                break
-
-    async def _reconnect(self, rng: random.Random) -> bool:
-        delays = backoff_delays(self.backoff_initial, self.backoff_max, rng)
-        attempt = 0
-        while self._state is ComponentState.RECONNECTING:
-            await asyncio.sleep(next(delays))
-            attempt += 1
-            try:
-                await self._open()
-                return True
-            except RefusedError as error:
-                self._stop_reason = f"registration refused: {error}"
-                log.error("%s: %s; not reconnecting", self.name, self._stop_reason)
-                return False
-            except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-                log.info("%s: reconnect attempt %d failed: %s", self.name, attempt, exc)
-        return False
 
     async def _join_rooms(self, rooms: list[str]) -> None:
         frames = [{ID: new_id(), TYPE: MessageType.JOINROOM.value, ROOM: room,
