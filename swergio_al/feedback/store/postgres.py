@@ -49,8 +49,7 @@ from swergio_al.feedback.store.pg_functions import (
     NOT_YOUR_TASK,
     UNKNOWN_TASK,
 )
-from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
-from swergio_al.feedback.store.sqlite import (
+from swergio_al.feedback.store.rows import (
     KPI_THIN,
     RECENT_SECONDS,
     _dump,
@@ -59,6 +58,7 @@ from swergio_al.feedback.store.sqlite import (
     _task,
     labeler_table,
 )
+from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
 
 try:
     import asyncpg

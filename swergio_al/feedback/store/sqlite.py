@@ -27,12 +27,6 @@ from swergio_al.feedback.records import (
 from swergio_al.feedback.store.base import Store
 from swergio_al.feedback.store.pending import PendingEstimate
 from swergio_al.feedback.store.rows import _LABEL_COLUMNS, _TASK_SELECT, _dump, _sample_key, _task
-
-# Re-exported: postgres.py imports these from here, where they were defined before rows.py.
-from swergio_al.feedback.store.rows import KPI_THIN as KPI_THIN
-from swergio_al.feedback.store.rows import RECENT_SECONDS as RECENT_SECONDS
-from swergio_al.feedback.store.rows import _label as _label
-from swergio_al.feedback.store.rows import labeler_table as labeler_table
 from swergio_al.feedback.store.sqlite_reads import SQLiteReads
 from swergio_al.protocol import new_id
 

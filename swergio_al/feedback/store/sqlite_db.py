@@ -20,19 +20,9 @@ from typing import Any, TypeVar
 
 from swergio_al.feedback.records import StoreError, StoreUnavailable
 from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
-from swergio_al.feedback.store.worker import StoreThread
+from swergio_al.feedback.store.worker import StoreThread, settle
 
 T = TypeVar("T")
-
-
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, result, error in outcomes:
-        if future.cancelled():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
 
 
 class SQLiteDB:
@@ -197,4 +187,4 @@ class SQLiteDB:
             outcomes = [(future, None, failed) for *_, future in batch]
         except Exception as exc:  # rolled back; no waiter may be left hanging
             outcomes = [(future, None, exc) for *_, future in batch]
-        loop.call_soon_threadsafe(_settle, outcomes)
+        loop.call_soon_threadsafe(settle, outcomes)

@@ -17,7 +17,8 @@ Job = tuple[Callable[[], Any], "asyncio.Future[Any] | None", asyncio.AbstractEve
 Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
-def _settle(outcomes: list[Outcome]) -> None:
+def settle(outcomes: list[Outcome]) -> None:
+    """Hand each outcome to its future (on the loop that waits for them)."""
     for future, result, error in outcomes:
         if future.cancelled():
             continue
@@ -71,6 +72,6 @@ class StoreThread:
                     replies.setdefault(loop, []).append((future, result, error))
             for loop, outcomes in replies.items():
                 try:
-                    loop.call_soon_threadsafe(_settle, outcomes)
+                    loop.call_soon_threadsafe(settle, outcomes)
                 except RuntimeError:  # that loop is closed: nobody is waiting any more
                     pass
