@@ -61,7 +61,11 @@ class Pipelines:
         pipe = self._pipes.get(conn)
         if pipe is not None and (len(pipe.tasks) >= self.depth or
                                  (key is not None and pipe.keys[key])):
-            await self.drain(conn)
+            try:
+                await self.drain(conn)
+            except BaseException:  # cancelled (a forced shutdown): `step` never runs
+                step.close()
+                raise
             pipe = self._pipes.get(conn)
         if pipe is None:
             pipe = self._pipes[conn] = Pipe()
