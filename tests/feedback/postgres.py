@@ -56,7 +56,7 @@ def fresh_schema_url() -> str:
 async def drop_schema(url: str) -> None:
     import asyncpg
 
-    from swergio_al.feedback.store.postgres import split_url
+    from swergio_al.feedback.store.postgres_db import split_url
 
     dsn, schema = split_url(url)
     conn = await asyncpg.connect(dsn)

@@ -143,7 +143,8 @@ async def test_extra_keys_round_trip_to_the_requester(two_nodes: Nodes) -> None:
 async def test_a_first_release_schema_is_migrated_in_place(url: str) -> None:
     import asyncpg
 
-    from swergio_al.feedback.store.postgres import PostgresStore, split_url
+    from swergio_al.feedback.store.postgres import PostgresStore
+    from swergio_al.feedback.store.postgres_db import split_url
     from swergio_al.feedback.store.schema import MIGRATIONS
 
     dsn, schema = split_url(url)
@@ -173,7 +174,8 @@ async def test_a_first_release_schema_is_migrated_in_place(url: str) -> None:
 async def test_a_lost_database_connection_is_unavailable_once_then_replaced(url: str) -> None:
     import asyncpg
 
-    from swergio_al.feedback.store.postgres import PostgresStore, split_url
+    from swergio_al.feedback.store.postgres import PostgresStore
+    from swergio_al.feedback.store.postgres_db import split_url
 
     app = f"swergio_al_test_{uuid.uuid4().hex[:8]}"
     store = PostgresStore(f"{url}&application_name={app}")

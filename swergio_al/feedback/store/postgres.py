@@ -8,176 +8,45 @@ Same schema and semantics as the SQLite store. What several nodes need on top:
   expiry on another node either commits or finds the task expired, never both.
 - Migrations run under a transaction-scoped advisory lock: nodes starting
   together apply each step once.
-Commits use the server's `synchronous_commit` (on by default): a label is on
-disk before the ACK goes out.
-
-`?schema=name` in the URL keeps the tables in their own schema (created if
-missing); tests use one per run.
+The pool, migrations and the URL's `?schema=` are in postgres_db.py, the reads
+in postgres_reads.py; here are the queue's writes.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from swergio_al.config import redact_url
 from swergio_al.feedback.records import (
     FeedbackRequest,
-    KpiPoint,
     Label,
-    LabelerStats,
     LimitReached,
     NotYourTask,
     RequestStatus,
-    RoomStats,
     SampleId,
-    StoreUnavailable,
     Submitted,
     Task,
     TaskStatus,
     UnknownTask,
 )
-from swergio_al.feedback.store.base import KPI_KEEP, MEDIAN_WINDOW, Store
-from swergio_al.feedback.store.pending import PendingEstimate
-from swergio_al.feedback.store.pg_functions import (
-    FUNCTIONS,
-    LIMIT_REACHED,
-    NOT_YOUR_TASK,
-    UNKNOWN_TASK,
-)
-from swergio_al.feedback.store.rows import (
-    KPI_THIN,
-    RECENT_SECONDS,
-    _dump,
-    _label,
-    _sample_key,
-    _task,
-    labeler_table,
-)
-from swergio_al.feedback.store.schema import LATEST, MIGRATIONS
-
-try:
-    import asyncpg
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("the PostgreSQL store needs the asyncpg package: "
-                      "pip install 'swergio-al[postgres]'") from exc
-
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-# What a lost or confused database connection raises (asyncpg's internal state
-# error included: seen on a connection the server terminated while it was idle).
-_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-             OSError, TimeoutError)
+from swergio_al.feedback.store.pg_functions import LIMIT_REACHED, NOT_YOUR_TASK, UNKNOWN_TASK
+from swergio_al.feedback.store.postgres_db import PostgresError, _row
+from swergio_al.feedback.store.postgres_reads import PostgresReads
+from swergio_al.feedback.store.rows import _dump, _sample_key, _task
 
 _REQUEST_COLUMNS = ("r.id, r.room, r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, "
                     "r.answer, r.question, r.prediction, r.confidence, r.priority, r.overlap, "
                     "r.extra")
 _TASK_COLUMNS = f"t.task_id, t.labeler, t.lease_expires, t.status, {_REQUEST_COLUMNS}"
 _TASK_SELECT = f"SELECT {_TASK_COLUMNS} FROM tasks t JOIN requests r ON r.id = t.request_id"
-_LABEL_COLUMNS = ("label_id, task_id, room, sample_id, sample_is_int, requester, labeler, answer, "
-                  "seconds, created, acked")
 _EXCLUDING = [TaskStatus.LEASED.value, TaskStatus.DONE.value, TaskStatus.SKIPPED.value]
 _OPEN = RequestStatus.OPEN.value
 _LEASED = TaskStatus.LEASED.value
 
 
-def split_url(url: str) -> tuple[str, str | None]:
-    """`postgresql://...?schema=name` → (DSN for asyncpg, schema or None)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((value for key, value in reversed(query) if key == "schema"), None)
-    if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
-        raise ValueError(f"schema {schema!r} in the store url must be a plain SQL identifier "
-                         "(letters, digits, underscores)")
-    rest = [(key, value) for key, value in query if key != "schema"]
-    return urlunsplit(parts._replace(query=urlencode(rest))), schema
-
-
-def _row(record: Any) -> tuple[Any, ...]:
-    return tuple(record)
-
-
-class PostgresStore(Store):
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.url = url
-        self.pool_size = pool_size
-        self._dsn, self.schema = split_url(url)
-        self._pool: asyncpg.Pool | None = None
-        self._pending = PendingEstimate()
-
-    # -- plumbing ----------------------------------------------------------
-
-    @asynccontextmanager
-    async def _connection(self, *, transaction: bool = True) -> AsyncIterator[Any]:
-        """A pooled connection (in a transaction); backend failures become StoreUnavailable."""
-        if self._pool is None:
-            raise StoreUnavailable("the feedback store is not open")
-        try:
-            async with self._pool.acquire() as conn:
-                try:
-                    if transaction:
-                        async with conn.transaction():
-                            yield conn
-                    else:
-                        yield conn
-                except _FAILURES:
-                    conn.terminate()  # in doubt: the pool opens a fresh one for the next call
-                    raise
-        except _FAILURES as exc:
-            raise StoreUnavailable(f"feedback store failed: {exc}") from exc
-
-    async def open(self) -> None:
-        if self._pool is not None:
-            return
-        settings = {"search_path": f'"{self.schema}"'} if self.schema else {}
-        try:
-            pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self.pool_size,
-                                             server_settings=settings)
-        except _FAILURES as exc:
-            raise StoreUnavailable(f"cannot reach PostgreSQL at {redact_url(self._dsn)}: "
-                                   f"{exc}") from exc
-        self._pool = pool
-        try:
-            await self._migrate()
-        except BaseException:
-            self._pool = None
-            await pool.close()
-            raise
-
-    async def _migrate(self) -> None:
-        async with self._connection() as conn:
-            # One node at a time; the others find the work done.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
-                               f"swergio_al:{self.schema or ''}")
-            if self.schema:
-                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
-                               "(version INTEGER NOT NULL)")
-            current = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-            if current > LATEST:
-                raise RuntimeError(f"the store has schema version {current}, newer than this "
-                                   f"release understands ({LATEST}); upgrade swergio-al")
-            for version in range(current + 1, LATEST + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    await conn.execute(statement.format(serial="SERIAL PRIMARY KEY",
-                                                            generated="STORED"))
-                await conn.execute("DELETE FROM schema_version")
-                await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
-            for function in FUNCTIONS:
-                await conn.execute(function)
-
-    async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
-
-    async def schema_version(self) -> int:
-        async with self._connection(transaction=False) as conn:
-            return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) "
-                                           "FROM schema_version"))
+class PostgresStore(PostgresReads):
+    """The queue's writes: requests, claims and leases, labels and ACKs."""
 
     # -- requests ----------------------------------------------------------
 
@@ -197,7 +66,7 @@ class PostgresStore(Store):
                     "SELECT * FROM swergio_al_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
                     "$11, $12, $13, $14, $15)", request.room, sample_id, is_int, *fields, now,
                     limit)
-            except asyncpg.PostgresError as exc:
+            except PostgresError as exc:
                 if exc.sqlstate == LIMIT_REACHED:
                     self._pending.counted(request.requester, max_pending)
                     raise LimitReached(exc.message) from None
@@ -363,7 +232,7 @@ class PostgresStore(Store):
                     "SELECT * FROM swergio_al_label($1, $2, $3, $4, $5, $6, $7, $8)",
                     task_id, labeler, json.dumps(answer), seconds, label_id, now, claim,
                     lease_seconds)
-            except asyncpg.PostgresError as exc:
+            except PostgresError as exc:
                 if exc.sqlstate == UNKNOWN_TASK:
                     raise UnknownTask(exc.message) from None
                 if exc.sqlstate == NOT_YOUR_TASK:
@@ -380,104 +249,3 @@ class PostgresStore(Store):
         async with self._connection(transaction=False) as conn:
             return bool(await conn.fetchval("SELECT swergio_al_ack($1, $2, $3)", label_id,
                                             requester, now))
-
-    async def label_of_task(self, task_id: str) -> Label | None:
-        labels = await self._select_labels("l.task_id = $1", task_id)
-        return labels[0] if labels else None
-
-    async def unacked(self, requester: str) -> list[Label]:
-        return await self._select_labels("l.requester = $1 AND l.acked = 0", requester)
-
-    async def history(self, room: str, requester: str) -> list[Label]:
-        return await self._select_labels("l.room = $1 AND l.requester = $2", room, requester)
-
-    async def _select_labels(self, where: str, *args: Any) -> list[Label]:
-        """Labels as the requester gets them: with their request's extra keys."""
-        columns = ", ".join(f"l.{column.strip()}" for column in _LABEL_COLUMNS.split(","))
-        async with self._connection(transaction=False) as conn:
-            rows = await conn.fetch(f"SELECT {columns}, r.extra FROM labels l JOIN requests r "
-                                    f"ON r.id = l.request_id WHERE {where} ORDER BY l.seq",
-                                    *args)
-        return [_label(_row(row)[:-1], row[-1]) for row in rows]
-
-    async def labels(self, *, room: str | None = None,
-                     batch: int = 1000) -> AsyncIterator[Label]:
-        after = 0
-        while True:
-            async with self._connection(transaction=False) as conn:
-                if room is None:
-                    rows = await conn.fetch(f"SELECT seq, {_LABEL_COLUMNS} FROM labels "
-                                            "WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch)
-                else:
-                    rows = await conn.fetch(f"SELECT seq, {_LABEL_COLUMNS} FROM labels "
-                                            "WHERE seq > $1 AND room = $2 ORDER BY seq LIMIT $3",
-                                            after, room, batch)
-            for row in rows:
-                yield _label(_row(row)[1:])
-            if len(rows) < batch:
-                return
-            after = rows[-1]["seq"]
-
-    # -- numbers -----------------------------------------------------------
-
-    async def stats(self, room: str, *, now: float) -> RoomStats:
-        async with self._connection(transaction=False) as conn:
-            row = await conn.fetchrow(
-                "SELECT COALESCE(SUM(CASE WHEN labeled + in_flight < overlap THEN 1 ELSE 0 END),"
-                " 0) AS queued, COALESCE(SUM(in_flight), 0) AS in_flight FROM requests "
-                "WHERE room = $1 AND status = $2", room, _OPEN)
-            labeled, recent = await conn.fetchrow(
-                "SELECT COUNT(*), COUNT(*) FILTER (WHERE created >= $2) FROM labels "
-                "WHERE room = $1", room, now - 60.0)
-        return RoomStats(queued=int(row["queued"]), in_flight=int(row["in_flight"]),
-                         labeled=int(labeled), labels_per_minute=int(recent))
-
-    async def rooms(self) -> list[str]:
-        async with self._connection(transaction=False) as conn:
-            rows = await conn.fetch("SELECT DISTINCT room FROM requests ORDER BY room")
-        return [row["room"] for row in rows]
-
-    async def open_question(self, room: str) -> str | None:
-        async with self._connection(transaction=False) as conn:
-            question = await conn.fetchval("SELECT question FROM requests WHERE room = $1 AND "
-                                           "status = $2 ORDER BY priority DESC, id LIMIT 1",
-                                           room, _OPEN)
-        return None if question is None else str(question)
-
-    async def labeler_stats(self, room: str) -> list[LabelerStats]:
-        async with self._connection(transaction=False) as conn:
-            counts = await conn.fetch("SELECT labeler, COUNT(*) FROM labels WHERE room = $1 "
-                                      "GROUP BY labeler", room)
-            seconds = await conn.fetch(RECENT_SECONDS.format("$1", "$2"), room, MEDIAN_WINDOW)
-            skips = await conn.fetch("SELECT labeler, COUNT(*) FROM tasks WHERE room = $1 "
-                                     "AND status = $2 GROUP BY labeler", room,
-                                     TaskStatus.SKIPPED.value)
-        return labeler_table(map(_row, counts), map(_row, seconds), map(_row, skips))
-
-    # -- KPI history -------------------------------------------------------
-
-    async def record_kpi(self, room: str, model: str, data: Mapping[str, object], *,
-                         now: float, keep: int = KPI_KEEP) -> None:
-        text = json.dumps(data, separators=(",", ":"))
-        async with self._connection() as conn:
-            # Per (room, model) one writer at a time, so two nodes never thin twice.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))",
-                               f"swergio_al:kpi:{room}:{model}")
-            await conn.execute("INSERT INTO kpi (room, model, created, data) "
-                               "VALUES ($1, $2, $3, $4)", room, model, now, text)
-            count = await conn.fetchval("SELECT COUNT(*) FROM kpi WHERE room = $1 "
-                                        "AND model = $2", room, model)
-            if count > keep:
-                await conn.execute(KPI_THIN.format("$1", "$2"), room, model)
-
-    async def kpi_history(self, *, room: str | None = None,
-                          model: str | None = None) -> list[KpiPoint]:
-        filters = [(column, value) for column, value in (("room", room), ("model", model))
-                   if value is not None]
-        where = " AND ".join(f"{column} = ${i}" for i, (column, _) in enumerate(filters, 1))
-        async with self._connection(transaction=False) as conn:
-            rows = await conn.fetch("SELECT room, model, created, data FROM kpi "
-                                    f"{'WHERE ' + where if where else ''} ORDER BY seq",
-                                    *(value for _, value in filters))
-        return [KpiPoint(room=row["room"], model=row["model"], created=row["created"],
-                         data=json.loads(row["data"])) for row in rows]
