@@ -15,9 +15,7 @@ usual short-lived cycles (an exception and its traceback) are freed at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-from collections.abc import AsyncIterator
 
 # A generation-2 threshold the count of young collections never reaches.
 _NEVER = 2**31 - 1
@@ -26,33 +24,42 @@ _apps = 0  # servers running in this process (tests run several)
 _saved: tuple[int, int, int] = gc.get_threshold()
 
 
-@contextlib.asynccontextmanager
-async def paced_full_collections(every: float) -> AsyncIterator[None]:
-    """Full collections every `every` seconds while this is entered (0: Python's own)."""
-    global _apps, _saved
-    if every <= 0:
-        yield
-        return
-    if _apps == 0:
-        _saved = gc.get_threshold()
-    _apps += 1
-    young, middle, _ = _saved
-    if young:  # 0: automatic collection is off, and stays so
-        gc.set_threshold(young, middle, _NEVER)
-    timer = asyncio.create_task(_collect_every(every), name="full-gc")
-    try:
-        yield
-    finally:
-        timer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await timer
+class PacedCollections:
+    """Full collections every `every` seconds between `start` and `stop` (0: Python's own).
+
+    `stop` does not wait for anything: it also runs when an asyncio generator
+    owning it is closed at loop shutdown (a server that failed to start), where
+    awaiting is not allowed; the timer only sleeps, so cancelling it is enough.
+    """
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._timer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        global _apps, _saved
+        if self.every <= 0 or self._timer is not None:
+            return
+        if _apps == 0:
+            _saved = gc.get_threshold()
+        _apps += 1
+        young, middle, _ = _saved
+        if young:  # 0: automatic collection is off, and stays so
+            gc.set_threshold(young, middle, _NEVER)
+        self._timer = asyncio.get_running_loop().create_task(self._collect(), name="full-gc")
+
+    def stop(self) -> None:
+        global _apps
+        if self._timer is None:
+            return
+        self._timer.cancel()
+        self._timer = None
         _apps -= 1
         if _apps == 0:
             gc.set_threshold(*_saved)
 
-
-async def _collect_every(every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        if gc.isenabled():  # gc.disable() by whoever runs us is theirs to keep
-            gc.collect()
+    async def _collect(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            if gc.isenabled():  # gc.disable() by whoever runs us is theirs to keep
+                gc.collect()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from swergio_al.api import setup_api
-from swergio_al.collector import paced_full_collections
+from swergio_al.collector import PacedCollections
 from swergio_al.config import Config
 from swergio_al.feedback.service import FeedbackService
 from swergio_al.feedback.store import create_store
@@ -70,8 +70,12 @@ def create_app(config: Config | None = None) -> web.Application:
 
 
 async def _collector_lifetime(app: web.Application) -> AsyncIterator[None]:
-    async with paced_full_collections(app[CONFIG].full_gc_seconds):
+    pacing = PacedCollections(app[CONFIG].full_gc_seconds)
+    pacing.start()
+    try:
         yield
+    finally:  # also when a later part failed to start and the loop closes this
+        pacing.stop()
 
 
 async def _hub_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -3,6 +3,8 @@ exit, never a traceback or argparse's usage block."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,17 @@ def test_an_unknown_log_level_is_one_line(command: list[str], tmp_path: Path,
     assert main([*command, "--port", str(free_port()), "--log-level", "LOUD"]) != 0
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "--log-level must be DEBUG, INFO" in err, err
+
+
+def test_serve_on_a_database_it_cannot_use_is_one_line(tmp_path: Path) -> None:
+    # Start-up fails after the first parts of the app started: those must stop
+    # quietly (a timer's cleanup once ended in "generator didn't stop after athrow()").
+    done = subprocess.run(
+        [sys.executable, "-m", "swergio_al.cli", "serve", "--port", str(free_port()),
+         "--store", "postgresql://swergio_no_such_role@127.0.0.1:5432/test"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr.replace(
+        "[Errno", ""), done.stderr
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith("swergio-al serve: cannot reach PostgreSQL at ")
