@@ -9,8 +9,8 @@ from aiohttp import web
 from swergio_al.feedback.export import export_labels
 from swergio_al.feedback.records import StoreError
 from swergio_al.feedback.room_quality import quality_report
-from swergio_al.keys import CONFIG, FEEDBACK, STORE
-from swergio_al.protocol import text_problem
+from swergio_al.keys import CONFIG, FEEDBACK, HUB, STORE
+from swergio_al.protocol import Role, text_problem
 from swergio_al.relay.access import tokens_match
 
 _CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
@@ -55,6 +55,29 @@ async def stats(request: web.Request) -> web.Response:
     except StoreError as exc:
         raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
     return web.json_response(body)
+
+
+async def online(request: web.Request) -> web.Response:
+    """`{"labelers": n}`: the people labeling now in the feedback rooms /api/stats lists
+    (`?room=`, repeatable: those rooms and their sub-rooms), each counted once however
+    many of the rooms they are in. Other nodes report counts, not names, so their
+    labelers are added room by room."""
+    scope = request.query.getall("room", [])
+    for room in scope:
+        if problem := text_problem(room):
+            raise web.HTTPBadRequest(text=f"room holds {problem}\n")
+    service, hub = request.app[FEEDBACK], request.app[HUB]
+    try:
+        rooms = [room for room in await request.app[STORE].rooms()
+                 if not scope or any(room == r or room.startswith(f"{r}/") for r in scope)]
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
+    names: set[str | None] = set()
+    elsewhere = 0
+    for room in rooms:
+        names.update(member.name for member in hub.members(room) if member.role is Role.LABELER)
+        elsewhere += max(0, service.presence.online(room) - service.presence.local(room))
+    return web.json_response({"labelers": len(names) + elsewhere})
 
 
 async def quality(request: web.Request) -> web.Response:
@@ -116,6 +139,7 @@ def setup_api(app: web.Application) -> None:
     app.router.add_get("/api/labels.csv", components_only(labels_csv))
     app.router.add_get("/api/labels.jsonl", components_only(labels_jsonl))
     app.router.add_get("/api/stats", components_only(stats))
+    app.router.add_get("/api/online", components_only(online))
     app.router.add_get("/api/quality", components_only(quality))
     app.router.add_get("/api/kpi", components_only(kpi))
     app.router.add_get("/api/labelers", components_only(labelers))

@@ -1,9 +1,10 @@
 // What the dashboard panels read: one relay connection (live FEEDBACK/STATS and
-// LOG/KPI) and the JSON API (/api/stats, /api/kpi history, /api/labelers).
+// LOG/KPI) and the JSON API (/api/stats, /api/online, /api/kpi history, /api/labelers).
 // Panels listen to its events; none of them talks to the server itself.
 //
 // Events: 'stats' (detail: {room: stats}, every room in scope so far),
 //         'kpi' (detail: one report, {model, room, version, labels, ...}),
+//         'online' (detail: labelers online in the rooms in scope, each person once),
 //         'labelers' (detail: {room: [{labeler, labels, median_seconds, skips}]}).
 
 import { asText } from './dom.js';
@@ -26,6 +27,8 @@ export class DashboardFeed extends EventTarget {
     this.stats = new Map();
     this.seen = new Set();
     this.received = 0;
+    this.onlineLoading = false; // a /api/online request is under way
+    this.onlineAgain = false;
   }
 
   /** A filter for `feedback` also shows its sub-rooms (`feedback/...`). */
@@ -68,7 +71,32 @@ export class DashboardFeed extends EventTarget {
     } catch (error) {
       // the server is down: the connection badge says so; the next poll tries again
     }
+    this.loadOnline();
     setTimeout(() => this.pollStats(), STATS_POLL_MS);
+  }
+
+  /** How many people label in the rooms in scope: the server counts each once, where
+   * adding up the rooms' figures would count someone in two rooms twice. */
+  async loadOnline() {
+    if (this.onlineLoading) {
+      this.onlineAgain = true; // the figures changed while asking: ask once more after
+      return;
+    }
+    this.onlineLoading = true;
+    try {
+      const query = new URLSearchParams(this.rooms.map((room) => ['room', room]));
+      const url = this.root.dataset.onlineUrl || '/api/online';
+      const body = await this.getJson(this.rooms.length ? `${url}?${query}` : url);
+      if (Number.isFinite(body?.labelers)) this.emit('online', body.labelers);
+    } catch (error) {
+      // as above
+    } finally {
+      this.onlineLoading = false;
+    }
+    if (this.onlineAgain) {
+      this.onlineAgain = false;
+      this.loadOnline();
+    }
   }
 
   async pollLabelers() {
@@ -95,8 +123,10 @@ export class DashboardFeed extends EventTarget {
   onMessage(message) {
     if (message.TYPE === 'FEEDBACK/STATS' && typeof message.TO_ROOM === 'string') {
       if (!this.inScope(message.TO_ROOM) || !message.DATA || typeof message.DATA !== 'object') return;
+      const before = this.stats.get(message.TO_ROOM);
       this.stats.set(message.TO_ROOM, message.DATA);
       this.emit('stats', Object.fromEntries(this.stats));
+      if (before?.labelers !== message.DATA.labelers) this.loadOnline(); // someone came or went
     } else if (message.TYPE === 'LOG/KPI') {
       const data = message.DATA && typeof message.DATA === 'object' ? message.DATA : {};
       this.onKpi({ ...data, model: data.model ?? message.SENT_BY ?? 'model' }, asText(message.TO_ROOM), true);
