@@ -3,6 +3,10 @@
 // aggregate, gold and estimated accuracy, median seconds, and whether the room
 // flagged them (their later answers stop counting). Polls /api/quality through
 // the dashboard's feed (its token, its room filter).
+//
+// Agreement needs a sample answered twice: with one answer per sample (a room's
+// default), each answer *is* the aggregate, and the 1.000 the server reports
+// would read as perfect labels. Those figures show as "–", and the room says why.
 
 import { el, need } from './dom.js';
 
@@ -18,6 +22,11 @@ const AGREEMENT_NAMES = {
 function fmt(value, digits = 3) {
   if (typeof value !== 'number' || !Number.isFinite(value)) return '–';
   return Number.isInteger(value) && digits === 0 ? String(value) : value.toFixed(digits);
+}
+
+/** Whether some sample has two or more answers: only then can answers disagree. */
+function overlapping(report) {
+  return !(Number(report.answers) > 0 && Number(report.answers) === Number(report.samples));
 }
 
 export class QualityPanel {
@@ -48,15 +57,21 @@ export class QualityPanel {
     if (!rooms.length) return;
     this.summary.replaceChildren(...rooms.map(([room, report]) => el('p', { 'data-room': room }, [
       el('b', { text: room }), ` · ${report.answers} answers on ${report.samples} samples · `,
-      ...Object.entries(report.agreement || {}).map(([key, value]) =>
-        el('span', { className: 'agreement', 'data-agreement-kind': key,
-                     text: `${AGREEMENT_NAMES[key] || key} ${fmt(value)} ` })),
-      `· mean confidence ${fmt(report.mean_confidence)}`,
+      ...(overlapping(report) ? [
+        ...Object.entries(report.agreement || {}).map(([key, value]) =>
+          el('span', { className: 'agreement', 'data-agreement-kind': key,
+                       text: `${AGREEMENT_NAMES[key] || key} ${fmt(value)} ` })),
+        `· mean confidence ${fmt(report.mean_confidence)}`,
+      ] : [el('span', { 'data-no-overlap': '',
+                        text: 'no sample has two answers yet, so there is no agreement to measure' })]),
     ])));
     const rows = [];
     for (const [room, report] of rooms) {
-      for (const [name, row] of Object.entries(report.per_labeler || {})) {
-        const share = typeof row.estimated_accuracy === 'number' ? row.estimated_accuracy : row.agreement;
+      const measured = overlapping(report);
+      for (const [name, answered] of Object.entries(report.per_labeler || {})) {
+        const row = measured ? answered : { ...answered, agreement: null, estimated_accuracy: null };
+        const share = typeof row.estimated_accuracy === 'number' ? row.estimated_accuracy
+          : typeof row.agreement === 'number' ? row.agreement : row.gold_accuracy;
         const fill = el('span', { className: 'quality-fill' });
         fill.style.width = `${Math.round(100 * Math.max(0, Math.min(1, Number(share) || 0)))}%`;
         rows.push(el('tr', { 'data-quality-labeler': name, 'data-room': room,

@@ -76,3 +76,30 @@ async def test_agreement_and_labelers_show_and_the_random_clicker_is_flagged(
         finally:
             for person in people:
                 await person.close()
+
+
+async def test_one_answer_per_sample_shows_no_agreement_rather_than_a_perfect_one(
+        make_server: MakeServer, new_page: Any) -> None:
+    """A room's default: each sample answered once. Each answer is then its own
+    aggregate, and the server's 1.000 agreement would read as flawless labels."""
+    server = await make_server(stats_interval_seconds=0.05)
+    url = str(server.make_url("/ws"))
+    dashboard = await new_page(width=1000, height=900)
+    await dashboard.goto(str(server.make_url(f"/dashboard?room={ROOM}")))
+    await wait_state(dashboard, "open")
+    loop = FeedbackLoop(ActiveLearner(SGDClassifier(loss="log_loss", random_state=0),
+                                      classes=["a", "b", "c"], random_state=0),
+                        name="model", url=url, answer=CHOICE, feedback_room=ROOM)
+    rng = np.random.default_rng(1)
+    async with loop, Labeler("ann", url, truth, room=ROOM):
+        for i in range(4):
+            await loop.ask(i, rng.normal(size=3))
+        await loop.wait_learned(4, timeout=20)
+        row = 'tr[data-quality-labeler="ann"]'
+        await dashboard.wait_for_selector(f'{row} td:nth-child(2):text-is("4")')
+        cells = (await dashboard.inner_text(row)).split("\t")
+        assert cells[3] == "–" and cells[5] == "–", cells  # agreement, estimated accuracy
+        assert await dashboard.is_visible('[data-no-overlap]')
+        assert await dashboard.locator('[data-agreement-kind]').count() == 0
+        width = "node => node.getBoundingClientRect().width"
+        assert await dashboard.locator(f'{row} .quality-fill').evaluate(width) == 0
