@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from swergio_al.feedback.consensus import SETTINGS_KEY, Consensus, Settings
@@ -82,32 +83,72 @@ async def room_consensus(store: Store, room: str) -> Consensus:
     return await asyncio.to_thread(consensus_of, labels, gold)
 
 
-# Per store: each room's last report and the label counts it was made from. A
-# dashboard polls every few seconds; an unchanged room is not recomputed.
-_REPORTS: weakref.WeakKeyDictionary[Store, dict[str, tuple[tuple[int, int], Any]]] = \
+# A report reads every label of its room, on the store's one thread, which a
+# crowd's commits also need: with tens of thousands of labels it took seconds,
+# and every open dashboard asks every 3 s. So a room's report is rebuilt when its
+# labels changed and it is older than REFRESH_SECONDS, or ten times what the
+# last one took, whichever is longer; dashboards asking meanwhile get the last
+# one, and ask together for one rebuild, not one each.
+REFRESH_SECONDS = 5.0
+
+
+class _Report:
+    __slots__ = ("body", "counts", "made", "took")
+
+    def __init__(self, counts: tuple[int, int], body: Any, made: float, took: float) -> None:
+        self.counts, self.body, self.made, self.took = counts, body, made, took
+
+    def fresh_enough(self, counts: tuple[int, int], now: float) -> bool:
+        return counts == self.counts or now - self.made < max(REFRESH_SECONDS, 10 * self.took)
+
+
+# Per store: each room's last report, and the rebuilds under way.
+_REPORTS: weakref.WeakKeyDictionary[Store, dict[str, _Report]] = weakref.WeakKeyDictionary()
+_BUILDING: weakref.WeakKeyDictionary[Store, dict[str, asyncio.Future[_Report]]] = \
     weakref.WeakKeyDictionary()
 
 
-async def quality_report(store: Store, room: str | None = None) -> dict[str, Any]:
+async def quality_report(store: Store, room: str | None = None, *,
+                         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """`{room: report}` for one room or every room that has requests."""
     rooms = [room] if room is not None else \
         [name for name in await store.rooms() if not is_gold_room(name)]
-    cache = _REPORTS.setdefault(store, {})
     body: dict[str, Any] = {}
     for name in rooms:
-        now = time.time()
-        counts = ((await store.stats(name, now=now)).labeled,
-                  (await store.stats(gold_room(name), now=now)).labeled)
-        cached = cache.get(name)
-        if cached is None or cached[0] != counts:
-            consensus = await room_consensus(store, name)
-            report = await asyncio.to_thread(consensus.report) if consensus.answers else None
-            cached = (counts, report)
-            if report is not None:  # ?room= is any text: only rooms with labels are kept
-                cache[name] = cached
-        if cached[1] is not None:
-            body[name] = cached[1]
+        report = await _report_of(store, name, clock)
+        if report.body is not None:
+            body[name] = report.body
     return body
+
+
+async def _report_of(store: Store, room: str, clock: Callable[[], float]) -> _Report:
+    cache = _REPORTS.setdefault(store, {})
+    now = time.time()
+    counts = ((await store.stats(room, now=now)).labeled,
+              (await store.stats(gold_room(room), now=now)).labeled)
+    cached = cache.get(room)
+    if cached is not None and cached.fresh_enough(counts, clock()):
+        return cached
+    building = _BUILDING.setdefault(store, {})
+    if room in building:  # someone else's rebuild: share it
+        return await asyncio.shield(building[room])
+    future: asyncio.Future[_Report] = asyncio.get_running_loop().create_future()
+    building[room] = future
+    try:
+        started = clock()
+        consensus = await room_consensus(store, room)
+        body = await asyncio.to_thread(consensus.report) if consensus.answers else None
+        report = _Report(counts, body, clock(), clock() - started)
+        if body is not None:  # ?room= is any text: only rooms with labels are kept
+            cache[room] = report
+        future.set_result(report)
+        return report
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # read: nobody else waiting is not an unhandled error
+        raise
+    finally:
+        del building[room]
 
 
 def _hashable(answer: Any) -> Any:

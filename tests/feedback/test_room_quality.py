@@ -89,3 +89,54 @@ async def test_quality_report_keeps_no_entry_for_rooms_without_labels(store: Sto
     for i in range(50):
         assert await quality_report(store, f"feedback/nowhere-{i}") == {}
     assert not _REPORTS.get(store)
+
+
+class ReadCounter:
+    """The store, counting the label reads a quality report makes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "history":
+            self.reads += 1
+        return getattr(self.store, name)
+
+
+async def _answer(store: Store, sample: int, labeler: str, answer: str) -> None:
+    from tests.feedback.helpers import make_request
+
+    await store.submit(make_request(sample, room=ROOM, overlap=2), max_pending=1000, now=0.0)
+    task = await store.claim(ROOM, labeler, lease_seconds=60.0, now=0.0)
+    assert task is not None
+    await store.record_label(task.task_id, labeler, answer, 1.0, label_id=f"{labeler}-{sample}",
+                             now=0.0)
+
+
+async def test_a_busy_room_is_reported_again_only_now_and_then_and_once_for_all_askers(
+        store: Store) -> None:
+    import asyncio
+
+    from swergio_al.feedback import room_quality
+
+    counted = ReadCounter(store)
+    now = [100.0]
+    for sample in range(5):
+        await _answer(store, sample, "ann", "a")
+        await _answer(store, sample, "bob", "a" if sample else "b")
+    first = await room_quality.quality_report(counted, ROOM, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert first[ROOM]["answers"] == 10 and counted.reads == 1
+
+    # New labels a moment later: the last report still stands, nothing is read.
+    await _answer(store, 5, "ann", "a")
+    now[0] += room_quality.REFRESH_SECONDS / 2
+    again = await room_quality.quality_report(counted, ROOM, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert again == first and counted.reads == 1
+
+    # Later: rebuilt once, however many dashboards ask at the same time.
+    now[0] += room_quality.REFRESH_SECONDS
+    reports = await asyncio.gather(*(room_quality.quality_report(
+        counted, ROOM, clock=lambda: now[0]) for _ in range(5)))  # type: ignore[arg-type]
+    assert counted.reads == 2
+    assert all(report[ROOM]["answers"] == 11 for report in reports)
