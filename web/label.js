@@ -54,6 +54,8 @@ class LabelApp {
     this.undoBar = need(root, '[data-undo]');
     this.messageLine = need(root, '[data-message]');
     this.offline = need(root, '[data-offline]');
+    this.stoppedView = need(root, '[data-stopped]');
+    this.stopped = null; // why this page no longer labels (ConnState.TAKEN_OVER or REFUSED), else null
     /** @type {{data: object, stale: boolean, spent: number, draft?: unknown}[]} tasks[0] is on screen */
     this.tasks = [];
     /** answers given but not acknowledged, by sample_id */
@@ -106,6 +108,7 @@ class LabelApp {
     need(this.taskView, '[data-skip]').addEventListener('click', (event) => { event.currentTarget.blur(); this.skip(); });
     need(this.undoBar, '[data-undo-button]').addEventListener('click', () => this.undo());
     need(this.progress, '[data-change-name]').addEventListener('click', () => this.changeName());
+    need(this.stoppedView, '[data-take-over]').addEventListener('click', () => this.takeOver());
     document.addEventListener('keydown', (event) => this.onKey(event));
     // Leaving the page ends the undo window: the answer goes now (best effort:
     // beforeunload still has an open socket on desktop, pagehide is what phones
@@ -136,6 +139,19 @@ class LabelApp {
       for (const pend of this.pending.values()) if (pend.state === 'sent') pend.state = 'queued';
       this.updateCounts();
     }
+    // Taken over or refused, this page gets no more tasks: a sample left on screen
+    // would be answered for nothing, and "no samples right now" would be untrue.
+    const stopped = state === ConnState.TAKEN_OVER || state === ConnState.REFUSED ? state : null;
+    if (stopped !== this.stopped) {
+      this.stopped = stopped;
+      this.render();
+    }
+  }
+
+  /** Label on this page again: a new connection under the name ends the other page's. */
+  takeOver() {
+    this.flushUndoable(); // kept in the outbox, sent by the page that loads next
+    location.reload();
   }
 
   onReady() {
@@ -349,6 +365,13 @@ class LabelApp {
 
   onKey(event) {
     if (!this.nameForm.hidden) return;
+    if (this.stopped) {
+      if (event.key === 'Enter' && this.stopped === ConnState.TAKEN_OVER) {
+        event.preventDefault();
+        this.takeOver();
+      }
+      return;
+    }
     const target = event.target;
     const typing = target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement;
     const key = event.key;
@@ -385,7 +408,14 @@ class LabelApp {
   }
 
   render() {
-    const entry = this.tasks[0];
+    this.stoppedView.hidden = !this.stopped;
+    for (const why of this.stoppedView.querySelectorAll('[data-stopped-why]')) {
+      why.hidden = why.dataset.stoppedWhy !== this.stopped;
+    }
+    need(this.stoppedView, '[data-stopped-name]').textContent = this.name ?? '';
+    const help = this.root.querySelector('[data-shortcuts]');
+    if (help) help.hidden = Boolean(this.stopped); // its keys answer nothing here now
+    const entry = this.stopped ? undefined : this.tasks[0];
     if (this.shown && this.shown.entry !== entry) {
       this.keepDraft();
       this.shown = null;
