@@ -17,14 +17,17 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from swergio_al.keys import CONFIG
+from swergio_al.keys import CONFIG, HUB
 from swergio_al.sources.mediafiles import MEDIA_PREFIX, MEDIA_TYPES, media_url
 
-__all__ = ["MEDIA_FILES", "media_url", "resolve_media", "serve_only", "setup_media"]
+__all__ = ["MEDIA_COOKIE", "MEDIA_FILES", "media_url", "resolve_media", "serve_only", "setup_media"]
 
 # When set, the only files /media serves ("/"-separated under media_dir): a source's items,
 # so a file it skipped, or any other file that happens to sit in the folder, is not served.
 MEDIA_FILES = web.AppKey("media_files", frozenset)
+#: The cookie a label page opened with a labeler token sets for /media (an <img> or
+#: <audio> cannot send a token of its own).
+MEDIA_COOKIE = "swergio_al_media"
 
 MAX_PATH_CHARS = 1024  # the raw, encoded path after /media/
 MAX_SEGMENT_BYTES = 255  # a file name on common file systems
@@ -69,7 +72,19 @@ def resolve_media(root: Path, raw: str, allowed: frozenset[str] | None = None) -
     return target if target.is_file() else None
 
 
+def _credential(request: web.Request) -> str:
+    """The token a request for media shows: a header, the query, or the label page's cookie."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ")
+    return request.query.get("token") or request.cookies.get(MEDIA_COOKIE, "")
+
+
 async def media_file(request: web.Request) -> web.StreamResponse:
+    # The media are the users' data: on a server with tokens, for those who may label.
+    if not request.app[HUB].access.may_label(_credential(request)):
+        raise web.HTTPUnauthorized(text="media need a labeler token\n",
+                                   headers={**MEDIA_HEADERS, "WWW-Authenticate": "Bearer"})
     media_dir = request.app[CONFIG].media_dir
     # The raw target, before the router's percent-decoding (which turns %2F into "/").
     raw = request.raw_path.split("?", 1)[0].split("#", 1)[0]

@@ -19,8 +19,8 @@ from aiohttp import web
 import swergio_al
 from swergio_al.feedback.records import StoreError
 from swergio_al.keys import CONFIG, FEEDBACK, HUB, STORE
-from swergio_al.protocol import ROLE, TOKEN, ProtocolError, Role
-from swergio_al.relay.access import AccessPolicy
+from swergio_al.media import MEDIA_COOKIE
+from swergio_al.sources.mediafiles import MEDIA_PREFIX
 
 ASSET_DIRS = ("web", "static", "templates")
 KPI_ROOM = "kpi"  # where model loops publish LOG/KPI for the dashboard
@@ -77,7 +77,14 @@ async def label_page(request: web.Request) -> web.Response:
     if not 0.0 <= undo_seconds <= 60.0:
         raise web.HTTPBadRequest(text=f"undo must be 0 to 60 seconds, got {undo[:40]!r}")
     context = {"room": _room_of(request), "undo_seconds": undo_seconds}
-    return _page("label.html", request, context)
+    response = _page("label.html", request, context)
+    token, access = request.query.get("token", ""), request.app[HUB].access
+    if token and not access.open and access.may_label(token):
+        # The page's images and sounds cannot show a token; the browser sends this
+        # cookie with them instead, to /media only, never to another site.
+        response.set_cookie(MEDIA_COOKIE, token, path=MEDIA_PREFIX, httponly=True,
+                            samesite="Strict", secure=request.secure)
+    return response
 
 
 async def landing_page(request: web.Request) -> web.Response:
@@ -87,7 +94,7 @@ async def landing_page(request: web.Request) -> web.Response:
     # `serve` prints `/?token=...` for labelers: the room links carry it on.
     token = request.query.get("token", "")
     prefix = request.app[CONFIG].feedback_prefix
-    if not _may_label(request.app[HUB].access, token):
+    if not request.app[HUB].access.may_label(token):
         # Room names, figures and questions are for those who may label them.
         return _page("landing.html", request, {"rooms": [], "prefix": prefix, "locked": True})
     suffix = "?" + urlencode({"token": token}) if token else ""
@@ -102,15 +109,6 @@ async def landing_page(request: web.Request) -> web.Response:
         raise web.HTTPServiceUnavailable(text=f"feedback store unavailable: {exc}") from None
     rooms.sort(key=lambda r: (-int(str(r["queued"])), str(r["name"])))
     return _page("landing.html", request, {"rooms": rooms, "prefix": prefix})
-
-
-def _may_label(access: AccessPolicy, token: str) -> bool:
-    """Whether a labeler showing `token` would be let in (the relay's own rule)."""
-    try:
-        access.admit({ROLE: Role.LABELER.value, TOKEN: token})
-    except ProtocolError:
-        return False
-    return True
 
 
 async def dashboard_page(request: web.Request) -> web.Response:

@@ -164,3 +164,47 @@ def test_serve_refuses_a_media_dir_that_is_no_folder(tmp_path: Path,
     assert main(["serve", "--media-dir", str(tmp_path / "nowhere")]) == 1
     assert capsys.readouterr().err.splitlines() == [
         f"swergio-al serve: --media-dir {tmp_path / 'nowhere'}: not a folder"]
+
+
+async def test_with_tokens_media_need_a_labeler_token_which_the_label_page_hands_on(
+        make_server: MakeServer, tmp_path: Path) -> None:
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "1.png").write_bytes(png_bytes())
+    server = await make_server(media_dir=str(tmp_path / "media"), labeler_token="lab-secret",
+                               component_token="comp-secret")
+    url = server.make_url("/media/1.png")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        for headers, query, status in [
+                ({}, {}, 401),
+                ({}, {"token": "wrong"}, 401),
+                ({"Authorization": "Bearer wrong"}, {}, 401),
+                ({}, {"token": "lab-secret"}, 200),
+                ({"Authorization": "Bearer lab-secret"}, {}, 200),
+                ({"Authorization": "Bearer comp-secret"}, {}, 200)]:
+            async with session.get(url, headers=headers, params=query) as response:
+                assert response.status == status, (headers, query)
+                if status == 401:  # says nothing about the file
+                    assert "png" not in await response.text()
+        # A label page opened without the right token sets nothing.
+        async with session.get(server.make_url("/label/feedback"),
+                               params={"token": "wrong"}) as page:
+            assert "swergio_al_media" not in page.cookies
+        async with session.get(url) as response:
+            assert response.status == 401
+        # Opened with it: a cookie for /media only, out of the page's scripts' reach.
+        async with session.get(server.make_url("/label/feedback"),
+                               params={"token": "lab-secret"}) as page:
+            cookie = page.cookies["swergio_al_media"]
+            assert cookie["path"] == "/media/" and cookie["httponly"]
+            assert cookie["samesite"] == "Strict"
+        async with session.get(url) as response:
+            assert response.status == 200 and await response.read() == png_bytes()
+
+
+async def test_an_open_server_serves_media_to_anyone(make_server: MakeServer,
+                                                     tmp_path: Path) -> None:
+    (tmp_path / "1.png").write_bytes(png_bytes())
+    server = await make_server(media_dir=str(tmp_path))
+    async with aiohttp.ClientSession() as session, \
+            session.get(server.make_url("/media/1.png")) as response:
+        assert response.status == 200

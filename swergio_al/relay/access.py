@@ -120,6 +120,14 @@ class AccessPolicy:
                             f"a valid TOKEN is required to register as {wanted.value}",
                             register.get(ID) if isinstance(register.get(ID), str) else None)
 
+    def may_label(self, token: str) -> bool:
+        """Whether a labeler showing `token` would be let in (pages and /media ask)."""
+        try:
+            self.admit({ROLE: Role.LABELER.value, TOKEN: token})
+        except ProtocolError:
+            return False
+        return True
+
     @staticmethod
     def may_take_over(holder: NameHolder, role: Role, credential: Credential) -> bool:
         """Whether a newcomer registering as `role` with `credential` may take the name
