@@ -129,3 +129,12 @@ async def get_api(server: TestServer, path: str) -> Any:
         text = await response.text()
     return json.loads(text) if path.startswith("/api/quality") else \
         [json.loads(line) for line in text.splitlines()]
+
+
+async def until(condition: Any, what: str, timeout: float = 10.0) -> None:
+    """Wait for a condition on the server's state (same process), with a deadline."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {timeout} s: {what}")

@@ -6,7 +6,6 @@ request and one label are counted with 10 and with 1,000 labelers in the room.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import Counter
 from pathlib import Path
@@ -18,7 +17,14 @@ from swergio_al.feedback.service import FeedbackService
 from swergio_al.feedback.store import Store
 from swergio_al.keys import FEEDBACK
 from tests.conftest import MakeServer
-from tests.feedback.helpers import ROOM, label_message, labeler, request_message, requester
+from tests.feedback.helpers import (
+    ROOM,
+    label_message,
+    labeler,
+    request_message,
+    requester,
+    until,
+)
 
 
 class CountingStore:
@@ -33,15 +39,6 @@ class CountingStore:
         if name != "stats":
             self.calls[name] += 1
         return getattr(self.store, name)
-
-
-async def until(condition: Any, what: str, timeout: float = 10.0) -> None:
-    """Wait for a condition on the server's state (same process), with a deadline."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 async def costs_with(make_server: MakeServer, n: int, store: Path) -> dict[str, Any]:

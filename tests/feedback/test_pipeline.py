@@ -15,7 +15,7 @@ from swergio_al.feedback.store import Store
 from swergio_al.keys import FEEDBACK, HUB
 from swergio_al.relay.pipeline import DEPTH
 from tests.conftest import MakeServer
-from tests.feedback.helpers import ROOM, feedback, request_message, requester
+from tests.feedback.helpers import ROOM, feedback, request_message, requester, until
 
 
 class GatedStore:
@@ -46,14 +46,6 @@ class GatedStore:
 
     def started(self, name: str) -> int:
         return sum(1 for edge, call, _ in self.events if edge == "start" and call == name)
-
-
-async def until(condition: Any, what: str, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 async def gated_server(make_server: MakeServer) -> tuple[Any, FeedbackService, GatedStore]:
