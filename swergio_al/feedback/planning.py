@@ -4,20 +4,22 @@ Until the model can score, the cold start: the most central samples of k-means
 clusters of the feature space (or random ones). After that, the unlabeled
 samples ranked by the model's uncertainty (traded for spread with `diversity`):
 pending requests still among the best stay, the rest are canceled, the best new
-ones are asked. Beyond its asks a plan ranks the next samples too, for the
+ones are asked (a pending request the loop calls young, asked a few labels ago,
+stays too). Beyond its asks a plan ranks the next samples too, for the
 refills between a label and the next plan.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from swergio_al.feedback.tutor import SampleId
+from swergio_al.feedback.tutor import SampleId, one_core
 from swergio_al.learning.selection import diverse_batch, representative, top_n
 
 if TYPE_CHECKING:
@@ -63,13 +65,19 @@ class Planner:
         return bool(np.isin(learner.classes_, learner.y_labeled_).all())
 
     def plan(self, unlabeled: NDArray[np.intp], target: int, room: float,
-              pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> Plan:
-        # Near the budget nothing is canceled: a canceled request may still be answered.
-        closing = room < target + len(pending)
-        if self.can_score():
-            plan = self._plan_scored(unlabeled, target, closing, pending, labeled)
-        else:
-            plan = self._plan_cold(unlabeled, target, closing, pending, labeled)
+             pending: dict[SampleId, int], labeled: NDArray[np.bool_],
+             young: Collection[SampleId] = (), horizon: int = 0) -> Plan:
+        """`young`: pending requests that stay whatever the scores (see PoolLoop's
+        keep_for). `horizon`: the labels expected while a cancel made now still holds
+        back a unit of the budget (PoolLoop's CANCEL_GRACE_SECONDS)."""
+        # Near the budget nothing is canceled: a canceled request may still be answered,
+        # so until its grace is over it keeps a sample from being asked in its place.
+        closing = room < target + len(pending) + horizon
+        with one_core():
+            if self.can_score():
+                plan = self._plan_scored(unlabeled, target, closing, pending, labeled, young)
+            else:
+                plan = self._plan_cold(unlabeled, target, closing, pending, labeled)
         # Every request still open or just canceled may bring a label: stay within room.
         allowed = room - len(pending)
         if len(plan.ask) > allowed:
@@ -84,31 +92,39 @@ class Planner:
         cancel: list[SampleId] = []
         if len(pending) > target and not closing:
             cancel = list(pending)[target:]  # the latest asked go first
-        wanted = target - (len(pending) - len(cancel))
-        picks = np.empty(0, dtype=np.intp)
-        if wanted > 0 or target > 0:
-            taken = np.concatenate([np.flatnonzero(labeled),
-                                    np.fromiter(pending.values(), dtype=np.intp)])
-            # a further `target` picks wait in `next` for the refill after the next label
-            n = max(wanted, 0) + target
-            if self.cold_start == "diverse" and self.pool.features is not None:
-                picks = representative(self.pool.features, n, self.rng, taken=taken,
-                                       among=unlabeled)
-            else:
-                free = np.setdiff1d(unlabeled, taken)
-                picks = self.rng.choice(free, size=min(n, free.size), replace=False)
-        asks: list[tuple[SampleId, float, Any, float | None]] = []
-        self.next = []
-        for k, i in enumerate(picks):
-            self._cold_order += 1
-            if k < wanted:
-                asks.append((self.pool.ids[int(i)], -float(self._cold_order), None, None))
-            else:
-                self.next.append((int(i), -float(self._cold_order), None, None))
+        wanted = max(target - (len(pending) - len(cancel)), 0)
+        # The picks of the batch under way, still free: they do not depend on the model,
+        # so the plans after the next labels take them in turn and cluster again only
+        # once they are used up (clustering after each label took its farthest pick
+        # each time: outlying samples, one class over and over).
+        batch = [r for r in self.next if r[2] is None and not labeled[r[0]]
+                 and self.pool.ids[r[0]] not in pending]
+        if len(batch) < max(wanted, 1):
+            batch = [(int(i), -float(self._cold_order + k + 1), None, None)
+                     for k, i in enumerate(self._cold_picks(unlabeled, wanted, target,
+                                                            pending, labeled))]
+            self._cold_order += len(batch)
+        asks: list[tuple[SampleId, float, Any, float | None]] = [
+            (self.pool.ids[i], priority, None, None) for i, priority, _, _ in batch[:wanted]]
+        self.next = batch[wanted:]
         return Plan(cancel, {}, asks)
 
+    def _cold_picks(self, unlabeled: NDArray[np.intp], wanted: int, target: int,
+                    pending: dict[SampleId, int], labeled: NDArray[np.bool_]
+                    ) -> NDArray[np.intp]:
+        """A batch of cold-start picks: the asks and a `target` more, which wait in `next`
+        for the refills and the plans after the next labels."""
+        taken = np.concatenate([np.flatnonzero(labeled),
+                                np.fromiter(pending.values(), dtype=np.intp)])
+        n = wanted + target
+        if self.cold_start == "diverse" and self.pool.features is not None:
+            return representative(self.pool.features, n, self.rng, taken=taken, among=unlabeled)
+        free = np.setdiff1d(unlabeled, taken)
+        return self.rng.choice(free, size=min(n, free.size), replace=False)
+
     def _plan_scored(self, unlabeled: NDArray[np.intp], target: int, closing: bool,
-                     pending: dict[SampleId, int], labeled: NDArray[np.bool_]) -> Plan:
+                     pending: dict[SampleId, int], labeled: NDArray[np.bool_],
+                     young: Collection[SampleId]) -> Plan:
         learner = self.learner
         scores = np.asarray(learner.uncertainty(self.pool.rows(unlabeled)), dtype=np.float64)
         n_keep = min(unlabeled.size, max(math.ceil(self.keep * target), target))
@@ -129,7 +145,7 @@ class Planner:
         if closing:
             stay = [sid for sid, _ in ranked_pending]
         else:
-            stay = [sid for sid, i in ranked_pending if i in position][:target]
+            stay = [sid for sid, i in ranked_pending if i in position or sid in young][:target]
         cancel = [sid for sid in pending if sid not in set(stay)]
         wanted = target - len(stay)
         fresh = [int(unlabeled[j]) for j in order
@@ -142,7 +158,11 @@ class Planner:
         predictions, confidences = self._predict_with_confidence(fresh + later)
         told = list(zip(fresh + later, predictions, confidences, strict=True))
         self.next = [(i, score_of[i], p, c) for i, p, c in told[len(fresh):]]
-        rescore = {sid: score_of[pending[sid]] for sid in stay if pending[sid] in score_of}
+        # every request that stays gets its new score, ranked or not (a young one)
+        at = np.searchsorted(unlabeled, [pending[sid] for sid in stay])
+        rescore = {sid: float(scores[j]) for sid, j in zip(stay, at, strict=True)
+                   if j < unlabeled.size and unlabeled[j] == pending[sid]
+                   and math.isfinite(scores[j])}
         asks = [(self.pool.ids[i], score_of[i], p, c) for i, p, c in told[:len(fresh)]]
         return Plan(cancel, rescore, asks)
 

@@ -15,9 +15,10 @@ waiting for them to stream past::
 It keeps `labelers x prefetch + reserve` requests pending so nobody waits for
 the next task. After every model update it scores the unlabeled samples and
 re-plans: pending requests that are still among the most informative stay
-(re-prioritized), the rest are canceled (except what a person holds: the server
-keeps those open, and they stay pending), and the best new ones are asked. A
-sample that is labeled or pending is never asked. Until the model can score
+(re-prioritized), as does one asked fewer than `keep_for` labels ago, the rest are
+canceled (except what a person holds: the server keeps those open, and they stay
+pending), and the best new ones are asked. A sample that is labeled or pending is
+never asked. Until the model can score
 (no labels yet, or not every class seen) it asks the most central samples of
 k-means clusters of the feature space, farthest from what is labeled first,
 not random ones. It stops at `budget`
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +46,7 @@ from numpy.typing import NDArray
 
 from swergio_al.feedback.loop import FeedbackLoop
 from swergio_al.feedback.planning import Planner
-from swergio_al.feedback.tutor import SampleId, plain
+from swergio_al.feedback.tutor import SampleId, one_core, plain
 from swergio_al.protocol import DATA, TO_ROOM, TYPE, Message, MessageType
 
 # CANCEL messages carry at most this many sample ids (frames stay far below 1 MiB).
@@ -118,6 +120,12 @@ class PoolLoop(FeedbackLoop):
         Once the model scores: trade uncertainty for spread (ranked batch-mode).
     keep : float
         A pending request stays while it ranks within ``keep x`` the pending target.
+    keep_for : int, optional
+        ...and for at least this many labels after it was asked (default: the pending
+        target, about the labels that come before it is answered). Each cancel holds back
+        a unit of the budget for CANCEL_GRACE_SECONDS; re-planning a fast labeler's
+        queue after every label canceled most of it, and that starved the queue long
+        before the budget.
     on_label : callable(sample_id, label DATA), optional
         Called once per new label of a pool sample (before it is learned).
     gold : mapping sample id -> known answer, optional
@@ -128,8 +136,9 @@ class PoolLoop(FeedbackLoop):
                  answer: dict[str, Any], feedback_room: str = "feedback", question: str = "",
                  budget: int | None = None, prefetch: int = 2, reserve: int = 2,
                  cold_start: str = "diverse", diversity: float = 0.0, keep: float = 2.0,
-                 seed: int | None = None, on_label: OnLabel | None = None,
-                 gold: Mapping[SampleId, Any] | None = None, **loop_options: Any) -> None:
+                 keep_for: int | None = None, seed: int | None = None,
+                 on_label: OnLabel | None = None, gold: Mapping[SampleId, Any] | None = None,
+                 **loop_options: Any) -> None:
         if cold_start not in ("diverse", "random"):
             raise ValueError(f"cold_start must be 'diverse' or 'random', got {cold_start!r}")
         if not 0.0 <= diversity <= 1.0:
@@ -142,6 +151,7 @@ class PoolLoop(FeedbackLoop):
         self.budget = budget
         self.prefetch = prefetch
         self.reserve = reserve
+        self.keep_for = keep_for
         self.on_label = on_label
         self.planner = Planner(pool, learner, cold_start=cold_start, diversity=diversity,
                                keep=keep, rng=np.random.default_rng(seed))
@@ -155,6 +165,9 @@ class PoolLoop(FeedbackLoop):
         self.asked = 0  # requests sent for samples not pending before (a re-ask counts)
         self.finished = asyncio.Event()
         self._priority: dict[SampleId, float] = {}
+        self._asked_at: dict[SampleId, int] = {}  # n_labels when last asked
+        self._label_times: deque[float] = deque()  # arrivals in the last second
+        self._pace = 0  # the most labels seen within a second
         self._canceled: dict[SampleId, float] = {}
         # re-plan cancels keep what a person holds: their priority, in case the server
         # answers that it kept them open (they are pending again then)
@@ -173,9 +186,14 @@ class PoolLoop(FeedbackLoop):
             data = message.get(DATA)
             if not isinstance(data, dict):
                 return
-            count = data.get("labelers")
+            count, labeled = data.get("labelers"), data.get("labeled")
+            # at the budget the server has the last label before the loop hears of it:
+            # nothing is left to hand out then (gold answers count here too)
+            spent = self.budget is not None and isinstance(labeled, int) \
+                and labeled >= self.budget
             if self._ready and not self.finished.is_set() and not self.labeled.all() \
-                    and count and data.get("queued") == 0 and data.get("in_flight") == 0:
+                    and not spent and count and data.get("queued") == 0 \
+                    and data.get("in_flight") == 0:
                 self.dry += 1  # labelers present, nothing to hand them
             if isinstance(count, int) and count != self.labelers:
                 grew = count > self.labelers
@@ -225,6 +243,9 @@ class PoolLoop(FeedbackLoop):
         self.pending.pop(sample_id, None)
         self._canceled.pop(sample_id, None)
         self._dropped.pop(sample_id, None)
+        self._asked_at.pop(sample_id, None)
+        if self._ready:  # the pace of labelers (not of the history learned at start)
+            self._label_times.append(time.monotonic())
         if self.on_label is not None:
             self.on_label(sample_id, data)
         self._answers.add(repr(data.get("answer")))
@@ -269,7 +290,8 @@ class PoolLoop(FeedbackLoop):
         if self.learner is None:
             return {"fit_seconds": 0.0, "score": None, "version": 0,
                     "labels": self.n_labels, "pending_scores": {}}
-        return super()._teach(lesson, [])
+        with one_core():  # the server may share this process (see one_core)
+            return super()._teach(lesson, [])
 
     async def _ask_again(self) -> None:
         # After a reconnect: requests sent just before a server died may be lost.
@@ -289,6 +311,7 @@ class PoolLoop(FeedbackLoop):
             self.asked += 1
         self.pending[sample_id] = self.pool.rows([index])[0]
         self._priority[sample_id] = priority
+        self._asked_at[sample_id] = self.n_labels
         self._canceled.pop(sample_id, None)
         await self._send_request(
             sample_id, view, prediction=plain(prediction), confidence=confidence,
@@ -327,7 +350,7 @@ class PoolLoop(FeedbackLoop):
         remaining = math.inf if self.budget is None else self.budget - self.n_labels
         if remaining <= 0 or unlabeled.size == 0:
             return None
-        full = max(self.labelers, 1) * self.prefetch + self.reserve
+        full = self._full()
         now = time.monotonic()
         self._canceled = {s: t for s, t in self._canceled.items()
                           if now - t < CANCEL_GRACE_SECONDS}
@@ -336,6 +359,21 @@ class PoolLoop(FeedbackLoop):
         # CANCEL): it counts against the budget as if it were pending.
         room = remaining - len(self._canceled)
         return unlabeled, int(min(full, unlabeled.size, max(room, 0))), room
+
+    def _recent_labels(self) -> int:
+        """How many labels may come within CANCEL_GRACE_SECONDS, at the fastest pace seen
+        over a second: that long a cancel made now still counts against the budget (at a
+        momentary lull the last second's pace let cancels through that then held asks
+        back at the budget)."""
+        now = time.monotonic()
+        while self._label_times and self._label_times[0] < now - 1.0:
+            self._label_times.popleft()
+        self._pace = max(self._pace, len(self._label_times))
+        return math.ceil(self._pace * CANCEL_GRACE_SECONDS)
+
+    def _full(self) -> int:
+        """How many requests to keep pending."""
+        return max(self.labelers, 1) * self.prefetch + self.reserve
 
     async def top_up(self) -> None:
         """Re-plan the pending requests with the current model (see the module docstring)."""
@@ -351,8 +389,11 @@ class PoolLoop(FeedbackLoop):
                 self._wake_when_grace_ends()
             # Snapshots taken here, on the loop: labels may arrive while the plan is made.
             pending = {sid: self.pool.index[sid] for sid in self.pending}
+            keep_for = self._full() if self.keep_for is None else self.keep_for
+            young = {sid for sid in pending
+                     if self.n_labels - self._asked_at.get(sid, -keep_for) < keep_for}
             plan = await asyncio.to_thread(self.planner.plan, unlabeled, target, room, pending,
-                                           self.labeled.copy())
+                                           self.labeled.copy(), young, self._recent_labels())
             # New asks go first, cancels last: the queue never empties in between. A
             # refill may have asked meanwhile: what it asked is skipped, its count kept.
             now_targets = self._targets()  # labels and refills came in meanwhile

@@ -7,9 +7,10 @@ so the event loop never blocks on a fit or a scoring pass.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,18 @@ class Tutor:
         return {"score": score, "score_metric": score_metric, **prequential,
                 "version": self.version,
                 "labels": int(getattr(self.learner, "n_labels_", len(learned)))}
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[None]:
+    """Native thread pools (BLAS, OpenMP) at one thread while a worker computes. Where
+    the server shares the process (`swergio-al label`), a k-means spreading over both
+    cores of a busy 2-core box took the core the event loop needed and ran 5-10x slower
+    than on one thread."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _weighted(method: Callable[..., Any], lesson: Lesson) -> dict[str, Any]:

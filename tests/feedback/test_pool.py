@@ -124,14 +124,17 @@ async def test_stops_at_exactly_the_budget(make_server: MakeServer) -> None:
 async def test_a_replan_never_withdraws_what_a_person_is_answering(
         make_server: MakeServer) -> None:
     # Random scores: every plan after a label ranks the pending requests anew and
-    # cancels most of them, the two each labeler holds (reading one) among them.
+    # cancels most of them, the two each labeler holds (reading one) among them: none
+    # stays for being young (keep_for=0), and the budget is far enough off for cancels
+    # (none within the labels that may come in 3 s of it).
     server = await make_server(stats_interval_seconds=0.01)
     url = str(server.make_url("/ws"))
     X, truth = blobs(60, seed=3)
     shuffled = ActiveLearner(LogisticRegression(), classes=["a", "b"], strategy="random",
                              random_state=0)
     loop = Recorded(shuffled, make_pool(X), name="model", url=url, answer=CHOICE,
-                    feedback_room=ROOM, budget=14, reserve=0, keep=1.0, seed=0)
+                    feedback_room=ROOM, budget=30, reserve=0, keep=1.0, keep_for=0,
+                    seed=0)
     async with loop, Labeler("ann", url, answers(truth, 0.3), room=ROOM) as ann, \
             Labeler("bob", url, answers(truth, 0.3), room=ROOM) as bob:
         async with asyncio.timeout(30):
@@ -141,11 +144,11 @@ async def test_a_replan_never_withdraws_what_a_person_is_answering(
         await bob.wait_confirmed()
         assert loop.kept, "no re-plan canceled a held task: the test proves nothing"
         assert ann.refused == bob.refused == 0
-        assert ann.acked + bob.acked == 14
-        assert loop.n_labels == 14 and loop.learner.n_labels_ == 14
+        assert ann.acked + bob.acked == 30
+        assert loop.n_labels == 30 and loop.learner.n_labels_ == 30
         assert loop.offences == [] and loop.pending == {}
         stats = await server.app[STORE].stats(ROOM, now=time.time())
-        assert stats.labeled == 14 and stats.queued == stats.in_flight == 0
+        assert stats.labeled == 30 and stats.queued == stats.in_flight == 0
 
 
 async def test_a_restart_neither_asks_a_labeled_sample_nor_learns_a_label_twice(
