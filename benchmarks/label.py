@@ -151,7 +151,7 @@ def run_label(spec: dict[str, Any], out: Path, budget: int, seed: int, *extra: s
     with (out / "labels.csv").open(newline="") as handle:
         labels = [(row["sample_id"], row["answer"]) for row in csv.DictReader(handle)]
     rate = re.search(r"\(([\d.]+) labels/s\)", summary)
-    dry = re.search(r"queue ran dry (\d+) times", summary)
+    dry = re.search(r"queue ran dry (\d+) times?", summary)
     return {"labels": labels, "summary": summary, "wall": time.monotonic() - started,
             "rate": float(rate.group(1)) if rate else float("nan"),
             "dry": int(dry.group(1)) if dry else -1}
