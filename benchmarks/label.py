@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from load import free_port  # the sibling benchmark's server helpers
+from common import free_port  # benchmarks/common.py
 from sklearn.base import clone
 from sklearn.datasets import load_breast_cancer, load_digits
 
