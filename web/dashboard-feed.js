@@ -5,10 +5,11 @@
 // Events: 'stats' (detail: {room: stats}, every room in scope so far),
 //         'kpi' (detail: one report, {model, room, version, labels, ...}),
 //         'online' (detail: labelers online in the rooms in scope, each person once),
-//         'labelers' (detail: {room: [{labeler, labels, median_seconds, skips}]}).
+//         'labelers' (detail: {room: [{labeler, labels, median_seconds, skips}]}),
+//         'refused' (once: the server wants the component token this page lacks).
 
 import { asText } from './dom.js';
-import { RelayClient, newId, showConnection, socketUrl, takeToken } from './relay.js';
+import { ConnState, RelayClient, newId, showConnection, socketUrl, takeToken } from './relay.js';
 
 const STATS_POLL_MS = 2000;
 const LABELERS_POLL_MS = 3000;
@@ -29,6 +30,7 @@ export class DashboardFeed extends EventTarget {
     this.received = 0;
     this.onlineLoading = false; // a /api/online request is under way
     this.onlineAgain = false;
+    this.refused = false;
   }
 
   /** A filter for `feedback` also shows its sub-rooms (`feedback/...`). */
@@ -42,6 +44,9 @@ export class DashboardFeed extends EventTarget {
                                    token: this.token, rooms: [...this.rooms, this.kpiRoom] });
     showConnection(this.relay, document.querySelector('[data-conn]'));
     this.relay.addEventListener('message', (event) => this.onMessage(event.detail));
+    this.relay.addEventListener('state', (event) => {
+      if (event.detail.state === ConnState.REFUSED) this.refuse();
+    });
     // After every (re)connect: the history, so nothing learned while away is missing.
     this.relay.addEventListener('ready', () => this.loadKpi());
     this.relay.connect();
@@ -53,6 +58,7 @@ export class DashboardFeed extends EventTarget {
     const headers = { Accept: 'application/json' };
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     const response = await fetch(url, { headers });
+    if (response.status === 401) this.refuse();
     if (!response.ok) throw new Error(`${url}: ${response.status}`);
     return response.json();
   }
@@ -72,7 +78,7 @@ export class DashboardFeed extends EventTarget {
       // the server is down: the connection badge says so; the next poll tries again
     }
     this.loadOnline();
-    setTimeout(() => this.pollStats(), STATS_POLL_MS);
+    if (!this.refused) setTimeout(() => this.pollStats(), STATS_POLL_MS);
   }
 
   /** How many people label in the rooms in scope: the server counts each once, where
@@ -106,7 +112,7 @@ export class DashboardFeed extends EventTarget {
     } catch (error) {
       // as above
     }
-    setTimeout(() => this.pollLabelers(), LABELERS_POLL_MS);
+    if (!this.refused) setTimeout(() => this.pollLabelers(), LABELERS_POLL_MS);
   }
 
   async loadKpi() {
@@ -146,6 +152,13 @@ export class DashboardFeed extends EventTarget {
     this.seen.add(key);
     if (this.seen.size > MAX_SEEN) this.seen.delete(this.seen.values().next().value);
     this.emit('kpi', { ...data, model: asText(data.model), room });
+  }
+
+  /** Without the token every figure stays empty, which would read as "no work yet". */
+  refuse() {
+    if (this.refused) return;
+    this.refused = true;
+    this.emit('refused');
   }
 
   emit(type, detail) {

@@ -46,7 +46,7 @@ export class QualityPanel {
     } catch (error) {
       // the server is down: the connection badge says so; the next poll tries again
     }
-    setTimeout(() => this.poll(), POLL_MS);
+    if (!this.feed.refused) setTimeout(() => this.poll(), POLL_MS);
   }
 
   /** @param {Record<string, any>} body  {room: report} */

@@ -45,6 +45,12 @@ for (const root of document.querySelectorAll('[data-module="dashboard"]')) {
       }
     }
   }
+  feed.addEventListener('refused', () => {
+    root.dataset.refused = 'true'; // the panels would only show their empty states
+    root.prepend(el('p', { className: 'notice', 'data-refused-notice': '', text:
+      'The server refused this dashboard: it wants the component token. '
+      + 'Open /dashboard?token=<component token> (the token the server was started with).' }));
+  });
   const filter = root.querySelector('[data-room-filter]');
   if (filter) roomFilter(filter, feed);
   feed.start();

@@ -157,3 +157,26 @@ async def test_a_real_model_loop_learns_from_the_browser_and_its_curve_grows(
         assert last["labels"] == len(X)
         row = await dashboard.inner_text('tr[data-model="blobs-model"]')
         assert row.split()[:3] == ["blobs-model", str(last["version"]), str(len(X))]
+
+
+async def test_a_dashboard_without_the_component_token_says_so_rather_than_no_work(
+        make_server: MakeServer, new_page: Any) -> None:
+    server = await make_server(component_token="component-secret")
+    async with await RawClient.connect(str(server.make_url("/ws"))) as model:
+        await model.send({"TYPE": "COMMAND/REGISTER", "NAME": "model", "TO_ROOM": "_command",
+                          "TOKEN": "component-secret"})
+        await model.send({"TYPE": "COMMAND/JOINROOM", "ROOM": "feedback", "TO_ROOM": "_command"})
+        await request(model, "feedback", "t0", "text", 0, priority=1)
+        dashboard = await new_page(width=1000)
+        await dashboard.goto(str(server.make_url("/dashboard")))  # the link without its token
+        notice = dashboard.locator("[data-refused-notice]")
+        await notice.wait_for()
+        assert "component token" in await notice.inner_text()
+        assert await dashboard.is_hidden('[data-module="rooms-panel"]')  # "no work yet" is untrue
+        assert await dashboard.is_hidden('[data-module="totals"]')
+
+        with_token = await new_page(width=1000)
+        await with_token.goto(str(server.make_url("/dashboard?token=component-secret")))
+        await with_token.wait_for_selector(
+            'tr[data-room="feedback"] td[data-key="queued"]:text-is("1")')
+        assert await with_token.locator("[data-refused-notice]").count() == 0

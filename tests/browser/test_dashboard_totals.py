@@ -38,14 +38,14 @@ async def test_a_labeler_in_two_rooms_counts_once_in_the_total(make_server: Make
             await room_labelers(everything, ROOMS[0], 2)
             await room_labelers(everything, ROOMS[1], 1)
             # ann and bo: two people, though the rooms' columns add up to three
-            await everything.wait_for_selector('[data-stat="labelers"]:text-is("2")', timeout=5000)
+            await everything.wait_for_selector('[data-stat="labelers"]:text-is("2")')
 
             only_b = await new_page(width=1000)
             await only_b.goto(str(server.make_url("/dashboard").with_query(room=ROOMS[1])))
             await room_labelers(only_b, ROOMS[1], 1)
-            await only_b.wait_for_selector('[data-stat="labelers"]:text-is("1")', timeout=5000)
+            await only_b.wait_for_selector('[data-stat="labelers"]:text-is("1")')
 
             await ann.ws.close()  # the total follows people leaving
             await room_labelers(everything, ROOMS[1], 0)
-            await everything.wait_for_selector('[data-stat="labelers"]:text-is("1")', timeout=5000)
-            await only_b.wait_for_selector('[data-stat="labelers"]:text-is("0")', timeout=5000)
+            await everything.wait_for_selector('[data-stat="labelers"]:text-is("1")')
+            await only_b.wait_for_selector('[data-stat="labelers"]:text-is("0")')
