@@ -21,10 +21,22 @@ function renderText(content, container) {
   container.append(el('p', { className: 'sample-text', text }));
 }
 
+// Images smaller than this (8x8 digits, 32x32 thumbnails) are shown scaled up by a
+// whole factor to about UPSCALE_TO pixels, sharp-edged, instead of as a dot.
+const SMALL_IMAGE = 128;
+const UPSCALE_TO = 256;
+
 function renderImage(content, container) {
   const spec = typeof content === 'string' ? { src: content } : content ?? {};
   const src = safeUrl(spec.src ?? spec.url);
   const img = el('img', { src, alt: asText(spec.alt ?? 'sample image'), className: 'sample-image' });
+  img.addEventListener('load', () => {
+    const side = Math.max(img.naturalWidth, img.naturalHeight);
+    if (side > 0 && side < SMALL_IMAGE) {
+      img.style.width = `${img.naturalWidth * Math.floor(UPSCALE_TO / side)}px`;
+      img.classList.add('upscaled');
+    }
+  });
   container.append(el('figure', {}, [img, ...(spec.caption ? [el('figcaption', { text: asText(spec.caption) })] : [])]));
 }
 

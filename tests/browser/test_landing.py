@@ -66,3 +66,20 @@ async def test_landing_lists_rooms_with_work_and_links_to_them(make_server: Make
         await page.wait_for_url("**/label/feedback/reviews")
         assert (await next_task(page))["kind"] == "text"
         assert await page.is_visible("a[href='/dashboard']")
+
+
+async def test_label_without_a_room_leads_to_the_rooms(make_server: MakeServer,
+                                                       new_page: Any) -> None:
+    """A newcomer shortening the printed link to /label gets the room list, not a 404."""
+    server = await make_server(labeler_token="labeler-secret")
+    async with await connect_model(str(server.make_url("/ws")), "texts",
+                                   room="feedback/reviews") as texts:
+        await request(texts, "feedback/reviews", "r0", "text", 0, priority=0)
+        while (await texts.expect("FEEDBACK/STATS"))["DATA"]["queued"] != 1:
+            pass  # stored: the landing page lists it
+        page = await new_page(name="lea")
+        for path in ("/label", "/label/"):
+            await page.goto(str(server.make_url(path).with_query(token="labeler-secret")))
+            link = page.locator('a[href^="/label/feedback/reviews"]')
+            await link.wait_for()
+            assert "token=labeler-secret" in (await link.get_attribute("href") or "")
