@@ -87,6 +87,11 @@ async def label_page(request: web.Request) -> web.Response:
     return response
 
 
+async def rooms_redirect(request: web.Request) -> web.Response:
+    """`/label` names no room: the landing page lists them (its token goes along)."""
+    raise web.HTTPFound("/" + (f"?{request.query_string}" if request.query_string else ""))
+
+
 async def landing_page(request: web.Request) -> web.Response:
     """The rooms with work waiting (queue, labelers, question), each linking to its
     label page; a clear empty state saying how to send work here."""
@@ -139,6 +144,8 @@ def setup_ui(app: web.Application) -> None:
     app.router.add_get("/", landing_page, name="landing")
     # Room names may contain "/" (feedback/melody), so the pattern takes the rest of the path.
     app.router.add_get("/label/{room:.+}", label_page, name="label_room")
+    for bare in ("/label", "/label/"):
+        app.router.add_get(bare, rooms_redirect)
     app.router.add_get("/dashboard", dashboard_page, name="dashboard")
     app.router.add_static("/web", root / "web", name="web")
     app.router.add_static("/static", root / "static", name="static")

@@ -44,3 +44,25 @@ async def test_the_label_page_shows_media_on_a_server_with_tokens(
         assert answer is not None and answer.status == 401
     finally:
         await model.close()
+
+
+async def test_a_tiny_image_is_shown_scaled_up_not_as_a_dot(make_server: MakeServer,
+                                                            new_page: Any,
+                                                            tmp_path: Path) -> None:
+    (tmp_path / "digit.png").write_bytes(png_bytes())  # a few pixels, like an 8x8 digit
+    server = await make_server(media_dir=str(tmp_path))
+    model = await Peer.connect(str(server.make_url("/ws")), "model", room=ROOM)
+    try:
+        await model.send({"TYPE": "FEEDBACK/REQUEST", "TO_ROOM": ROOM, "DATA": {
+            "sample_id": 1, "kind": "image", "content": {"src": "/media/digit.png",
+                                                         "alt": "cat"},
+            "answer": {"type": "choice", "choices": ["0", "1"]}}})
+        page = await new_page(name="ann")
+        await page.goto(f"http://127.0.0.1:{server.port}/label/{ROOM}")
+        await page.wait_for_function(SHOWN)
+        natural, shown = await page.evaluate(
+            "() => { const img = document.querySelector('img[alt=\"cat\"]');"
+            " return [img.naturalWidth, img.getBoundingClientRect().width]; }")
+        assert natural < 128 and shown >= 128, (natural, shown)
+    finally:
+        await model.close()
