@@ -180,3 +180,31 @@ async def test_a_dashboard_without_the_component_token_says_so_rather_than_no_wo
         await with_token.wait_for_selector(
             'tr[data-room="feedback"] td[data-key="queued"]:text-is("1")')
         assert await with_token.locator("[data-refused-notice]").count() == 0
+
+
+async def test_curve_labels_stay_readable_on_a_phone(make_server: MakeServer,
+                                                     new_page: Any) -> None:
+    """The curve is drawn at the width it gets: scaling a wide drawing down to a phone
+    shrank its 12 px tick labels to about 5 px."""
+    server = await make_server()
+    dashboard = await new_page(width=PHONE, height=800)
+    await dashboard.goto(str(server.make_url("/dashboard")))
+    await wait_state(dashboard, "open")
+    async with await RawClient.connect(str(server.make_url("/ws")), "tiny-model",
+                                       rooms=("kpi",)) as model:
+        for n in (1, 2):
+            await model.send({"TYPE": "LOG/KPI", "TO_ROOM": "kpi", "DATA": {
+                "version": n, "labels": 10 * n, "score": 0.4 + 0.1 * n}})
+        plot = '[data-curve="tiny-model"] .line-plot[data-points="2"]'
+        await dashboard.wait_for_selector(plot)
+        tick_height = "node => node.getBoundingClientRect().height"
+        for width in (PHONE, 1000):
+            await dashboard.set_viewport_size({"width": width, "height": 800})
+            await dashboard.wait_for_function(
+                """selector => { const svg = document.querySelector(selector);
+                   return svg && Math.abs(svg.viewBox.baseVal.width
+                                          - svg.getBoundingClientRect().width) < 2; }""",
+                arg=plot)  # drawn at its own width: one unit is one CSS pixel
+            height = await dashboard.locator(f"{plot} .tick").first.evaluate(tick_height)
+            assert height >= 11, (width, height)
+            assert await dashboard.evaluate("document.documentElement.scrollWidth") <= width
