@@ -198,6 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command's own handling of it is in place
+        command = next((word for word in argv if not word.startswith("-")), "")
+        print(f"swergio-al{' ' + command if command in COMMANDS else ''}: stopped (Ctrl-C)",
+              file=sys.stderr)
+        return 130
+
+
+COMMANDS = ("serve", "label", "export", "run", "demo")
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["label"]:  # its own parser: every bad option is one line, exit 2
         from swergio_al.label_command import main as label
 

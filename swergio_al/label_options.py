@@ -89,6 +89,9 @@ def parse_answer(spec: str) -> dict[str, Any]:
     """`choice:a,b` | `rating:0-5` | `text` | `number` → the answer schema."""
     if spec.startswith(CHOICE_PREFIX):
         choices = [c.strip() for c in spec[len(CHOICE_PREFIX):].split(",")]
+        if "" in choices and len(choices) > 1:
+            raise OptionError(f"--answer {spec}: a choice is empty (two commas in a row, or "
+                              "one at the start or end); e.g. choice:cat,dog")
         if len(choices) < 2 or "" in choices or len(set(choices)) != len(choices):
             raise OptionError(f"--answer {spec}: give two or more distinct choices, "
                               "e.g. choice:cat,dog")

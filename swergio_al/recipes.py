@@ -232,6 +232,11 @@ def _custom(spec: str, source: Source, seed: int | None) -> Recipe:
         estimator = factory()
     except Exception as exc:
         raise RecipeError(f"--model {spec}: the factory failed: {exc}") from None
+    missing = " or ".join(f"{name}()" for name in ("fit", "predict")
+                          if not callable(getattr(estimator, name, None)))
+    if missing:  # found now, in one line, not by the model's first fit in the log
+        raise RecipeError(f"--model {spec}: the factory returned {type(estimator).__name__}, "
+                          f"not a scikit-learn estimator (no {missing})")
     if source.kind == "text":
         texts = source.texts() or []
         inputs: Any = np.asarray(texts, dtype=object).reshape(-1, 1)

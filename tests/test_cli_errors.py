@@ -112,3 +112,22 @@ def test_serve_on_a_database_it_cannot_use_is_one_line(tmp_path: Path) -> None:
         "[Errno", ""), done.stderr
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
     assert done.stderr.startswith("swergio-al serve: cannot reach PostgreSQL at ")
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["serve"], "swergio-al serve: stopped (Ctrl-C)"),
+    (["label", "x.csv", "--answer", "text"], "swergio-al label: stopped (Ctrl-C)"),
+])
+def test_ctrl_c_while_starting_is_one_line(argv: list[str], says: str) -> None:
+    # The signal arrives while the command is still setting up (here: deterministically,
+    # the moment it reads its options), before its own handling of Ctrl-C is in place.
+    code = ("import os, signal, sys\n"
+            "from swergio_al import cli, label_command\n"
+            "stop = lambda *a, **k: os.kill(os.getpid(), signal.SIGINT)\n"
+            "cli.build_parser = stop\n"
+            "label_command.prepare = stop\n"
+            f"sys.exit(cli.main({argv!r}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == says and "Traceback" not in done.stderr

@@ -62,6 +62,10 @@ def label_command(out: Path, *extra: str) -> list[str]:
     ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--strategy", "best"],
      "--strategy must be one of"),
     ([str(REVIEWS), "--answer", CHOICE, "--bogus"], "unrecognized arguments"),
+    ([str(REVIEWS), "--answer", "choice:positive,,negative", "--text", "text"],
+     "a choice is empty"),
+    ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--model", "collections:OrderedDict"],
+     "returned OrderedDict, not a scikit-learn estimator (no fit() or predict())"),
     ([str(REVIEWS), "--text", "text"], "--answer"),
     ([str(REVIEWS), "--answer", CHOICE, "--text", "text", "--url", "http://x"], "--url"),
 ])

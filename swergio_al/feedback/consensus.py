@@ -169,12 +169,18 @@ class Consensus:
                 if share is not None}
 
     def _agreement(self, result: Aggregate) -> dict[str, float | None]:
-        """Share of each labeler's counted answers that equal the aggregate (choices/text)."""
+        """Share of each labeler's counted answers that equal the aggregate (choices/text),
+        over the samples someone else answered too: a sample only they answered has
+        them as its aggregate, which says nothing about them."""
         if self.settings.method == "mean":
             return {}
-        hits: dict[str, list[int]] = {}
+        answered: dict[Any, int] = {}
         for a in self.answers:
             if a.counted:
+                answered[a.sample_id] = answered.get(a.sample_id, 0) + 1
+        hits: dict[str, list[int]] = {}
+        for a in self.answers:
+            if a.counted and answered[a.sample_id] > 1:
                 value, _ = result.of(a.sample_id)
                 hits.setdefault(a.labeler, []).append(int(value == a.answer))
         return {k: float(np.mean(v)) for k, v in hits.items()}

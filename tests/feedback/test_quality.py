@@ -234,3 +234,20 @@ def test_a_warm_start_converges_to_the_same_aggregate_in_fewer_iterations() -> N
     warm = dawid_skene(answers, [0, 1, 2], tol=1e-4, warm_start=earlier)
     assert warm.values == cold.values
     assert warm.iterations < cold.iterations
+
+
+def test_agreement_counts_only_samples_someone_else_answered_too() -> None:
+    from swergio_al.feedback.consensus import Consensus, Settings
+
+    consensus = Consensus(Settings("majority", ["a", "b"]))
+    for sample in range(4):  # three answers each; cid is out of line on two
+        consensus.add(f"ann-{sample}", sample, "ann", "a")
+        consensus.add(f"bob-{sample}", sample, "bob", "a")
+        consensus.add(f"cid-{sample}", sample, "cid", "a" if sample < 2 else "b")
+    for sample in range(4, 8):  # answers nobody else gave: each its own aggregate
+        consensus.add(f"solo-{sample}", sample, "solo", "b")
+        consensus.add(f"ann-{sample}", sample + 100, "ann", "b")
+    per = consensus.report()["per_labeler"]
+    assert per["cid"]["agreement"] == 0.5
+    assert per["ann"]["agreement"] == 1.0 and per["ann"]["answers"] == 8
+    assert per["solo"]["agreement"] is None  # was 1.0: agreeing with itself
