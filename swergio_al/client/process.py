@@ -31,9 +31,19 @@ def run_until_stopped(main: Coroutine[Any, Any, T]) -> T | None:
     async def guarded() -> T | None:
         task = asyncio.ensure_future(main)
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            # Once: Ctrl-C reaches every process of the terminal and a launcher then
+            # sends SIGTERM too; a second cancel would cut short the clean-up the
+            # first one started (a component closing its connection and session).
+            if not stopping:
+                stopping.append(True)
+                task.cancel()
+
+        stopping: list[bool] = []
         for signum in _STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-                loop.add_signal_handler(signum, task.cancel)
+                loop.add_signal_handler(signum, stop)
         try:
             return await task
         except asyncio.CancelledError:
