@@ -130,26 +130,33 @@ async def _report_of(store: Store, room: str, clock: Callable[[], float]) -> _Re
     if cached is not None and cached.fresh_enough(counts, clock()):
         return cached
     building = _BUILDING.setdefault(store, {})
-    if room in building:  # someone else's rebuild: share it
-        return await asyncio.shield(building[room])
-    future: asyncio.Future[_Report] = asyncio.get_running_loop().create_future()
-    building[room] = future
-    try:
-        started = clock()
-        consensus = await room_consensus(store, room)
-        body = await asyncio.to_thread(consensus.report) if consensus.answers else None
-        report = _Report(counts, body, clock(), clock() - started)
-        if body is not None:  # ?room= is any text: only rooms with labels are kept
-            cache[room] = report
-        future.set_result(report)
-        return report
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # read: nobody else waiting is not an unhandled error
-        raise
-    finally:
-        del building[room]
+    rebuild = building.get(room)
+    if rebuild is None:
+        # A task of its own, shared by everyone asking meanwhile: an asker who goes
+        # away (a dashboard closed mid-request) cancels only their own wait.
+        rebuild = building[room] = asyncio.ensure_future(
+            _rebuild(store, room, counts, clock, cache))
+        rebuild.add_done_callback(lambda done: _built(building, room, done))
+    return await asyncio.shield(rebuild)
 
+
+async def _rebuild(store: Store, room: str, counts: tuple[int, int],
+                   clock: Callable[[], float], cache: dict[str, _Report]) -> _Report:
+    started = clock()
+    consensus = await room_consensus(store, room)
+    body = await asyncio.to_thread(consensus.report) if consensus.answers else None
+    report = _Report(counts, body, clock(), clock() - started)
+    if body is not None:  # ?room= is any text: only rooms with labels are kept
+        cache[room] = report
+    return report
+
+
+def _built(building: dict[str, asyncio.Future[_Report]], room: str,
+           done: asyncio.Future[_Report]) -> None:
+    if building.get(room) is done:
+        del building[room]
+    if not done.cancelled():
+        done.exception()  # read: with every asker gone, a failure is not "never retrieved"
 
 def _hashable(answer: Any) -> Any:
     # Answers are JSON: a list or object answer (never a valid choice) is compared as text.

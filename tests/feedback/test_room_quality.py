@@ -140,3 +140,45 @@ async def test_a_busy_room_is_reported_again_only_now_and_then_and_once_for_all_
         counted, ROOM, clock=lambda: now[0]) for _ in range(5)))  # type: ignore[arg-type]
     assert counted.reads == 2
     assert all(report[ROOM]["answers"] == 11 for report in reports)
+
+
+class GatedReads(ReadCounter):
+    """Label reads wait at a gate the test opens."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        import asyncio
+
+        self.gate = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        real = super().__getattr__(name)
+        if name != "history":
+            return real
+
+        async def history(*args: Any, **kwargs: Any) -> Any:
+            await self.gate.wait()
+            return await real(*args, **kwargs)
+
+        return history
+
+
+async def test_an_asker_who_goes_away_does_not_fail_the_others(store: Store) -> None:
+    import asyncio
+
+    from swergio_al.feedback import room_quality
+
+    for sample in range(3):
+        await _answer(store, sample, "ann", "a")
+        await _answer(store, sample, "bob", "a")
+    gated = GatedReads(store)
+    first = asyncio.ensure_future(room_quality.quality_report(gated, ROOM))  # type: ignore[arg-type]
+    second = asyncio.ensure_future(room_quality.quality_report(gated, ROOM))  # type: ignore[arg-type]
+    for _ in range(500):  # both waiting on the one rebuild
+        if gated.reads == 1 and ROOM in room_quality._BUILDING.get(gated, {}):  # type: ignore[call-overload]
+            break
+        await asyncio.sleep(0.01)
+    first.cancel()  # a dashboard closed mid-request
+    gated.gate.set()
+    assert (await second)[ROOM]["answers"] == 6
+    assert first.cancelled() and gated.reads == 1
