@@ -199,3 +199,42 @@ async def test_a_lost_database_connection_is_unavailable_once_then_replaced(url:
         assert failures <= 1 and stats.queued == 1
     finally:
         await store.close()
+
+
+async def test_a_models_stream_of_requests_and_acks_goes_in_few_round_trips(
+        two_nodes: Nodes) -> None:
+    from swergio_al.feedback.records import LimitReached, Submitted
+
+    store, _ = two_nodes
+    batches: list[int] = []
+    for coalescer in (store._submits, store._acks):
+        run = coalescer._run
+
+        async def counted(calls: list, run=run) -> list:  # type: ignore[type-arg]
+            batches.append(len(calls))
+            return await run(calls)  # type: ignore[no-any-return]
+
+        coalescer._run = counted  # type: ignore[method-assign]
+    # 60 requests sent at once, the limit 50: each answered as if sent alone, in order.
+    outcomes = await asyncio.gather(
+        *(store.submit(make_request(i), max_pending=50, now=1.0) for i in range(60)),
+        return_exceptions=True)
+    assert outcomes[:50] == [Submitted.CREATED] * 50
+    assert all(isinstance(o, LimitReached) for o in outcomes[50:]), outcomes[50:]
+    assert len(batches) < 10, batches  # not one round trip each
+    # The same sample again in the same stream: updated, in order.
+    again = await asyncio.gather(store.submit(make_request(0, priority=5.0), max_pending=50,
+                                              now=2.0),
+                                 store.submit(make_request(0, priority=6.0), max_pending=50,
+                                              now=2.0))
+    assert again == [Submitted.UPDATED, Submitted.UPDATED]
+    task = await store.claim(ROOM, "ann", lease_seconds=60.0, now=3.0)
+    assert task is not None and task.request.sample_id == 0 and task.request.priority == 6.0
+    label = await store.record_label(task.task_id, "ann", "cat", 1.0, label_id="L0", now=3.0)
+    batches.clear()
+    acks = await asyncio.gather(store.ack(label.label_id, "model", now=4.0),
+                                store.ack("no-such-label", "model", now=4.0),
+                                store.ack(label.label_id, "someone-else", now=4.0),
+                                store.ack(label.label_id, "model", now=5.0))
+    assert acks == [True, False, False, True] and len(batches) <= 2
+    assert await store.unacked("model") == []

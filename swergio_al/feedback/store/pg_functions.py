@@ -6,11 +6,12 @@ network round trip and one implicit transaction, instead of BEGIN, a statement
 per step and COMMIT. The functions are (re)created on every open, under the
 migration lock, so they always match the running release.
 
-A model's request and ACK are one round trip too: a model's messages are handled
-one after another, so its request rate is one over the time each takes. Those
-and the claims commit without waiting for the WAL flush (`synchronous_commit`
-off for their transaction, as the SQLite store commits them without fsync):
-their senders replay them, while a label is on disk before its ACK goes out.
+A model's requests and ACKs stream in (relay/pipeline.py): those arriving while
+one round trip is under way go together in the next (store/coalesce.py), one
+function call for the lot. Those and the claims commit without waiting for the
+WAL flush (`synchronous_commit` off for their transaction, as the SQLite store
+commits them without fsync): their senders replay them, while a label is on
+disk before its ACK goes out.
 
 Refusals raise SQLSTATE `SWA01` (unknown task, or no longer leased), `SWA02`
 (leased to someone else) and `SWA03` (too many pending requests); the store
@@ -183,14 +184,37 @@ FUNCTIONS = [
             -- Another node inserted the same sample meanwhile: decide again, on its row.
         END LOOP;
     END $$""",
-    # A model's FEEDBACK/ACK; a repeated one keeps the first one's time. True when
-    # the label exists and is the requester's.
-    """CREATE OR REPLACE FUNCTION swergio_al_ack(p_label_id text, p_requester text,
-        p_now double precision) RETURNS boolean LANGUAGE plpgsql AS $$
+    # Several requests in one round trip (store/coalesce.py), in order: each one's
+    # outcome and pending count as swergio_al_submit gives them, or a refusal at
+    # the limit as o_outcome 'limit_reached' (the others still go in).
+    """CREATE OR REPLACE FUNCTION swergio_al_submit_many(p_rooms text[], p_sample_ids text[],
+        p_is_ints integer[], p_requesters text[], p_kinds text[], p_contents text[],
+        p_answers text[], p_questions text[], p_predictions text[],
+        p_confidences double precision[], p_priorities double precision[],
+        p_overlaps integer[], p_extras text[], p_now double precision, p_limits integer[])
+    RETURNS TABLE (o_outcome text, o_pending bigint) LANGUAGE plpgsql AS $$
     BEGIN
         PERFORM set_config('synchronous_commit', 'off', true);
-        UPDATE labels SET acked = 1, acked_at = COALESCE(acked_at, p_now)
-            WHERE label_id = p_label_id AND requester = p_requester;
-        RETURN FOUND;
+        FOR i IN 1 .. coalesce(array_length(p_rooms, 1), 0) LOOP
+            BEGIN
+                RETURN QUERY SELECT * FROM swergio_al_submit(p_rooms[i], p_sample_ids[i],
+                    p_is_ints[i], p_requesters[i], p_kinds[i], p_contents[i], p_answers[i],
+                    p_questions[i], p_predictions[i], p_confidences[i], p_priorities[i],
+                    p_overlaps[i], p_extras[i], p_now, p_limits[i]);
+            EXCEPTION WHEN SQLSTATE '""" + LIMIT_REACHED + """' THEN
+                RETURN QUERY SELECT 'limit_reached'::text, NULL::bigint;
+            END;
+        END LOOP;
+    END $$""",
+    # Several ACKs in one round trip: the (label, requester) pairs that matched.
+    """CREATE OR REPLACE FUNCTION swergio_al_ack_many(p_label_ids text[], p_requesters text[],
+        p_now double precision) RETURNS TABLE (o_label_id text, o_requester text)
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        RETURN QUERY UPDATE labels l SET acked = 1, acked_at = COALESCE(l.acked_at, p_now)
+            FROM unnest(p_label_ids, p_requesters) AS a(label_id, requester)
+            WHERE l.label_id = a.label_id AND l.requester = a.requester
+            RETURNING l.label_id, l.requester;
     END $$""",
 ]

@@ -30,7 +30,8 @@ from swergio_al.feedback.records import (
     TaskStatus,
     UnknownTask,
 )
-from swergio_al.feedback.store.pg_functions import LIMIT_REACHED, NOT_YOUR_TASK, UNKNOWN_TASK
+from swergio_al.feedback.store.coalesce import Coalescer
+from swergio_al.feedback.store.pg_functions import NOT_YOUR_TASK, UNKNOWN_TASK
 from swergio_al.feedback.store.postgres_db import PostgresError, _row
 from swergio_al.feedback.store.postgres_reads import PostgresReads
 from swergio_al.feedback.store.rows import _dump, _sample_key, _task
@@ -48,35 +49,61 @@ _LEASED = TaskStatus.LEASED.value
 class PostgresStore(PostgresReads):
     """The queue's writes: requests, claims and leases, labels and ACKs."""
 
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        super().__init__(url, pool_size=pool_size)
+        # A model's requests and ACKs come in streams: those arriving while one
+        # is under way go together in the next round trip.
+        self._submits = Coalescer(self._submit_many)
+        self._acks = Coalescer(self._ack_many)
+
+    async def close(self) -> None:
+        await self._submits.close()
+        await self._acks.close()
+        await super().close()
+
     # -- requests ----------------------------------------------------------
 
     async def submit(self, request: FeedbackRequest, *, max_pending: int,
                      now: float) -> Submitted:
-        sample_id, is_int = _sample_key(request.sample_id)
-        fields = (request.requester, request.kind, _dump(request.content),
-                  json.dumps(request.answer), request.question, _dump(request.prediction),
-                  request.confidence, request.priority, request.overlap,
-                  _dump(request.extra or None))
-        # The requester's open requests are counted only when the estimate says
-        # they may have reached the limit (see PendingEstimate).
-        limit = 0 if self._pending.room_for_one(request.requester, max_pending) else max_pending
+        return await self._submits.call((request, max_pending, now))
+
+    async def _submit_many(self, calls: list[tuple[FeedbackRequest, int, float]]
+                           ) -> list[Submitted | BaseException]:
+        """The requests handed in meanwhile, in one round trip and in order (coalesce.py)."""
+        columns: list[list[Any]] = [[] for _ in range(14)]
+        ahead: dict[str, int] = {}  # each requester's earlier requests in this batch
+        for request, max_pending, _ in calls:
+            sample_id, is_int = _sample_key(request.sample_id)
+            # The requester's open requests are counted only when the estimate says
+            # they may have reached the limit (see PendingEstimate), this batch included.
+            earlier = ahead.get(request.requester, 0)
+            ahead[request.requester] = earlier + 1
+            limit = 0 if self._pending.room_for_one(request.requester,
+                                                    max_pending - earlier) else max_pending
+            for column, value in zip(columns, (
+                    request.room, sample_id, is_int, request.requester, request.kind,
+                    _dump(request.content), json.dumps(request.answer), request.question,
+                    _dump(request.prediction), request.confidence, request.priority,
+                    request.overlap, _dump(request.extra or None), limit), strict=True):
+                column.append(value)
         async with self._connection(transaction=False) as conn:
-            try:  # one round trip: the function decides and writes
-                outcome, pending = await conn.fetchrow(
-                    "SELECT * FROM swergio_al_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-                    "$11, $12, $13, $14, $15)", request.room, sample_id, is_int, *fields, now,
-                    limit)
-            except PostgresError as exc:
-                if exc.sqlstate == LIMIT_REACHED:
-                    self._pending.counted(request.requester, max_pending)
-                    raise LimitReached(exc.message) from None
-                raise
-        if pending is not None:
-            self._pending.counted(request.requester, pending)
-        submitted = Submitted(outcome)
-        if submitted in (Submitted.CREATED, Submitted.REOPENED):
-            self._pending.added(request.requester)
-        return submitted
+            rows = await conn.fetch(
+                "SELECT * FROM swergio_al_submit_many($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                "$10, $11, $12, $13, $14, $15)", *columns[:13], calls[0][2], columns[13])
+        outcomes: list[Submitted | BaseException] = []
+        for (request, max_pending, _), (outcome, pending) in zip(calls, rows, strict=True):
+            if outcome == "limit_reached":
+                self._pending.counted(request.requester, max_pending)
+                outcomes.append(LimitReached(
+                    f"{request.requester} already has {max_pending} pending requests"))
+                continue
+            if pending is not None:
+                self._pending.counted(request.requester, pending)
+            submitted = Submitted(outcome)
+            if submitted in (Submitted.CREATED, Submitted.REOPENED):
+                self._pending.added(request.requester)
+            outcomes.append(submitted)
+        return outcomes
 
     async def cancel(self, room: str, requester: str, sample_ids: Sequence[SampleId], *,
                      now: float, keep_leased: bool = False) -> list[Task]:
@@ -246,6 +273,13 @@ class PostgresStore(PostgresReads):
         return label, claimed
 
     async def ack(self, label_id: str, requester: str, *, now: float) -> bool:
+        return await self._acks.call((label_id, requester, now))
+
+    async def _ack_many(self, calls: list[tuple[str, str, float]]) -> list[bool | BaseException]:
+        """The ACKs handed in meanwhile, in one round trip (coalesce.py)."""
         async with self._connection(transaction=False) as conn:
-            return bool(await conn.fetchval("SELECT swergio_al_ack($1, $2, $3)", label_id,
-                                            requester, now))
+            rows = await conn.fetch("SELECT * FROM swergio_al_ack_many($1, $2, $3)",
+                                    [label for label, _, _ in calls],
+                                    [requester for _, requester, _ in calls], calls[0][2])
+        matched = {(row[0], row[1]) for row in rows}
+        return [(label, requester) in matched for label, requester, _ in calls]
