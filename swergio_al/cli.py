@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from swergio_al.config import Config
+from swergio_al.terminal import link_base
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -92,7 +93,7 @@ def secure_exposed(config: Config) -> list[str]:
     """
     if not generate_tokens(config):
         return []
-    base = f"http://{config.host}:{config.port}"
+    base = link_base(config.host, config.port)
     return [GENERATED_TOKENS,
             f"  label at:        {base}/?token={config.labeler_token}",
             f"  dashboard:       {base}/dashboard?token={config.component_token}",
@@ -122,7 +123,7 @@ def serve(config: Config) -> int:
         print(f"swergio-al serve: SWERGIO_AL_GOLD_RATE={config.gold_rate}: the share of gold "
               "questions must be within 0..1", file=sys.stderr)
         return 1
-    url = f"http://{config.host}:{config.port}"
+    url = link_base(config.host, config.port)
 
     def announce(_: str) -> None:
         print(f"swergio-al serving on {url}  (WebSocket: {url.replace('http', 'ws', 1)}/ws)",

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from swergio_al.label_options import Plan
+from swergio_al.terminal import link_base
 
 
 class SessionError(RuntimeError):
@@ -115,8 +116,7 @@ class Session:
                 if isinstance(exc, OSError) else None
             raise SessionError(taken or f"cannot serve on {config.host}:{config.port}: "
                                f"{exc}") from None
-        base = f"http://{config.host}:{config.port}"
-        return runner, f"ws://{config.host}:{config.port}/ws", base
+        return runner, f"ws://{config.host}:{config.port}/ws", link_base(config.host, config.port)
 
     async def run(self) -> int:
         from swergio_al.feedback.pool import PoolLoop

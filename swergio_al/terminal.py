@@ -12,6 +12,17 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def link_base(host: str, port: int) -> str:
+    """`http://host:port` for a link people open: a server bound to every address
+    (0.0.0.0, ::) is named by this machine's name, as notebook servers do (nobody's
+    browser can open http://0.0.0.0 on another machine), an IPv6 address in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname() or "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def port_in_use(host: str, port: int, exc: OSError) -> str | None:
     """The one line for a server that could not listen because the port is taken (None
     when `exc` is another failure): what it is and what to do, not an errno."""

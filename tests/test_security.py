@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import aiohttp
@@ -212,6 +213,9 @@ def test_exposed_server_without_tokens_generates_them() -> None:
     assert exposed.component_token and exposed.labeler_token
     assert exposed.component_token != exposed.labeler_token
     assert any(f"/?token={exposed.labeler_token}" in line for line in lines)
+    # A link to share names the machine: nobody else's browser can open 0.0.0.0.
+    assert any(f"http://{socket.gethostname()}:9000/?token=" in line for line in lines), lines
+    assert not any("0.0.0.0" in line for line in lines)
     configured = Config(host="0.0.0.0", labeler_token="mine")
     assert secure_exposed(configured) == [] and configured.labeler_token == "mine"
 
