@@ -216,7 +216,14 @@ def _run(argv: list[str]) -> int:
         from swergio_al.label_command import main as label
 
         return label(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command they were given to, not by swergio-al as a whole
+        prog = " ".join(["swergio-al", args.command, *([args.demo] if args.command == "demo"
+                                                       else [])])
+        print(f"{prog}: unrecognized arguments: {' '.join(extra)} (see {prog} --help)",
+              file=sys.stderr)
+        return 2
     if args.command == "serve":
         try:
             config = _config_from(args)

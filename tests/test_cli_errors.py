@@ -23,6 +23,8 @@ from tests.helpers import free_port
     (["demo", "nothing"], "invalid choice: 'nothing'"),
     (["run"], "required: components"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["demo", "music", "--bogus"], "swergio-al demo music: unrecognized arguments: --bogus"),
+    (["serve", "--bogus", "x"], "swergio-al serve: unrecognized arguments: --bogus x"),
 ])
 def test_a_bad_option_is_one_line(argv: list[str], says: str,
                                   capsys: pytest.CaptureFixture[str]) -> None:
