@@ -66,6 +66,8 @@ async def test_every_kind_is_labeled_with_the_keyboard_and_reaches_the_model(
                     assert await page.locator(".piano-roll .rest").count() > 0
                     await page.keyboard.press(" ")  # shows the playhead moving
                     await page.wait_for_selector('[data-play][data-playing="true"]')
+                # The picture shows this task alone, not the last answer's undo bar.
+                await page.wait_for_selector("[data-undo]", state="hidden")
                 await page.screenshot(path=screenshot_path(f"label-{kind}"))
                 shot.add(kind)
                 if kind == "melody":
