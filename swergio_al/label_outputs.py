@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from swergio_al.feedback.export import csv_cell
+from swergio_al.feedback.export import csv_cell, jsonl_record
 from swergio_al.terminal import count
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class Outputs:
         with (self.out / "labels.csv").open("a", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerow([csv_cell(row[c]) for c in LABEL_COLUMNS])
         with (self.out / "labels.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(jsonl_record(row))
 
     def finish(self, loop: Any, learner: Any, recipe: Any, *, before: int,
                seconds: float) -> str:

@@ -126,10 +126,11 @@ def test_generated_labels_read_back_exactly_from_jsonl_and_csv(served: Any) -> N
     trip()
     by_id = {label["label_id"]: label for label in sent}
     jsonl = runner.run(_export(url, "jsonl")).decode("utf-8")
-    # Records end with \n only: str.splitlines would also cut at U+2028, U+0085, ...
-    # which JSON strings may hold as they are.
+    # One record a line for every line reader: U+0085, U+2028 and U+2029, which JSON
+    # strings may hold as they are and str.splitlines() cuts at, are written escaped.
     assert jsonl.endswith("\n")
-    rows = [json.loads(line) for line in jsonl[:-1].split("\n")]
+    assert jsonl.splitlines() == jsonl[:-1].split("\n")
+    rows = [json.loads(line) for line in jsonl.splitlines()]
     assert len(rows) == len(sent)
     for row in rows:
         assert {key: row[key] for key in TEXT_COLUMNS} == by_id[row["label_id"]]

@@ -32,6 +32,17 @@ CHUNK_ROWS = 500
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Characters JSON may hold as they are but str.splitlines() (and other line
+# readers) break at: written as escapes, so a JSON lines record is one line to all.
+_LINE_BREAKERS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028",
+                                "\u2029": "\\u2029"})
+
+
+def jsonl_record(row: Any) -> str:
+    """`row` as one JSON lines record (ending in its newline), the values unchanged."""
+    return json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKERS) + "\n"
+
+
 def csv_text(value: str) -> str:
     """A text cell as exported: a ' in front of one that a spreadsheet would take for a
     formula, and of one already starting with ', so a reader recovers every value by
@@ -72,7 +83,7 @@ async def export_labels(store: Store, fmt: str, *, room: str | None = None) -> A
             writer.writerow([_flag(row[column]) if column in ("acked", "counted")
                              else csv_cell(row[column]) for column in COLUMNS])
         else:
-            buffer.write(json.dumps(row, ensure_ascii=False) + "\n")
+            buffer.write(jsonl_record(row))
         rows += 1
         if rows % CHUNK_ROWS == 0:
             yield buffer.getvalue()

@@ -120,3 +120,15 @@ async def test_a_failed_store_means_503_and_unavailable_not_a_crash(
         error = await model.error("unavailable")
         assert "retry" in error["MESSAGE"]
         await model.client.sync()  # the connection is still fine
+
+
+def test_a_jsonl_record_is_one_line_to_every_line_reader() -> None:
+    import json
+
+    from swergio_al.feedback.export import jsonl_record
+
+    row = {"answer": "a\u2028b\u2029c\x85d\ne\u00e9\U0001f600", "sample_id": 10**40}
+    record = jsonl_record(row)
+    assert record.endswith("\n") and len(record.splitlines()) == 1
+    assert json.loads(record) == row  # the values exactly; only the spelling differs
+    assert "\u00e9\U0001f600" in record  # other text stays as it is (not \u-escaped)
