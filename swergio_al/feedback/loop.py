@@ -17,6 +17,8 @@ thread (labels that arrive meanwhile are learned together, so the event loop
 never blocks), acknowledged only once learned, and followed by LOG/KPI and a
 rescoring of what is still pending. On start the loop asks the server for its
 label history, so a restarted model catches up; label ids make that idempotent.
+A restart is a new run (`run` in LOG/KPI): versions count from 1 again, and the
+replayed labels are learned but not tested (they were when first learned).
 """
 
 from __future__ import annotations
@@ -123,6 +125,10 @@ class FeedbackLoop:
         self.pending: dict[SampleId, NDArray[Any]] = {}
         self.learned: set[str] = set()  # label ids in the training set
         self.kpis: list[dict[str, Any]] = []
+        # When this run started (unix seconds), in every LOG/KPI: a restarted model counts
+        # its versions and its prequential score from the start again, and the dashboard
+        # tells its runs apart by this.
+        self.run: float | None = None
         self._inbox: list[Message] = []
         self._arrived = asyncio.Event()
         self._updated = asyncio.Condition()
@@ -145,6 +151,7 @@ class FeedbackLoop:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
+        self.run = time.time()
         if self.seed_labels is not None:
             X, y = load_seed_labels(self.seed_labels)
             if len(y):
@@ -341,7 +348,8 @@ class FeedbackLoop:
             if self.teacher is not None:
                 self.teacher.learned(lesson)
             self.learned.update(fresh)
-            await self._publish_kpi(report, labels=len(fresh))
+            replayed = sum(bool(data.get("replay")) for _, _, data in fresh.values())
+            await self._publish_kpi(report, labels=len(fresh), replayed=replayed)
             await self._rescore(report.pop("pending_scores"))
         for label_id in (*fresh, *duplicates):
             await self.component.send({TYPE: MessageType.FEEDBACK_ACK.value,
@@ -372,10 +380,12 @@ class FeedbackLoop:
                 report = await asyncio.to_thread(self.tutor.measure, self.learned)
                 report["fit_seconds"] = refit.seconds
                 await self._publish_kpi(report, labels=0, refit=True)
+                async with self._updated:
+                    self._updated.notify_all()
         finally:
             self._refitting = False
 
-    async def _publish_kpi(self, report: dict[str, Any], *, labels: int,
+    async def _publish_kpi(self, report: dict[str, Any], *, labels: int, replayed: int = 0,
                            refit: bool = False) -> None:
         kpi = {"model": self.name, "version": report["version"], "labels": report["labels"],
                "score": report["score"], "score_metric": report.get("score_metric"),
@@ -383,7 +393,8 @@ class FeedbackLoop:
                "prequential_metric": report.get("prequential_metric"),
                "prequential_labels": report.get("prequential_labels", 0),
                "fit_seconds": report["fit_seconds"],
-               "new_labels": labels, "refit": refit, "time": time.time()}
+               "new_labels": labels, "replayed": replayed, "refit": refit, "run": self.run,
+               "time": time.time()}
         self.kpis.append(kpi)
         for room in {self.feedback_room, self.kpi_room} - {None}:
             await self.component.send({TYPE: MessageType.KPI.value, TO_ROOM: room, DATA: kpi})
@@ -420,6 +431,11 @@ class FeedbackLoop:
     async def wait_for_version(self, version: int, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout), self._updated:
             await self._updated.wait_for(lambda: self.version >= version)
+
+    async def wait_for_kpis(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until `count` LOG/KPI reports were sent (`kpis`) in this process."""
+        async with asyncio.timeout(timeout), self._updated:
+            await self._updated.wait_for(lambda: len(self.kpis) >= count)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

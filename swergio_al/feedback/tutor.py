@@ -36,6 +36,8 @@ class Tutor:
         self.validation = validation
         self.teacher = teacher
         self._prequential: PrequentialScore | None = None  # made at the first label
+        # The last lesson made and which of its rows are tested (see _tested_rows).
+        self._tested: tuple[Lesson | None, NDArray[np.bool_]] = (None, np.ones(0, dtype=bool))
 
     @property
     def version(self) -> int:
@@ -79,14 +81,19 @@ class Tutor:
     def lesson(self, fresh: Fresh) -> Lesson:
         """Every raw answer (overlap 1), or what the aggregates have to teach."""
         if self.teacher is None:
-            return Lesson(np.asarray([x for _, x, _ in fresh.values()]),
-                          np.asarray([self.target(d.get("answer")) for _, _, d in fresh.values()]),
-                          np.ones(len(fresh)), refit=False, taught={})
-        for label_id, (sample_id, x, data) in fresh.items():
-            seconds = data.get("seconds")
-            self.teacher.add(label_id, sample_id, str(data.get("labeler")), data.get("answer"),
-                             x, seconds if isinstance(seconds, int | float) else None)
-        return self.teacher.lesson()
+            rows = list(fresh.values())
+            lesson = Lesson(np.asarray([x for _, x, _ in rows]),
+                            np.asarray([self.target(d.get("answer")) for _, _, d in rows]),
+                            np.ones(len(rows)), refit=False, taught={})
+        else:
+            for label_id, (sample_id, x, data) in fresh.items():
+                seconds = data.get("seconds")
+                self.teacher.add(label_id, sample_id, str(data.get("labeler")),
+                                 data.get("answer"), x,
+                                 seconds if isinstance(seconds, int | float) else None)
+            lesson = self.teacher.lesson()
+        self._tested = (lesson, self._tested_rows(lesson, fresh))
+        return lesson
 
     def teach(self, lesson: Lesson, pending: list[tuple[SampleId, NDArray[Any]]],
               learned: Collection[Hashable]) -> dict[str, Any]:
@@ -96,9 +103,13 @@ class Tutor:
             self._prequential = PrequentialScore(metric_for(
                 self.answer, regression=bool(getattr(self.learner, "regression_", False))))
         # Test, then train: each label scores the prediction made before it is learned
-        # (a refit re-teaches what was learned already: nothing new to test).
-        if not lesson.refit and len(lesson):
-            self._prequential.update(self.predict(lesson.X), lesson.y)
+        # (a refit re-teaches what was learned already: nothing new to test). A learner
+        # that has learned nothing has no prediction, only a placeholder (an
+        # ActiveLearner answers its first declared class): nothing to test either.
+        made, tested = self._tested
+        rows = tested if made is lesson else np.ones(len(lesson), dtype=bool)
+        if not lesson.refit and rows.any() and self._has_learned():
+            self._prequential.update(self.predict(lesson.X[rows]), lesson.y[rows])
         started = time.perf_counter()
         if lesson.refit:
             self.learner.fit(lesson.X, lesson.y, **_weighted(self.learner.fit, lesson))
@@ -111,6 +122,19 @@ class Tutor:
             scores = {sid: float(v) for (sid, _), v in zip(pending, values, strict=True)}
         report["pending_scores"] = scores
         return report
+
+    def _has_learned(self) -> bool:
+        return int(getattr(self.learner, "n_labels_", 1)) > 0
+
+    def _tested_rows(self, lesson: Lesson, fresh: Fresh) -> NDArray[np.bool_]:
+        """The lesson's rows to test: all but those only labels replayed from the store
+        taught (after a restart: they were tested when first learned)."""
+        replayed = {label_id for label_id, (_, _, data) in fresh.items() if data.get("replay")}
+        if self.teacher is None:  # raw answers: one row per fresh label, in order
+            return np.asarray([label_id not in replayed for label_id in fresh], dtype=bool)
+        live = {sample_id for label_id, (sample_id, _, _) in fresh.items()
+                if label_id not in replayed}
+        return np.asarray([sample in live for sample in lesson.taught], dtype=bool)
 
     def measure(self, learned: Collection[Hashable]) -> dict[str, Any]:
         """The LOG/KPI figures: validation score, prequential score, version, labels."""

@@ -118,3 +118,40 @@ def test_seed_labels_from_csv_and_jsonl(tmp_path: Any) -> None:
         assert "bad.jsonl:1" in str(exc)
     else:
         raise AssertionError("a line without y must be refused")
+
+
+async def test_a_restart_is_a_new_run_that_tests_only_new_labels(
+        make_server: MakeServer) -> None:
+    """Restarted on the same store: the catch-up report is version 1 of a new run with no
+    prequential figure (the replayed labels were tested when first learned), and the
+    first label a model gets has no prediction to test (the learner only had a
+    placeholder: its first declared class)."""
+    server = await make_server(stats_interval_seconds=0.02)
+    X, _ = blobs(7, seed=5)
+    first = FeedbackLoop(learner(), name="model", url=str(server.make_url("/ws")),
+                         answer=CHOICE, feedback_room=ROOM)
+    async with first, Labeler("ann", str(server.make_url("/ws")), truth, room=ROOM) as ann:
+        for i, x in enumerate(X[:6]):
+            await first.ask(i, x)
+        await ann.wait_acked(6, timeout=10)
+        await first.wait_learned(6)
+    assert first.kpis[0]["prequential"] is None and first.kpis[0]["prequential_labels"] == 0
+    assert first.kpis[-1]["prequential_labels"] == 6 - first.kpis[0]["new_labels"]
+    assert {k["run"] for k in first.kpis} == {first.run}
+    await server.close()
+
+    server = await make_server(stats_interval_seconds=0.02)  # the same SQLite store
+    second = FeedbackLoop(learner(), name="model", url=str(server.make_url("/ws")),
+                          answer=CHOICE, feedback_room=ROOM)
+    async with second, Labeler("ann", str(server.make_url("/ws")), truth, room=ROOM) as ann:
+        assert second.run is not None and first.run is not None and second.run > first.run
+        caught_up = second.kpis[-1]
+        assert sum(k["replayed"] for k in second.kpis) == 6
+        assert caught_up["labels"] == 6 and caught_up["run"] == second.run
+        assert caught_up["prequential"] is None and caught_up["prequential_labels"] == 0
+        await second.ask(6, X[6])
+        await second.wait_learned(7)
+        live = second.kpis[-1]
+        assert live["replayed"] == 0 and live["labels"] == 7
+        assert live["version"] == caught_up["version"] + 1 and live["run"] == second.run
+        assert live["prequential_labels"] == 1  # the new label only

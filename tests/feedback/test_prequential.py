@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pytest
 
 from swergio_al.feedback.prequential import ACCURACY, MAE, PrequentialScore, metric_for
 
@@ -30,3 +33,43 @@ def test_rolling_mae_is_in_the_answers_unit_and_skips_incomparable_answers() -> 
     assert score.value == 0.25
     assert score.report() == {"prequential": 0.25, "prequential_metric": MAE,
                               "prequential_labels": 2}
+
+
+def _tutor(teacher: bool) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    from swergio_al.feedback.consensus import Consensus, Settings
+    from swergio_al.feedback.teaching import AggregateTeacher
+    from swergio_al.feedback.tutor import Tutor
+    from swergio_al.learning import ActiveLearner
+
+    answer = {"type": "choice", "choices": ["neg", "pos"]}
+    aggregate = AggregateTeacher(Consensus(Settings.for_schema(answer, method="majority")))
+    return Tutor(ActiveLearner(LogisticRegression(), classes=["neg", "pos"]), answer=answer,
+                 target=lambda value: value, validation=None,
+                 teacher=aggregate if teacher else None)
+
+
+@pytest.mark.parametrize("teacher", [False, True])
+def test_no_test_before_anything_is_learned_nor_of_labels_replayed_from_the_store(
+        teacher: bool) -> None:
+    """A learner that has learned nothing only has a placeholder (an ActiveLearner says
+    its first declared class: a first 'pos' scored 0 against it). Labels replayed from
+    the store after a restart were tested when first learned. Each case, raw answers
+    and aggregated ones."""
+    tutor = _tutor(teacher)
+    x = np.eye(2)
+
+    def fresh(answers: list[tuple[str, str, bool]]) -> dict[str, Any]:
+        return {f"l-{sample}": (sample, x[len(sample) % 2],
+                                {"answer": value, "labeler": "ann", "replay": replay})
+                for sample, value, replay in answers}
+
+    def teach(answers: list[tuple[str, str, bool]]) -> dict[str, Any]:
+        return tutor.teach(tutor.lesson(fresh(answers)), [], set())
+
+    first = teach([("a", "pos", False)])
+    assert first["prequential"] is None and first["prequential_labels"] == 0
+    assert teach([("bb", "neg", True), ("c", "pos", True)])["prequential_labels"] == 0
+    mixed = teach([("dd", "neg", True), ("e", "pos", False)])  # only e is tested
+    assert mixed["prequential_labels"] == 1
