@@ -215,3 +215,76 @@ async def test_restarted_evaluator_does_not_ask_again_what_was_rated(
         await ga.session.close()
     assert len(rated) == 3 and verdict["asked"] == 3
     assert len(second.asked) == 6 and labeler.acked == 6
+
+
+async def test_restarted_evaluator_says_it_caught_up_and_tells_each_version_once(
+        make_server: MakeServer, capsys: Any) -> None:
+    """The demo's evaluator (`serve`) restarted on the same store, server too: its ready
+    line says what it caught up on and that this run counts versions from 1 again; then
+    one terminal line per LOG/KPI report, each with that report's own figures (a line
+    used to read the loop's state after the fact: 'v1: learned from 2 ratings', or two
+    versions told in one line)."""
+    import asyncio
+    import re
+
+    from swergio_al.demos.music.evaluator import serve
+    from swergio_al.demos.music.wire import KPI_ROOM
+
+    server: TestServer = await make_server()
+    url = str(server.make_url("/ws"))
+    genomes = [genome_to_hex(g) for g in random_genomes(12, random_state=5)]
+    generation = {"TYPE": "DATA/FORWARD", "TO_ROOM": EVALUATE_ROOM,
+                  "DATA": {"generation": 0, "genomes": genomes}}
+    async with Labeler("ears", url, rating_answer(SimulatedListener(random_state=0)),
+                       room=FEEDBACK_ROOM), MelodyEvaluator(url, budget=3, rating_wait=10.0):
+        async with await RawClient.connect(url, "ga", rooms=(EVALUATE_ROOM,)) as ga:
+            await ga.send(generation)
+            await ga.expect("DATA/FORWARD", timeout=15)
+    await server.close()
+
+    server = await make_server()  # the same SQLite store
+    url = str(server.make_url("/ws"))
+    printed = ""
+
+    def told() -> list[str]:  # the evaluator's own lines (not a rating's)
+        return [line for line in printed.splitlines() if line.startswith("evaluator ")]
+
+    async def printed_lines(count: int) -> list[str]:
+        nonlocal printed
+        async with asyncio.timeout(10):
+            while len(told()) < count:
+                printed += capsys.readouterr().out
+                await asyncio.sleep(0.02)
+        return told()
+
+    capsys.readouterr()
+    async with Labeler("ears", url, rating_answer(SimulatedListener(random_state=0)),
+                       room=FEEDBACK_ROOM), \
+            await RawClient.connect(url, "watcher", rooms=(KPI_ROOM,)) as watcher:
+        evaluator = asyncio.create_task(serve(url, budget=4, rating_wait=10.0, diversity=0.5,
+                                              seed=None, token=None))
+        try:
+            ready = (await printed_lines(1))[0]
+            assert re.fullmatch(r"evaluator ready \(budget 4 ratings per generation; caught "
+                                r"up on 3 earlier ratings from the store, as v\d+ of this "
+                                r"run\)", ready), ready
+            async with await RawClient.connect(url, "ga", rooms=(EVALUATE_ROOM,)) as ga:
+                await ga.send(generation)
+                await ga.expect("DATA/FORWARD", timeout=15)
+            reports: list[dict[str, Any]] = []
+            while not reports or reports[-1]["labels"] < 7:
+                reports.append((await watcher.expect("LOG/KPI", timeout=10))["DATA"])
+            new = [k for k in reports if k["labels"] > 3]  # the catch-up's are in `ready`
+            lines = (await printed_lines(1 + len(new)))[1:]
+        finally:
+            evaluator.cancel()
+            await asyncio.gather(evaluator, return_exceptions=True)
+    printed += capsys.readouterr().out
+    assert len(told()) == 1 + len(new)  # nothing told twice
+    caught_up = int(ready.rsplit(" v", 1)[1].split()[0])
+    versions = [re.match(r"evaluator v(\d+): learned from (\d+) ratings", line)
+                for line in lines]
+    assert [(int(m[1]), int(m[2])) for m in versions if m] == \
+        [(k["version"], k["labels"]) for k in new]
+    assert [k["version"] for k in new] == list(range(caught_up + 1, caught_up + 1 + len(new)))
+    assert lines[-1].endswith("stars off on average (last 4 ratings)")  # the new ones only

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -92,26 +91,28 @@ class MelodyEvaluator:
                 print(f"rating {data.get('answer')} from {data.get('labeler')} "
                       f"(melody {data['sample_id'][:8]})", flush=True)
 
-    async def report_versions(self) -> None:
-        """One line per new evaluator version, until cancelled (the demo's terminal)."""
-        shown = self.version
+    async def report_versions(self, shown: int = 0) -> None:
+        """One line per new evaluator version, each from its own LOG/KPI report, until
+        cancelled (the demo's terminal); `shown`: how many reports were told already
+        (the catch-up's, in the ready line)."""
         while True:
             try:
-                await self.loop.wait_for_version(shown + 1, timeout=3600)
+                await self.loop.wait_for_kpis(shown + 1, timeout=3600)
             except TimeoutError:
                 continue
-            shown = self.version
-            with contextlib.suppress(TimeoutError):  # its LOG/KPI follows the new version
-                await asyncio.wait_for(self.loop.settled(), 5)
-            labels = int(getattr(self.loop.learner, "n_labels_", 0))
-            line = f"evaluator v{shown}: learned from {count(labels, 'rating')}"
-            kpi = self.loop.kpis[-1] if self.loop.kpis else {}
-            if kpi.get("prequential") is not None and kpi.get("prequential_metric") == "mae":
-                # each rating was predicted before it was learned: an honest error
-                window = min(WINDOW, int(kpi["prequential_labels"]))
-                line += (f"; its predictions were {kpi['prequential']:.2f} stars off on "
-                         f"average (last {count(window, 'rating')})")
-            print(line, flush=True)
+            reports, shown = self.loop.kpis[shown:], len(self.loop.kpis)
+            for kpi in reports:
+                print(version_line(kpi), flush=True)
+
+    def started_line(self) -> str:
+        """What the terminal says once the evaluator is up; after a restart on the same
+        store, that it caught up and that this run counts its versions from 1 again."""
+        line = f"evaluator ready (budget {count(self.budget, 'rating')} per generation"
+        labels = int(getattr(self.loop.learner, "n_labels_", 0))
+        if labels:
+            line += (f"; caught up on {count(labels, 'earlier rating')} from the store, "
+                     f"as v{self.version} of this run")
+        return line + ")"
 
     def _render(self, sample_id: Any, x: NDArray[Any]) -> dict[str, Any]:
         genome = hex_to_genome(str(sample_id))
@@ -170,12 +171,23 @@ class MelodyEvaluator:
                 return
 
 
+def version_line(kpi: dict[str, Any]) -> str:
+    """A LOG/KPI report as the demo's terminal shows it."""
+    line = f"evaluator v{kpi['version']}: learned from {count(int(kpi['labels']), 'rating')}"
+    if kpi.get("prequential") is not None and kpi.get("prequential_metric") == "mae":
+        # each rating was predicted before it was learned: an honest error
+        window = min(WINDOW, int(kpi["prequential_labels"]))
+        line += (f"; its predictions were {kpi['prequential']:.2f} stars off on "
+                 f"average (last {count(window, 'rating')})")
+    return line
+
+
 async def serve(url: str, *, budget: int, rating_wait: float, diversity: float,
                 seed: int | None, token: str | None) -> int:
     async with MelodyEvaluator(url, budget=budget, rating_wait=rating_wait, diversity=diversity,
                                random_state=seed, token=token, verbose=True) as evaluator:
-        print(f"evaluator ready (budget {count(budget, 'rating')} per generation)", flush=True)
-        reporter = asyncio.create_task(evaluator.report_versions())
+        print(evaluator.started_line(), flush=True)
+        reporter = asyncio.create_task(evaluator.report_versions(len(evaluator.loop.kpis)))
         try:
             await evaluator.loop.wait_closed()
         finally:
