@@ -43,13 +43,9 @@ export class LinePlot {
     if (redraw) this.draw();
   }
 
-  add(name, x, y) {
-    if (!Number.isFinite(x) || !Number.isFinite(y)) return;
-    const points = this.series.get(name) ?? [];
-    if (points.some((p) => p.x === x && p.y === y)) return; // a report seen twice
-    points.push({ x, y });
-    points.sort((a, b) => a.x - b.x);
-    this.series.set(name, points);
+  /** All series at once (name -> points), e.g. when a model's runs are redrawn. */
+  replace(series) {
+    this.series = new Map([...series].map(([name, points]) => [name, [...points].sort((a, b) => a.x - b.x)]));
     this.draw();
   }
 

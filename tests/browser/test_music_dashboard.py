@@ -95,3 +95,62 @@ async def test_music_dashboard_shows_live_figures_and_the_same_curve_later(
     assert await late.inner_text('tr[data-model="evaluator"] td:nth-child(3)') == str(rated)
     await late.wait_for_selector(
         f'[data-module="totals"] [data-stat="labeled"]:text-is("{rated}")')
+
+
+async def test_a_restarted_evaluator_is_a_new_run_on_the_dashboard(
+        make_server: MakeServer, new_page: Any) -> None:
+    """`swergio-al demo music` stopped and started again on the same store: the evaluator
+    catches up as version 1 of a new run. The Models row shows that run's figures only
+    (it showed version 1 beside the old run's prequential error) and says it restarted;
+    the new run's curve is drawn beside the old one, not joined to it."""
+    async def rate_generations(ev: MelodyEvaluator, url: str, seeds: range,
+                               learned: int) -> None:
+        ears = Labeler("ears", url, rating_answer(SimulatedListener(random_state=0)),
+                       room=FEEDBACK_ROOM)
+        async with ears, await RawClient.connect(url, "evolution", rooms=(EVALUATE_ROOM,)) as ga:
+            for seed in seeds:
+                await ga.send({"TYPE": "DATA/FORWARD", "TO_ROOM": EVALUATE_ROOM, "DATA": {
+                    "generation": seed, "genomes": [genome_to_hex(g) for g in
+                                                    random_genomes(20, random_state=seed)]}})
+                await ga.expect("DATA/FORWARD", timeout=20)
+            await ev.loop.wait_learned(learned)  # and the LOG/KPI of the last is sent
+
+    server = await make_server(stats_interval_seconds=0.05)
+    async with MelodyEvaluator(str(server.make_url("/ws")), budget=BUDGET, rating_wait=10.0,
+                               random_state=0) as first:
+        await rate_generations(first, str(server.make_url("/ws")), range(2), 2 * BUDGET)
+    before = first.loop.kpis[-1]
+    assert before["prequential"] is not None and before["labels"] == 2 * BUDGET
+    await server.close()
+
+    server = await make_server(stats_interval_seconds=0.05)  # the same SQLite store
+    url = str(server.make_url("/ws"))
+    async with MelodyEvaluator(url, budget=BUDGET, rating_wait=10.0, random_state=0) as second:
+        dashboard = await new_page(width=1000, height=900)
+        await dashboard.goto(str(server.make_url("/dashboard")))
+        row = 'tr[data-model="evaluator"]'
+        assert second.version < before["version"]  # a new run counts from 1 again
+        await dashboard.wait_for_selector(f'{row} td:nth-child(2):text-is("{second.version}")')
+        cells = (await dashboard.inner_text(row)).split("\t")
+        assert cells[1:4] == [str(second.version), str(2 * BUDGET), "–"]  # not the old error
+        assert cells[0].startswith("evaluator · restarted ")
+        assert await dashboard.get_attribute(row, "data-run") == str(second.loop.run)
+        old_points = sum(k["prequential"] is not None for k in first.loop.kpis)
+        await dashboard.wait_for_selector(f'{CURVE}[data-points="{old_points}"]')
+
+        await rate_generations(second, url, range(2, 3), 3 * BUDGET)
+        last = second.loop.kpis[-1]
+        assert last["labels"] == 3 * BUDGET and last["run"] == second.loop.run
+        await dashboard.wait_for_selector(f'{row} td:nth-child(3):text-is("{3 * BUDGET}")')
+        cells = (await dashboard.inner_text(row)).split("\t")
+        assert cells[1:4] == [str(last["version"]), str(3 * BUDGET),
+                              f"{last['prequential']:.3f} mean abs. error"]
+        new_points = sum(k["prequential"] is not None for k in second.loop.kpis)
+        await dashboard.wait_for_selector(f'{CURVE}[data-points="{old_points + new_points}"]')
+        series = await dashboard.eval_on_selector_all(
+            f"{CURVE} polyline", "lines => lines.map((l) => l.dataset.series)")
+        assert series[0] == "prequential mean abs. error"
+        assert len(series) == 2 and series[1].startswith("prequential mean abs. error, restarted ")
+        await dashboard.wait_for_selector(  # (the picture's labelers panel up to date too)
+            f'[data-labeler-rows] tr[data-labeler="ears"] td:nth-child(3):text-is("{3 * BUDGET}")')
+        await dashboard.screenshot(path=screenshot_path("dashboard-restarted"), full_page=True)
