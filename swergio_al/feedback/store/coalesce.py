@@ -4,7 +4,9 @@ A model streams its requests and ACKs (relay/pipeline.py), each a round trip to
 PostgreSQL when sent alone. A `Coalescer` sends the first at once and, while it
 is under way, gathers the ones that arrive; they then go as one batch, one round
 trip, in the order they came. Under load batches grow and round trips per call
-fall; alone, a call costs what it did.
+fall; alone, a call costs what it did. With `lanes` above 1, that many batches
+may be under way at once (for calls whose order does not matter): a call waits
+only when every lane is busy.
 """
 
 from __future__ import annotations
@@ -19,23 +21,26 @@ R = TypeVar("R")
 
 class Coalescer(Generic[A, R]):
     def __init__(self, run: Callable[[list[A]], Awaitable[Sequence[R | BaseException]]],
-                 *, most: int = 500) -> None:
+                 *, most: int = 500, lanes: int = 1) -> None:
         self._run = run
         self.most = most  # calls in one batch at the most
+        self.lanes = lanes
         self._waiting: list[tuple[A, asyncio.Future[R]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def call(self, argument: A) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((argument, future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send(), name="store-batches")
+        if len(self._senders) < self.lanes:
+            sender = asyncio.create_task(self._send(), name="store-batches")
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         return await future
 
     async def close(self) -> None:
         """Wait until everything handed in has been sent (the store is closing)."""
-        if self._sender is not None:
-            await asyncio.wait([self._sender])
+        if self._senders:
+            await asyncio.wait(list(self._senders))
 
     async def _send(self) -> None:
         batch: list[tuple[A, asyncio.Future[R]]] = []
@@ -56,9 +61,13 @@ class Coalescer(Generic[A, R]):
                     else:
                         future.set_result(outcome)
                 batch = []
-        finally:  # cancelled (a shutdown): nobody may wait forever
-            self._sender = None
-            stranded, self._waiting = batch + self._waiting, []
+        finally:
+            # Out of the lanes now, not when the done-callback runs: a call arriving
+            # in between would otherwise find every lane taken and wait forever.
+            self._senders.discard(asyncio.current_task())
+            stranded = batch  # cancelled (a shutdown): nobody may wait forever
+            if not self._senders:  # no other lane takes the rest
+                stranded, self._waiting = stranded + self._waiting, []
             for _, future in stranded:
                 if not future.done():
                     future.cancel()

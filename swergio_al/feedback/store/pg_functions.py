@@ -68,18 +68,30 @@ FUNCTIONS = [
         END LOOP;
         RETURN ids;
     END $$""",
-    # Claims for several labelers in turn (p_labelers[i] wants p_counts[i]).
-    f"""CREATE OR REPLACE FUNCTION swergio_al_claim_many(p_room text, p_labelers text[],
-        p_counts integer[], p_lease double precision, p_now double precision)
-    RETURNS TABLE ({_TASK_ROW}) LANGUAGE plpgsql AS $$
+    # Claims for several labelers in turn (p_labelers[i] wants p_counts[i] in
+    # p_rooms[i]): the claims of several callers in one round trip (coalesce.py).
+    # Each task row comes with o_want, the index (from 1) of the want it answers.
+    f"""CREATE OR REPLACE FUNCTION swergio_al_claim_batch(p_rooms text[], p_labelers text[],
+        p_counts integer[], p_leases double precision[], p_nows double precision[])
+    RETURNS TABLE (o_want integer, {_TASK_ROW}) LANGUAGE plpgsql AS $$
     DECLARE
+        claimed text[];
         ids text[] := '{{}}';
+        wants integer[] := '{{}}';
     BEGIN
         PERFORM set_config('synchronous_commit', 'off', true);
-        FOR i IN 1 .. coalesce(array_length(p_labelers, 1), 0) LOOP
-            ids := ids || swergio_al_claim(p_room, p_labelers[i], p_counts[i], p_lease, p_now);
+        FOR i IN 1 .. coalesce(array_length(p_rooms, 1), 0) LOOP
+            claimed := swergio_al_claim(p_rooms[i], p_labelers[i], p_counts[i], p_leases[i],
+                                        p_nows[i]);
+            ids := ids || claimed;
+            wants := wants || array_fill(i, ARRAY[coalesce(array_length(claimed, 1), 0)]);
         END LOOP;
-        RETURN QUERY {_TASK_ROWS_OF};
+        RETURN QUERY SELECT w.want, t.task_id, t.labeler, t.lease_expires, t.status, r.id,
+            r.room, r.sample_id, r.sample_is_int, r.requester, r.kind, r.content, r.answer,
+            r.question, r.prediction, r.confidence, r.priority, r.overlap, r.extra
+            FROM unnest(ids, wants) WITH ORDINALITY AS w(task_id, want, n)
+            JOIN tasks t ON t.task_id = w.task_id JOIN requests r ON r.id = t.request_id
+            ORDER BY w.n;
     END $$""",
     # Commit a label for a leased task, close the task, count the label on its
     # request, then claim up to p_claim more tasks for the same labeler. The

@@ -46,6 +46,11 @@ _OPEN = RequestStatus.OPEN.value
 _LEASED = TaskStatus.LEASED.value
 
 
+# Claim batches under way at once (of the pool's connections; labels, requests
+# and ACKs use the others).
+CLAIM_LANES = 4
+
+
 class PostgresStore(PostgresReads):
     """The queue's writes: requests, claims and leases, labels and ACKs."""
 
@@ -55,10 +60,13 @@ class PostgresStore(PostgresReads):
         # is under way go together in the next round trip.
         self._submits = Coalescer(self._submit_many)
         self._acks = Coalescer(self._ack_many)
+        # Claims need no order among themselves: several batches may be under way.
+        self._claims = Coalescer(self._claim_batch, lanes=CLAIM_LANES)
 
     async def close(self) -> None:
         await self._submits.close()
         await self._acks.close()
+        await self._claims.close()
         await super().close()
 
     # -- requests ----------------------------------------------------------
@@ -169,13 +177,22 @@ class PostgresStore(PostgresReads):
         wants = [(labeler, count) for labeler, count in wants if count > 0]
         if not wants:
             return []
+        return await self._claims.call((room, wants, lease_seconds, now))
+
+    async def _claim_batch(self, calls: list[tuple[str, list[tuple[str, int]], float, float]]
+                           ) -> list[list[Task] | BaseException]:
+        """The claims handed in meanwhile, in one round trip, each in turn (coalesce.py)."""
+        flat = [(call, room, labeler, count, lease, now)
+                for call, (room, wants, lease, now) in enumerate(calls)
+                for labeler, count in wants]
         async with self._connection(transaction=False) as conn:
-            # One round trip: the function claims for each labeler in turn.
             rows = await conn.fetch(
-                "SELECT * FROM swergio_al_claim_many($1, $2::text[], $3::int[], $4, $5)",
-                room, [labeler for labeler, _ in wants], [count for _, count in wants],
-                lease_seconds, now)
-        return [_task(_row(row)) for row in rows]
+                "SELECT * FROM swergio_al_claim_batch($1::text[], $2::text[], $3::int[], "
+                "$4::float8[], $5::float8[])", *([want[i] for want in flat] for i in range(1, 6)))
+        tasks: list[list[Task]] = [[] for _ in calls]
+        for row in rows:
+            tasks[flat[row[0] - 1][0]].append(_task(_row(row)[1:]))
+        return list(tasks)
 
     async def task(self, task_id: str) -> Task | None:
         async with self._connection(transaction=False) as conn:
