@@ -125,7 +125,7 @@ async def test_stopping_the_server_waits_for_the_decision_under_way(
         await ann.next("FEEDBACK/ACK")  # committed: the decision is under way
         await server.close()
     calls = desk._adaptive[ROOM].calls
-    assert calls._batch is None and not calls._queued  # nothing left running
+    assert not calls.busy  # nothing left running
     store = create_store(f"sqlite:///{tmp_path / 'store.db'}")
     await store.open()
     try:  # the decision was applied before the store closed: "new" takes 2 answers

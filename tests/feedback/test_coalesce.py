@@ -1,10 +1,10 @@
-"""store/coalesce.py: calls arriving while a round trip is under way go in the next."""
+"""feedback/coalesce.py: calls arriving while a round trip is under way go in the next."""
 
 from __future__ import annotations
 
 import asyncio
 
-from swergio_al.feedback.store.coalesce import Coalescer
+from swergio_al.feedback.coalesce import Coalescer
 from tests.feedback.helpers import until as wait_until
 
 

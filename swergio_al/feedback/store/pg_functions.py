@@ -7,7 +7,7 @@ per step and COMMIT. The functions are (re)created on every open, under the
 migration lock, so they always match the running release.
 
 A model's requests and ACKs stream in (relay/pipeline.py): those arriving while
-one round trip is under way go together in the next (store/coalesce.py), one
+one round trip is under way go together in the next (feedback/coalesce.py), one
 function call for the lot. Those and the claims commit without waiting for the
 WAL flush (`synchronous_commit` off for their transaction, as the SQLite store
 commits them without fsync): their senders replay them, while a label is on
@@ -196,7 +196,7 @@ FUNCTIONS = [
             -- Another node inserted the same sample meanwhile: decide again, on its row.
         END LOOP;
     END $$""",
-    # Several requests in one round trip (store/coalesce.py), in order: each one's
+    # Several requests in one round trip (feedback/coalesce.py), in order: each one's
     # outcome and pending count as swergio_al_submit gives them, or a refusal at
     # the limit as o_outcome 'limit_reached' (the others still go in).
     """CREATE OR REPLACE FUNCTION swergio_al_submit_many(p_rooms text[], p_sample_ids text[],

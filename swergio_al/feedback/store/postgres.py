@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from swergio_al.feedback.coalesce import Coalescer
 from swergio_al.feedback.records import (
     FeedbackRequest,
     Label,
@@ -30,7 +31,6 @@ from swergio_al.feedback.records import (
     TaskStatus,
     UnknownTask,
 )
-from swergio_al.feedback.store.coalesce import Coalescer
 from swergio_al.feedback.store.pg_functions import NOT_YOUR_TASK, UNKNOWN_TASK
 from swergio_al.feedback.store.postgres_db import PostgresError, _row
 from swergio_al.feedback.store.postgres_reads import PostgresReads

@@ -1,9 +1,10 @@
 """Calls of one kind that arrive while one is under way go together in the next.
 
-A model streams its requests and ACKs (relay/pipeline.py), each a round trip to
-PostgreSQL when sent alone. A `Coalescer` sends the first at once and, while it
-is under way, gathers the ones that arrive; they then go as one batch, one round
-trip, in the order they came. Under load batches grow and round trips per call
+A `Coalescer` sends the first call at once and, while it is under way, gathers
+the ones that arrive; they then go as one batch, in the order they came. The
+PostgreSQL store sends a model's streamed requests and ACKs this way, one round
+trip a batch; `off_loop.InOrder` runs a room's slow quality calls this way, one
+worker-thread hand-off a batch. Under load batches grow and round trips per call
 fall; alone, a call costs what it did. With `lanes` above 1, that many batches
 may be under way at once (for calls whose order does not matter): a call waits
 only when every lane is busy.
@@ -36,6 +37,11 @@ class Coalescer(Generic[A, R]):
             self._senders.add(sender)
             sender.add_done_callback(self._senders.discard)
         return await future
+
+    @property
+    def busy(self) -> bool:
+        """Whether calls are queued or a batch is under way."""
+        return bool(self._waiting or self._senders)
 
     async def close(self) -> None:
         """Wait until everything handed in has been sent (the store is closing)."""
