@@ -27,6 +27,8 @@ class Lesson:
     weight: NDArray[np.float64]
     refit: bool  # True: forget everything and fit on these (an aggregate flipped)
     taught: dict[Hashable, Any]  # sample -> aggregate value, once learned
+    # The rows to test before learning them (prequential); None: every row.
+    tested: NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.y)

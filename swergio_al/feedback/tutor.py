@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,6 @@ class Tutor:
         self.validation = validation
         self.teacher = teacher
         self._prequential: PrequentialScore | None = None  # made at the first label
-        # The last lesson made and which of its rows are tested (see _tested_rows).
-        self._tested: tuple[Lesson | None, NDArray[np.bool_]] = (None, np.ones(0, dtype=bool))
 
     @property
     def version(self) -> int:
@@ -92,8 +91,7 @@ class Tutor:
                                  data.get("answer"), x,
                                  seconds if isinstance(seconds, int | float) else None)
             lesson = self.teacher.lesson()
-        self._tested = (lesson, self._tested_rows(lesson, fresh))
-        return lesson
+        return replace(lesson, tested=self._tested_rows(lesson, fresh))
 
     def teach(self, lesson: Lesson, pending: list[tuple[SampleId, NDArray[Any]]],
               learned: Collection[Hashable]) -> dict[str, Any]:
@@ -106,8 +104,7 @@ class Tutor:
         # (a refit re-teaches what was learned already: nothing new to test). A learner
         # that has learned nothing has no prediction, only a placeholder (an
         # ActiveLearner answers its first declared class): nothing to test either.
-        made, tested = self._tested
-        rows = tested if made is lesson else np.ones(len(lesson), dtype=bool)
+        rows = lesson.tested if lesson.tested is not None else np.ones(len(lesson), dtype=bool)
         if not lesson.refit and rows.any() and self._has_learned():
             self._prequential.update(self.predict(lesson.X[rows]), lesson.y[rows])
         started = time.perf_counter()
